@@ -1,0 +1,39 @@
+# Each target sets itself up: it creates .venv if missing and installs the project into it.
+# torch is installed first and pinned, so pip takes the CPU wheel instead of pulling CUDA.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+TORCH_PIN := torch==2.13.0
+
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup demo test test-slow bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH_PIN)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## The main job on the embedded default: shared Climate-FEVER file, local ephemeral Prefect.
+demo: $(STAMP)
+	$(VENV)/bin/evoformer data
+
+## The default test suite (about 15 minutes at most on 2 cores).
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" tests
+
+## Heavier tests on the full shared data.
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/featurize.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

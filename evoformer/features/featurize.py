@@ -1,0 +1,147 @@
+"""Encode (claim, evidence) pairs with the frozen encoder and cache token states on disk.
+
+The cache key is (split fingerprints, encoder content hash, max_length). A folder is built
+under a temporary name and renamed into place when complete, so a killed run never leaves a
+half-written cache that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evoformer.features.encoder import EncoderConfig, encoder_identity, load_encoder
+from evoformer.features.store import MANIFEST, FeatureManifest, SplitManifest, load_manifest, write_manifest
+
+
+@dataclass
+class FeaturizeResult:
+    """Where the features are, and whether they were reused from the cache."""
+
+    path: Path
+    reused: bool
+    manifest: FeatureManifest
+
+
+def feature_key(fingerprints: dict[str, str], encoder_id: str, max_length: int) -> str:
+    """The cache key of a feature folder."""
+    payload = json.dumps({"splits": fingerprints, "encoder": encoder_id, "max_length": max_length}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def feature_folder(cache_dir: Path, config: EncoderConfig, key: str) -> Path:
+    slug = Path(config.encoder).name.replace(" ", "_")[:40]
+    return Path(cache_dir) / "features" / f"{slug}-L{config.max_length}-{key}"
+
+
+def planned_feature_folder(cache_dir: Path, fingerprints: dict[str, str], config: EncoderConfig) -> Path:
+    """The folder that :func:`featurize_splits` would use, without computing anything."""
+    return feature_folder(cache_dir, config, feature_key(fingerprints, encoder_identity(config.encoder), config.max_length))
+
+
+def featurize_splits(
+    splits: dict[str, pd.DataFrame],
+    fingerprints: dict[str, str],
+    config: EncoderConfig,
+    cache_dir: str | Path,
+    progress: bool = True,
+) -> FeaturizeResult:
+    """Return the feature folder for ``splits``, computing it only when no complete one exists."""
+    encoder_id = encoder_identity(config.encoder)
+    key = feature_key(fingerprints, encoder_id, config.max_length)
+    folder = feature_folder(Path(cache_dir), config, key)
+    if (folder / MANIFEST).is_file():
+        return FeaturizeResult(path=folder, reused=True, manifest=load_manifest(folder))
+
+    started = time.perf_counter()
+    tokenizer, model = load_encoder(config.encoder)
+    tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=True)
+    try:
+        split_manifests = {}
+        for name, frame in splits.items():
+            split_manifests[name] = _encode_split(
+                frame, tokenizer, model, config, tmp / name, desc=f"featurize {name}", progress=progress
+            )
+            split_manifests[name].fingerprint = fingerprints[name]
+        manifest = FeatureManifest(
+            key=key,
+            encoder=config.encoder,
+            encoder_id=encoder_id,
+            max_length=config.max_length,
+            dim=int(model.config.hidden_size),
+            splits=split_manifests,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        write_manifest(tmp, manifest)
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not (folder / MANIFEST).is_file():  # not a concurrent writer that finished first
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            return FeaturizeResult(path=folder, reused=True, manifest=load_manifest(folder))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return FeaturizeResult(path=folder, reused=False, manifest=manifest)
+
+
+def _encode_split(frame, tokenizer, model, config: EncoderConfig, out: Path, desc: str, progress: bool) -> SplitManifest:
+    """Encode one split in length-sorted batches with dynamic padding; write states in row order."""
+    import torch
+    from tqdm.auto import tqdm
+
+    out.mkdir(parents=True)
+    claims, evidences = frame["claim"].tolist(), frame["evidence"].tolist()
+    encoded = tokenizer(claims, evidences, truncation=True, max_length=config.max_length)
+    input_ids = encoded["input_ids"]
+    token_type_ids = encoded.get("token_type_ids")
+    lengths = np.array([len(ids) for ids in input_ids], dtype=np.int32)
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    dim = int(model.config.hidden_size)
+    states = np.lib.format.open_memmap(out / "states.npy", mode="w+", dtype=np.float16, shape=(int(offsets[-1]), dim))
+
+    order = np.argsort(lengths, kind="stable")
+    batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+    pad_id = tokenizer.pad_token_id or 0
+    with torch.inference_mode():
+        for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
+            width = int(lengths[batch].max())
+            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            attention = torch.zeros((len(batch), width), dtype=torch.long)
+            types = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                n = lengths[i]
+                ids[row, :n] = torch.tensor(input_ids[i])
+                attention[row, :n] = 1
+                if token_type_ids is not None:
+                    types[row, :n] = torch.tensor(token_type_ids[i])
+            inputs = {"input_ids": ids, "attention_mask": attention}
+            if token_type_ids is not None:
+                inputs["token_type_ids"] = types
+            hidden = model(**inputs).last_hidden_state.to(torch.float16).numpy()
+            for row, i in enumerate(batch):
+                states[offsets[i] : offsets[i + 1]] = hidden[row, : lengths[i]]
+    states.flush()
+    del states
+    np.save(out / "lengths.npy", lengths)
+    np.save(out / "claim_lengths.npy", _claim_segment_lengths(input_ids, token_type_ids, tokenizer.sep_token_id))
+    return SplitManifest(fingerprint="", pairs=len(frame), tokens=int(offsets[-1]))
+
+
+def _claim_segment_lengths(input_ids, token_type_ids, sep_token_id: int | None) -> np.ndarray:
+    """Tokens of the first segment per pair: by token types, else up to the first separator."""
+    if token_type_ids is not None:
+        return np.array([sum(1 for t in types if t == 0) for types in token_type_ids], dtype=np.int32)
+    if sep_token_id is not None:
+        return np.array([ids.index(sep_token_id) + 1 if sep_token_id in ids else len(ids) for ids in input_ids], dtype=np.int32)
+    return np.array([len(ids) for ids in input_ids], dtype=np.int32)

@@ -1,0 +1,57 @@
+"""Run folders: ``<runs_dir>/<run-id>/`` with a ``summary.json`` that every flow updates."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+SUMMARY = "summary.json"
+
+
+def _env_path(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+class StorageConfig(BaseModel):
+    """Where runs and caches live."""
+
+    runs_dir: str = Field(default_factory=lambda: _env_path("EVOFORMER_RUNS", "runs"), description="Root of run folders.")
+    cache_dir: str = Field(
+        default_factory=lambda: _env_path("EVOFORMER_CACHE", ".cache/evoformer"),
+        description="Shared cache (features), reused across runs.",
+    )
+    run_id: str | None = Field(default=None, description="Reuse a run folder (resume); empty: a new id.")
+
+
+def new_run_id() -> str:
+    """A sortable, readable id: UTC timestamp plus a short random suffix."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def open_run(storage: StorageConfig) -> tuple[str, Path]:
+    """Create (or reopen) the run folder and return ``(run_id, path)``."""
+    run_id = storage.run_id or new_run_id()
+    if not _RUN_ID.match(run_id):
+        raise ValueError(f"invalid run id {run_id!r}: use letters, digits, '.', '_' and '-'")
+    path = Path(storage.runs_dir) / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return run_id, path
+
+
+def update_summary(run_dir: Path, section: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``section`` into ``summary.json`` (atomically) and return the whole summary."""
+    path = Path(run_dir) / SUMMARY
+    summary = json.loads(path.read_text()) if path.is_file() else {}
+    summary.update(section)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    tmp.replace(path)
+    return summary

@@ -1,0 +1,114 @@
+"""The ``evoformer`` command line. Each sub-command runs a Prefect flow (ephemeral if no server)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import flows  # noqa: F401  (telemetry off before Prefect loads)
+
+
+def _add_storage_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs-dir", help="root of run folders (default: $EVOFORMER_RUNS or ./runs)")
+    parser.add_argument("--cache-dir", help="feature cache (default: $EVOFORMER_CACHE or ./.cache/evoformer)")
+    parser.add_argument("--run-id", help="run folder name (default: a new timestamped id)")
+    parser.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+
+
+def _add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", help="data file, or 'hub' (default: $EVOFORMER_DATA, shared file, hub)")
+    parser.add_argument("--format", choices=["auto", "climate-fever", "pairs"], default="auto")
+    parser.add_argument("--claim-column", default="claim")
+    parser.add_argument("--evidence-column", default="evidence")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--claim-id-column")
+    parser.add_argument("--skip-bad-rows", action="store_true", help="skip and count malformed rows instead of failing")
+    parser.add_argument("--ratios", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"), default=(0.8, 0.1, 0.1))
+    parser.add_argument("--split-seed", type=int, default=13)
+    parser.add_argument("--encoder", default="all-MiniLM-L6-v2", help="bundled default or a local HF model folder")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evoformer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    data = sub.add_parser("data", help="load, split by claim, featurize and report baselines (flow prepare_data)")
+    _add_data_args(data)
+    _add_storage_args(data)
+    data.set_defaults(handler=_run_data)
+    return parser
+
+
+def prepare_data_params(args: argparse.Namespace):
+    """Translate CLI arguments into the flow's parameter model."""
+    from evoformer.baselines import BaselineConfig
+    from evoformer.data import DataSourceConfig, SplitConfig
+    from evoformer.features import EncoderConfig
+    from evoformer.runs import StorageConfig
+    from flows.data import PrepareDataParams
+
+    storage = {k: v for k, v in {"runs_dir": args.runs_dir, "cache_dir": args.cache_dir, "run_id": args.run_id}.items() if v}
+    train, val, test = args.ratios
+    return PrepareDataParams(
+        data=DataSourceConfig(
+            source=args.source,
+            format=args.format,
+            claim_column=args.claim_column,
+            evidence_column=args.evidence_column,
+            label_column=args.label_column,
+            claim_id_column=args.claim_id_column,
+            on_bad_rows="skip" if args.skip_bad_rows else "error",
+        ),
+        split=SplitConfig(train=train, val=val, test=test, seed=args.split_seed),
+        encoder=EncoderConfig(encoder=args.encoder, max_length=args.max_length, batch_size=args.batch_size),
+        baselines=BaselineConfig(),
+        storage=StorageConfig(**storage),
+        progress=not args.no_progress,
+    )
+
+
+def _run_data(args: argparse.Namespace) -> dict[str, Any]:
+    from flows.data import prepare_data
+
+    return prepare_data(prepare_data_params(args))
+
+
+def format_data_summary(summary: dict[str, Any]) -> str:
+    """Human-readable split and baseline tables (majority line always shown)."""
+    lines = [f"run {summary['run_id']}  ->  {summary['run_dir']}", "", "split   pairs  claims  SUPPORTS  REFUTES  NOT_ENOUGH_INFO"]
+    for name, s in summary["splits"].items():
+        lab = s["labels"]
+        lines.append(f"{name:<6} {s['pairs']:>6} {s['claims']:>7} {lab['SUPPORTS']:>9} {lab['REFUTES']:>8} {lab['NOT_ENOUGH_INFO']:>16}")
+    lines += [f"claim overlap between splits: {summary['claim_overlap']}", ""]
+    lines.append("baseline   split  macro_f1  weighted_f1  accuracy")
+    for name, result in summary["baselines"].items():
+        for split in ("val", "test"):
+            m = result[split]
+            lines.append(f"{name:<10} {split:<5} {m['macro_f1']:>9.4f} {m['weighted_f1']:>12.4f} {m['accuracy']:>9.4f}")
+    lines += ["", f"features: {summary['features_path']} ({'reused from cache' if summary['features_cached'] else 'computed'})"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``evoformer`` console script."""
+    args = build_parser().parse_args(argv)
+    from evoformer.data import DataSourceError, MalformedRowError
+
+    try:
+        summary = args.handler(args)
+    except (DataSourceError, MalformedRowError, ValueError) as exc:
+        print(f"evoformer: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(format_data_summary(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Flow ``prepare_data``: load, split by claim, featurize (cached), baselines, artifacts, summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, Field
+
+from evoformer.baselines import BaselineConfig
+from evoformer.data import DataSourceConfig, SplitConfig
+from evoformer.features import EncoderConfig
+from evoformer.runs import StorageConfig, open_run, update_summary
+from tasks.data import baselines_task, featurize_task, load_pairs_task, publish_data_artifacts, split_task
+
+
+class PrepareDataParams(BaseModel):
+    """Everything ``prepare_data`` needs; rendered as a form in the Prefect UI."""
+
+    data: DataSourceConfig = Field(default_factory=DataSourceConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    baselines: BaselineConfig = Field(default_factory=BaselineConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    progress: bool = Field(default=True, description="Show a progress bar while featurizing.")
+
+
+@flow(name="prepare_data", log_prints=True)
+def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, Any]:
+    """Build the claim-level splits, frozen features and baselines; return the run summary."""
+    logger = get_run_logger()
+    run_id, run_dir = open_run(params.storage)
+    loaded = load_pairs_task(params.data)
+    report = loaded.report
+    logger.info("loaded %d pairs from %s (%s); skipped %d bad rows", report.pairs, report.source, report.kind, report.rows_skipped)
+
+    splits = split_task(loaded, params.split)
+    data_dir = run_dir / "data"
+    data_dir.mkdir(exist_ok=True)
+    for name, frame in splits.frames.items():
+        frame.to_parquet(data_dir / f"{name}.parquet", index=False)
+
+    features_state = featurize_task(splits, params.encoder, params.storage.cache_dir, params.progress, return_state=True)
+    features = features_state.result()
+    features_path = features["path"]
+    baselines = baselines_task(features_path, splits, params.baselines)
+    split_summary = splits.summary()
+    publish_data_artifacts(split_summary, baselines)
+
+    summary = {
+        "run_id": run_id,
+        "run_dir": str(run_dir.resolve()),
+        "source": report.model_dump(),
+        "splits": split_summary,
+        "claim_overlap": splits.claim_overlap,
+        "fingerprints": splits.fingerprints,
+        "split_config": params.split.model_dump(),
+        "encoder": params.encoder.model_dump(),
+        "features_path": str(Path(features_path).resolve()),
+        "features_cached": features_state.name == "Cached" or features["reused"],
+        "baselines": {
+            name: {split: getattr(result, split).model_dump() for split in ("val", "test")} | {"detail": result.detail}
+            for name, result in baselines.items()
+        },
+    }
+    update_summary(run_dir, summary)
+    logger.info("run folder: %s", run_dir)
+    return summary

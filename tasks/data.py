@@ -1,0 +1,77 @@
+"""Prefect tasks of the data flow: load, split, featurize (cached), baselines (cached), artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from evoformer.baselines import BaselineConfig, BaselineResult, baseline_rows, run_baselines
+from evoformer.data import DataSourceConfig, DataSplits, LoadedData, SplitConfig, load_pairs, make_splits
+from evoformer.features import EncoderConfig, featurize_splits
+from evoformer.features.featurize import planned_feature_folder
+from evoformer.features.store import MANIFEST
+from evoformer.labels import LABELS
+
+
+@task(name="load-pairs", cache_policy=NO_CACHE)
+def load_pairs_task(config: DataSourceConfig) -> LoadedData:
+    """Load and validate every pair of the configured source."""
+    return load_pairs(config)
+
+
+@task(name="split-by-claim", cache_policy=NO_CACHE)
+def split_task(loaded: LoadedData, config: SplitConfig) -> DataSplits:
+    """Claim-level stratified splits; raises if any claim lands in two splits."""
+    return make_splits(loaded.frame, config)
+
+
+def _featurize_cache_key(_context: Any, parameters: dict[str, Any]) -> str | None:
+    """Key = feature folder (content hash of splits, encoder and max_length); none if it is gone."""
+    folder = planned_feature_folder(
+        Path(parameters["cache_dir"]), parameters["splits"].fingerprints, parameters["encoder"]
+    )
+    return f"features:{folder.name}" if (folder / MANIFEST).is_file() else None
+
+
+@task(name="featurize", cache_key_fn=_featurize_cache_key, persist_result=True)
+def featurize_task(splits: DataSplits, encoder: EncoderConfig, cache_dir: str, progress: bool = True) -> dict[str, Any]:
+    """Encode all splits with the frozen encoder. Returns the feature folder's path (not tensors)
+    and whether an existing folder was reused."""
+    result = featurize_splits(splits.frames, splits.fingerprints, encoder, cache_dir, progress=progress)
+    return {"path": str(result.path), "reused": result.reused}
+
+
+def _baselines_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
+    payload = {
+        "features": Path(parameters["features_path"]).name,
+        "fingerprints": parameters["splits"].fingerprints,
+        "config": parameters["config"].model_dump(),
+    }
+    return "baselines:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@task(name="baselines", cache_key_fn=_baselines_cache_key, persist_result=True)
+def baselines_task(features_path: str, splits: DataSplits, config: BaselineConfig) -> dict[str, BaselineResult]:
+    """Majority and logistic-regression baselines; labels come from the splits held here."""
+    labels = {name: frame["label"].tolist() for name, frame in splits.frames.items()}
+    return run_baselines(features_path, labels, config)
+
+
+@task(name="publish-data-artifacts", cache_policy=NO_CACHE)
+def publish_data_artifacts(splits_summary: dict[str, dict[str, Any]], baselines: dict[str, BaselineResult]) -> None:
+    """Two table artifacts: split sizes with label counts, and baseline metrics."""
+    create_table_artifact(
+        key="data-splits",
+        table=[
+            {"split": name, "pairs": s["pairs"], "claims": s["claims"], **{label: s["labels"][label] for label in LABELS}}
+            for name, s in splits_summary.items()
+        ],
+        description="Claim-level splits: pairs, claims and label counts.",
+    )
+    create_table_artifact(key="data-baselines", table=baseline_rows(baselines), description="Baselines on val and test.")
