@@ -1,0 +1,65 @@
+"""Shared fixtures: a small real Climate-FEVER subset, its splits and cached features."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+SHARED_CLIMATE_FEVER = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "climate-fever" / "climate-fever.jsonl"
+SMALL_CLAIMS = 80  # 400 pairs: enough for every split to hold every label
+
+
+@pytest.fixture(scope="session")
+def shared_climate_fever() -> Path:
+    if not SHARED_CLIMATE_FEVER.is_file():
+        pytest.skip(f"shared data not found at {SHARED_CLIMATE_FEVER}")
+    return SHARED_CLIMATE_FEVER
+
+
+@pytest.fixture(scope="session")
+def small_climate_fever(shared_climate_fever: Path, tmp_path_factory) -> Path:
+    """The first claims of the real release, in the release's own format."""
+    path = tmp_path_factory.mktemp("data") / "climate-fever-small.jsonl"
+    with shared_climate_fever.open() as src, path.open("w") as dst:
+        for _, line in zip(range(SMALL_CLAIMS), src):
+            dst.write(line)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_splits(small_climate_fever: Path):
+    from evoformer.data import DataSourceConfig, load_pairs, make_splits
+
+    return make_splits(load_pairs(DataSourceConfig(source=str(small_climate_fever))).frame)
+
+
+@pytest.fixture(scope="session")
+def feature_cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def small_features(small_splits, feature_cache_dir: Path):
+    from evoformer.features import EncoderConfig, featurize_splits
+
+    return featurize_splits(small_splits.frames, small_splits.fingerprints, EncoderConfig(), feature_cache_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server (SQLite) for all flow tests of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def write_jsonl(path: Path, rows: list[object]) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
