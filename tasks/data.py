@@ -32,11 +32,14 @@ def split_task(loaded: LoadedData, config: SplitConfig) -> DataSplits:
 
 
 def _featurize_cache_key(_context: Any, parameters: dict[str, Any]) -> str | None:
-    """Key = feature folder (content hash of splits, encoder and max_length); none if it is gone."""
+    """Key = the feature folder's absolute path, which holds the content hash of splits, encoder and
+    max_length. No key (so the task runs) when that folder is gone."""
     folder = planned_feature_folder(
         Path(parameters["cache_dir"]), parameters["splits"].fingerprints, parameters["encoder"]
-    )
-    return f"features:{folder.name}" if (folder / MANIFEST).is_file() else None
+    ).resolve()
+    if not (folder / MANIFEST).is_file():
+        return None
+    return "features:" + hashlib.sha256(str(folder).encode()).hexdigest()[:32]
 
 
 @task(name="featurize", cache_key_fn=_featurize_cache_key, persist_result=True)

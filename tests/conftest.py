@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# A fresh Prefect home per session: results persisted by earlier sessions must not leak in.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="evoformer-prefect-home-")
+os.environ.pop("PREFECT_API_URL", None)
 
 SHARED_CLIMATE_FEVER = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "climate-fever" / "climate-fever.jsonl"
 SMALL_CLAIMS = 80  # 400 pairs: enough for every split to hold every label
