@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel, Field
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from evoformer.features.store import load_split_features
 from evoformer.labels import LABEL_TO_ID
@@ -54,6 +51,10 @@ def logreg_baseline(
     The features are ``[u, v, |u-v|, u*v]`` of the mean-pooled claim and evidence segments
     (see :meth:`~evoformer.features.store.SplitFeatures.pair_pooled`).
     """
+    from sklearn.linear_model import LogisticRegression  # imported here: slow to import, rarely needed
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     config = config or BaselineConfig()
     best = None
     for c in config.c_grid:

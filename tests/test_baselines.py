@@ -18,6 +18,22 @@ def test_metrics_by_hand() -> None:
     assert m.weighted_f1 == pytest.approx((2 * 2 / 3 + 2 / 3 + 1) / 4)
     with pytest.raises(ValueError):
         classification_metrics([0, 1], [0])
+    with pytest.raises(ValueError):
+        classification_metrics([0, 3], [0, 1])
+
+
+def test_metrics_agree_with_sklearn() -> None:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(1)
+    y_true, y_pred = rng.integers(0, 3, 200), rng.integers(0, 3, 200)
+    y_pred[:5] = 1  # make sure every class is predicted
+    m = classification_metrics(y_true, y_pred)
+    assert m.macro_f1 == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    assert m.weighted_f1 == pytest.approx(f1_score(y_true, y_pred, average="weighted"))
+    assert m.accuracy == pytest.approx(accuracy_score(y_true, y_pred))
+    none_predicted = classification_metrics([0, 1, 2], [0, 0, 0])
+    assert none_predicted.per_class_f1["REFUTES"] == 0.0
 
 
 def test_majority_baseline_predicts_the_train_mode() -> None:
