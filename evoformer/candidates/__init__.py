@@ -1,0 +1,1 @@
+"""Candidate programs: the contract, static checks, and honest training through the sandbox."""

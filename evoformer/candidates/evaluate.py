@@ -1,0 +1,175 @@
+"""Orchestrator side of candidate training: check, sandbox, early stopping, honest metrics.
+
+The sandbox gets the program, the features and the *train* labels. Val labels stay here: the
+worker sends val predictions each epoch and this side decides best epoch and stop. Test labels
+stay here too. Every metric is computed here from predictions; nothing the program reports
+about its own quality is used.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError
+
+from evoformer.candidates.job import (
+    JOB_FILE, METRICS_FILE, PROGRAM_FILE, RESULT_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE, Status, TrainConfig, TrainJob,
+    WorkerResult,
+)
+from evoformer.candidates.program import CandidateProgram
+from evoformer.candidates.static_check import StaticCheckConfig, check_source
+from evoformer.labels import LABELS
+from evoformer.metrics import ClassificationMetrics, classification_metrics
+from evoformer.sandbox.limits import SandboxLimits
+from evoformer.sandbox.runner import SandboxRun, run_sandboxed
+
+WORKER_MODULE = "evoformer.sandbox.worker"
+TRANSIENT_STATUSES = frozenset({"killed"})
+
+
+class CandidateMetrics(BaseModel):
+    params: int = Field(description="Numbers stored in the weights file (parameters and buffers).")
+    val: ClassificationMetrics
+    test: ClassificationMetrics
+    latency_ms: dict[str, float]
+    train_seconds: float
+    epochs: int
+    best_epoch: int
+
+
+class CandidateResult(BaseModel):
+    """Outcome of one candidate: a status, a reason, the stderr tail, and metrics when ok."""
+
+    name: str
+    program_hash: str
+    status: Status
+    reason: str = ""
+    stderr_tail: str = ""
+    isolation: str = ""
+    folder: str = ""
+    metrics: CandidateMetrics | None = None
+
+    @property
+    def transient(self) -> bool:
+        return self.status in TRANSIENT_STATUSES
+
+
+class EarlyStopping:
+    """Scores the val predictions the worker sends, keeps the best epoch, and says when to stop."""
+
+    def __init__(self, y_val: np.ndarray, patience: int) -> None:
+        self.y_val, self.patience = y_val, patience
+        self.best_f1, self.best_epoch, self.best_pred = -1.0, -1, None
+        self.history: list[float] = []
+
+    def __call__(self, message: dict) -> dict:
+        pred = _predictions(message.get("val_pred"), len(self.y_val), "val")
+        f1 = classification_metrics(self.y_val, pred).macro_f1
+        self.history.append(f1)
+        epoch = len(self.history) - 1
+        best = f1 > self.best_f1
+        if best:
+            self.best_f1, self.best_epoch, self.best_pred = f1, epoch, pred
+        return {"best": best, "stop": epoch - self.best_epoch >= self.patience}
+
+
+def evaluate_candidate(
+    program: CandidateProgram,
+    features_path: str | Path,
+    labels: dict[str, np.ndarray],
+    folder: str | Path,
+    train: TrainConfig | None = None,
+    limits: SandboxLimits | None = None,
+    static: StaticCheckConfig | None = None,
+) -> CandidateResult:
+    """Check, then train and evaluate ``program`` in the sandbox; write ``metrics.json`` beside it."""
+    train, limits = train or TrainConfig(), limits or SandboxLimits()
+    folder = Path(folder).resolve()
+    base = {"name": program.name, "program_hash": program.program_hash(), "folder": str(folder)}
+    source = program.full_source()
+    report = check_source(source, static)
+    _prepare_folder(folder, source)
+    if not report.ok:
+        return _finish(folder, CandidateResult(**base, status="rejected", reason="; ".join(report.reasons)))
+
+    np.save(folder / TRAIN_LABELS_FILE, np.asarray(labels["train"], dtype=np.int64))
+    job = TrainJob(features_path=str(features_path), num_classes=len(LABELS), train=train,
+                   threads=limits.threads, audit_hook=limits.audit_hook)
+    (folder / JOB_FILE).write_text(job.model_dump_json())
+    stopper = EarlyStopping(np.asarray(labels["val"]), train.patience)
+    run = run_sandboxed(WORKER_MODULE, folder, limits, on_message=stopper, read_only=[Path(features_path)])
+    result = _classify(run, folder, limits, stopper, labels, base)
+    return _finish(folder, result)
+
+
+def _prepare_folder(folder: Path, source: str) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / PROGRAM_FILE).write_text(source)
+
+
+def _finish(folder: Path, result: CandidateResult) -> CandidateResult:
+    (folder / METRICS_FILE).write_text(result.model_dump_json(indent=2))
+    return result
+
+
+def _classify(run: SandboxRun, folder: Path, limits: SandboxLimits, stopper: EarlyStopping, labels, base) -> CandidateResult:
+    common = dict(base, stderr_tail=run.stderr_tail[-4000:], isolation=run.isolation)
+    if run.timed_out:
+        return CandidateResult(**common, status="timeout", reason=f"wall-clock limit of {limits.timeout_s:.0f} s reached; process group killed")
+    if run.protocol_error:
+        return CandidateResult(**common, status="invalid_output", reason=run.protocol_error)
+    result_path = folder / RESULT_FILE
+    if not result_path.is_file() or result_path.is_symlink():
+        if run.returncode is not None and (run.returncode < 0 or run.returncode > 128):
+            sig = -run.returncode if run.returncode < 0 else run.returncode - 128
+            return CandidateResult(**common, status="killed", reason=f"killed by signal {sig} (memory or external kill)")
+        return CandidateResult(**common, status="runtime_error", reason=f"no result written (exit status {run.returncode})")
+    if result_path.stat().st_size > limits.max_result_bytes:
+        return CandidateResult(**common, status="invalid_output", reason="result.json is larger than allowed")
+    try:
+        worker = WorkerResult.model_validate_json(result_path.read_bytes())
+    except ValidationError as exc:
+        return CandidateResult(**common, status="invalid_output", reason=f"malformed result.json: {str(exc)[:300]}")
+    if worker.status != "ok":
+        return CandidateResult(**common, status=worker.status, reason=worker.reason)
+    try:
+        val_pred = _predictions(worker.val_pred, len(labels["val"]), "val")
+        test_pred = _predictions(worker.test_pred, len(labels["test"]), "test")
+        if stopper.best_pred is None or not np.array_equal(val_pred, stopper.best_pred):
+            raise ValueError("val predictions differ from those of the best epoch seen during training")
+        params = weights_size(folder / WEIGHTS_FILE)
+    except (ValueError, OSError) as exc:
+        return CandidateResult(**common, status="invalid_output", reason=str(exc))
+    metrics = CandidateMetrics(
+        params=params,
+        val=classification_metrics(labels["val"], val_pred),
+        test=classification_metrics(labels["test"], test_pred),
+        latency_ms=worker.latency_ms, train_seconds=worker.train_seconds, epochs=worker.epochs, best_epoch=stopper.best_epoch,
+    )
+    return CandidateResult(**common, status="ok", metrics=metrics)
+
+
+def _predictions(values: object, expected: int, split: str) -> np.ndarray:
+    if not isinstance(values, list) or len(values) != expected:
+        raise ValueError(f"{split} predictions: expected a list of {expected} labels")
+    pred = np.asarray(values)
+    if pred.dtype.kind not in "iu" or pred.min(initial=0) < 0 or pred.max(initial=0) >= len(LABELS):
+        raise ValueError(f"{split} predictions must be integers in 0..{len(LABELS) - 1}")
+    return pred.astype(np.int64)
+
+
+def weights_size(path: Path) -> int:
+    """Count the numbers in a safetensors file from its header (nothing is deserialised)."""
+    if not path.is_file() or path.is_symlink():
+        raise OSError("no weights file was written")
+    with path.open("rb") as handle:
+        header_len = int.from_bytes(handle.read(8), "little")
+        if header_len > 50_000_000:
+            raise ValueError("weights header too large")
+        header = json.loads(handle.read(header_len))
+    return int(sum(int(np.prod(v["shape"])) for k, v in header.items() if k != "__metadata__"))

@@ -1,0 +1,44 @@
+"""A candidate program: one Python source defining ``build_model(input_dim, num_classes)``.
+
+The model's ``forward(x, mask)`` takes frozen token states ``x`` [B, T, D] (float) and ``mask``
+[B, T] (bool, True = real token) and returns logits [B, num_classes]. An optional prelude
+(static helper code) is prepended to every program.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+ENTRY_POINT = "build_model"
+
+
+class CandidateProgram(BaseModel):
+    """Source of one candidate, with the prelude that is prepended to it."""
+
+    name: str = Field(min_length=1, max_length=120)
+    source: str
+    prelude: str = ""
+
+    @classmethod
+    def from_file(cls, path: str | Path, prelude: str | Path | None = None) -> "CandidateProgram":
+        path = Path(path)
+        prelude_text = Path(prelude).read_text() if prelude else ""
+        return cls(name=path.stem, source=path.read_text(), prelude=prelude_text)
+
+    def full_source(self) -> str:
+        """The code that is checked and run: prelude, then the program."""
+        if not self.prelude.strip():
+            return self.source
+        return f"{self.prelude.rstrip()}\n\n# --- program ---\n{self.source}"
+
+    def program_hash(self) -> str:
+        """Hash of the normalised AST of the full source (formatting and comments do not count)."""
+        try:
+            text = ast.dump(ast.parse(self.full_source()), annotate_fields=False)
+        except SyntaxError:
+            text = self.full_source()
+        return hashlib.sha256(text.encode()).hexdigest()

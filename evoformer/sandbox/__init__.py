@@ -1,0 +1,1 @@
+"""Run untrusted candidate code in a separate, isolated, resource-limited process."""

@@ -1,0 +1,107 @@
+"""OS-level isolation: bubblewrap namespaces, a pids cgroup, and rlimits.
+
+With bubblewrap the sandbox sees the whole file system read-only except its own folder, has no
+network (empty network namespace), its own PID namespace (nothing survives it), no capabilities
+and a scrubbed environment. Without bubblewrap it falls back to rlimits, a new session and the
+in-process audit hook, and says so loudly.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import resource
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from evoformer.sandbox.limits import SandboxLimits
+
+log = logging.getLogger("evoformer.sandbox")
+PIDS_CGROUP_V1 = Path("/sys/fs/cgroup/pids")
+
+
+@functools.lru_cache(maxsize=1)
+def bubblewrap_problem() -> str | None:
+    """None when bubblewrap works here, else why not."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return "bubblewrap (bwrap) is not installed; `apt-get install bubblewrap` (make setup does this as root)"
+    probe = [exe, *_namespace_flags(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"]
+    try:
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap failed to start: {exc}"
+    if done.returncode != 0:
+        return f"bubblewrap cannot create namespaces here: {done.stderr.strip()[:300]}"
+    return None
+
+
+def _namespace_flags() -> list[str]:
+    return ["--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL",
+            "--die-with-parent", "--new-session"]
+
+
+def bubblewrap_command(folder: Path, env: dict[str, str], argv: list[str], read_only: list[Path] = ()) -> list[str]:
+    """``argv`` wrapped in bubblewrap: read-only root, private /tmp, ``read_only`` paths visible
+    again on top of it, writable ``folder``, no network."""
+    cmd = [shutil.which("bwrap") or "bwrap", *_namespace_flags(), "--ro-bind", "/", "/", "--dev", "/dev",
+           "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in read_only:
+        cmd += ["--ro-bind", str(path), str(path)]
+    cmd += ["--bind", str(folder), str(folder), "--chdir", str(folder), "--clearenv"]
+    for name, value in env.items():
+        cmd += ["--setenv", name, value]
+    return cmd + ["--", *argv]
+
+
+class PidsCgroup:
+    """A throw-away pids cgroup (v1) capping processes and threads; unavailable -> None path."""
+
+    def __init__(self, max_pids: int) -> None:
+        self.path: Path | None = None
+        if not os.access(PIDS_CGROUP_V1, os.W_OK):
+            return
+        path = PIDS_CGROUP_V1 / "evoformer" / uuid.uuid4().hex[:12]
+        try:
+            path.mkdir(parents=True)
+            (path / "pids.max").write_text(str(max_pids))
+            self.path = path
+        except OSError as exc:
+            log.debug("pids cgroup unavailable: %s", exc)
+
+    def remove(self) -> None:
+        if self.path is not None:
+            try:
+                self.path.rmdir()
+            except OSError:
+                pass
+
+
+def make_preexec(limits: SandboxLimits, cgroup: PidsCgroup) -> Callable[[], None]:
+    """Runs in the child between fork and exec: join the cgroup and set rlimits."""
+    procs_file = str(cgroup.path / "cgroup.procs") if cgroup.path else None
+    memory = limits.memory_mb * 1024 * 1024
+    file_size = limits.max_file_mb * 1024 * 1024
+
+    def preexec() -> None:
+        if procs_file:
+            with open(procs_file, "w") as handle:
+                handle.write(str(os.getpid()))
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if not procs_file and os.geteuid() != 0:
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_pids, limits.max_pids))
+
+    return preexec
+
+
+def describe_isolation(use_bwrap: bool, cgroup: PidsCgroup) -> str:
+    layers = ["bubblewrap(ro-root, own-folder-rw, no-net, pid-ns, no-caps)" if use_bwrap else "NO-NAMESPACES"]
+    layers.append("pids-cgroup" if cgroup.path else ("rlimit-nproc" if os.geteuid() != 0 else "NO-PROCESS-CAP"))
+    layers.append("rlimit-as")
+    return "+".join(layers)

@@ -1,0 +1,236 @@
+"""Runs inside the sandbox: build, train and evaluate one candidate; write result.json + weights.
+
+Usage (by the runner only): ``python -I -m evoformer.sandbox.worker FOLDER``.
+Val labels never come here: after each epoch the worker sends its val predictions over the
+protocol pipe and the orchestrator answers whether this is the best epoch and whether to stop.
+Test labels never come here either; test predictions are made once, with the best weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from evoformer.candidates.job import JOB_FILE, PROGRAM_FILE, RESULT_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE, TrainJob, WorkerResult
+from evoformer.candidates.program import ENTRY_POINT
+from evoformer.features.store import load_split_features
+from evoformer.sandbox import audit
+from evoformer.sandbox.runner import PROTOCOL_ENV
+
+
+class Outcome(Exception):
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+class Channel:
+    """Line-delimited JSON over the two pipe descriptors the runner passed in."""
+
+    def __init__(self) -> None:
+        spec = os.environ.get(PROTOCOL_ENV, "")
+        read_fd, write_fd = (int(x) for x in spec.split(",")) if spec else (None, None)
+        self.reader = os.fdopen(read_fd, "r") if read_fd is not None else None
+        self.write_fd = write_fd
+
+    def ask(self, message: dict) -> dict:
+        if self.reader is None:
+            return {}
+        os.write(self.write_fd, (json.dumps(message) + "\n").encode())
+        line = self.reader.readline()
+        return json.loads(line) if line else {"stop": True}
+
+
+def main(folder: Path) -> int:
+    job = TrainJob.model_validate_json((folder / JOB_FILE).read_text())
+    result = WorkerResult(status="runtime_error", reason="did not finish")
+    try:
+        result = run(folder, job)
+    except Outcome as outcome:
+        result = WorkerResult(status=outcome.status, reason=outcome.reason)
+    except MemoryError:
+        result = WorkerResult(status="killed", reason="memory limit reached (MemoryError)")
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a result
+        traceback.print_exc()
+        status = "killed" if "can't allocate memory" in str(exc) or "not enough memory" in str(exc) else "runtime_error"
+        result = WorkerResult(status=status, reason=f"{type(exc).__name__}: {str(exc)[:500]}")
+    (folder / RESULT_FILE).write_text(result.model_dump_json())
+    return 0
+
+
+def run(folder: Path, job: TrainJob) -> WorkerResult:
+    import torch
+
+    torch.set_num_threads(job.threads)
+    torch.manual_seed(job.train.seed)
+    np.random.seed(job.train.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    channel = Channel()
+    train = load_split_features(job.features_path, "train")
+    val = load_split_features(job.features_path, "val")
+    test = load_split_features(job.features_path, "test")
+    y_train = np.load(folder / TRAIN_LABELS_FILE)
+    source = (folder / PROGRAM_FILE).read_text()
+    if job.audit_hook:
+        audit.install(str(folder))
+
+    model = build(source, train.dim, job.num_classes)
+    probe(model, train, job.num_classes)
+    started = time.perf_counter()
+    rng = np.random.default_rng(job.train.seed)
+    train_index = np.arange(len(train))
+    if job.train.max_train_pairs:
+        train_index = rng.permutation(train_index)[: job.train.max_train_pairs]
+    counts = np.bincount(y_train[train_index], minlength=job.num_classes).astype(np.float64)
+    weights = torch.tensor(len(train_index) / (job.num_classes * np.maximum(counts, 1)), dtype=torch.float32)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=job.train.learning_rate, weight_decay=job.train.weight_decay)
+
+    best_state, best_epoch, epochs, val_pred = None, -1, 0, None
+    epoch_seconds = 0.0
+    for epoch in range(job.train.max_epochs):
+        elapsed = time.perf_counter() - started
+        if epoch > 0 and elapsed + epoch_seconds > job.train.time_budget_s:
+            break
+        epoch_start = time.perf_counter()
+        model.train()
+        for batch in np.array_split(rng.permutation(train_index), max(1, len(train_index) // job.train.batch_size)):
+            x, mask = tensors(train, batch)
+            logits = model(x, mask)
+            check_logits(logits, len(batch), job.num_classes)
+            loss = loss_fn(logits, torch.from_numpy(y_train[batch]))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), job.train.grad_clip)
+            optimizer.step()
+        epochs = epoch + 1
+        epoch_pred = predict(model, val, job)
+        epoch_seconds = time.perf_counter() - epoch_start
+        reply = channel.ask({"type": "epoch", "epoch": epoch, "loss": float(loss.detach()), "val_pred": epoch_pred.tolist()})
+        if reply.get("best", best_state is None):
+            best_state, best_epoch, val_pred = copy.deepcopy(model.state_dict()), epoch, epoch_pred
+        if reply.get("stop"):
+            break
+    train_seconds = time.perf_counter() - started
+    model.load_state_dict(best_state)
+    test_pred = predict(model, test, job)
+    latency = measure_latency(model, val, job)
+    save_weights(model, folder / WEIGHTS_FILE)
+    return WorkerResult(
+        status="ok", val_pred=val_pred.tolist(), test_pred=test_pred.tolist(), epochs=epochs, best_epoch=best_epoch,
+        train_seconds=round(train_seconds, 3), latency_ms=latency,
+    )
+
+
+def build(source: str, input_dim: int, num_classes: int):
+    import torch
+
+    namespace: dict = {"__name__": "candidate"}
+    try:
+        exec(compile(source, PROGRAM_FILE, "exec"), namespace)  # noqa: S102 - this is the sandbox
+        factory = namespace.get(ENTRY_POINT)
+        if not callable(factory):
+            raise Outcome("build_error", f"{ENTRY_POINT} is not defined")
+        model = factory(input_dim, num_classes)
+    except Outcome:
+        raise
+    except MemoryError:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        traceback.print_exc()
+        raise Outcome("build_error", f"{type(exc).__name__}: {str(exc)[:500]}") from exc
+    if not isinstance(model, torch.nn.Module):
+        raise Outcome("build_error", f"{ENTRY_POINT} returned {type(model).__name__}, not torch.nn.Module")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise Outcome("build_error", "the model has no trainable parameters")
+    return model
+
+
+def tensors(features, batch):
+    import torch
+
+    x, mask = features.batch(batch)
+    return torch.from_numpy(x), torch.from_numpy(mask)
+
+
+def check_logits(logits, batch: int, num_classes: int) -> None:
+    import torch
+
+    if not isinstance(logits, torch.Tensor):
+        raise Outcome("invalid_output", f"forward returned {type(logits).__name__}, not a tensor")
+    if tuple(logits.shape) != (batch, num_classes):
+        raise Outcome("invalid_output", f"logits have shape {tuple(logits.shape)}, expected ({batch}, {num_classes})")
+    if not torch.isfinite(logits).all():
+        raise Outcome("invalid_output", "logits contain NaN or inf")
+
+
+def probe(model, features, num_classes: int) -> None:
+    """One forward pass on two real examples before training."""
+    import torch
+
+    x, mask = tensors(features, np.arange(min(2, len(features))))
+    model.eval()
+    with torch.no_grad():
+        try:
+            logits = model(x, mask)
+        except Outcome:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            traceback.print_exc()
+            raise Outcome("runtime_error", f"forward failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
+    check_logits(logits, len(x), num_classes)
+
+
+def predict(model, features, job: TrainJob) -> np.ndarray:
+    import torch
+
+    model.eval()
+    out = []
+    order = np.argsort(features.lengths, kind="stable")
+    with torch.no_grad():
+        for batch in np.array_split(order, max(1, len(order) // 128)):
+            x, mask = tensors(features, batch)
+            logits = model(x, mask)
+            check_logits(logits, len(batch), job.num_classes)
+            out.append((batch, logits.argmax(dim=1).numpy()))
+    pred = np.empty(len(features), dtype=np.int64)
+    for batch, labels in out:
+        pred[batch] = labels
+    return pred
+
+
+def measure_latency(model, features, job: TrainJob) -> dict[str, float]:
+    """Median ms per example at batch 1 and 64 after warm-up, with the job's fixed thread count."""
+    import torch
+
+    model.eval()
+    result = {}
+    for size in (1, 64):
+        x, mask = tensors(features, np.arange(min(size, len(features))))
+        with torch.no_grad():
+            for _ in range(3):
+                model(x, mask)
+            times = []
+            for _ in range(job.train.latency_repeats):
+                start = time.perf_counter()
+                model(x, mask)
+                times.append(time.perf_counter() - start)
+        result[f"batch{size}"] = round(1000 * float(np.median(times)) / len(x), 4)
+    return result
+
+
+def save_weights(model, path: Path) -> None:
+    from safetensors.torch import save_model
+
+    save_model(model, str(path))
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))
