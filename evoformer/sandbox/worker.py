@@ -31,6 +31,14 @@ class Outcome(Exception):
         self.status, self.reason = status, reason
 
 
+def memory_outcome(exc: BaseException) -> Outcome | None:
+    """An allocation failure under the memory cap counts as 'killed', whoever caught it."""
+    text = str(exc)
+    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "Cannot allocate memory" in text:
+        return Outcome("killed", f"memory limit reached: {text[:300]}")
+    return None
+
+
 class Channel:
     """Line-delimited JSON over the two pipe descriptors the runner passed in."""
 
@@ -55,12 +63,14 @@ def main(folder: Path) -> int:
         result = run(folder, job)
     except Outcome as outcome:
         result = WorkerResult(status=outcome.status, reason=outcome.reason)
-    except MemoryError:
-        result = WorkerResult(status="killed", reason="memory limit reached (MemoryError)")
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a result
         traceback.print_exc()
-        status = "killed" if "can't allocate memory" in str(exc) or "not enough memory" in str(exc) else "runtime_error"
-        result = WorkerResult(status=status, reason=f"{type(exc).__name__}: {str(exc)[:500]}")
+        memory = memory_outcome(exc)
+        result = (
+            WorkerResult(status=memory.status, reason=memory.reason)
+            if memory
+            else WorkerResult(status="runtime_error", reason=f"{type(exc).__name__}: {str(exc)[:500]}")
+        )
     (folder / RESULT_FILE).write_text(result.model_dump_json())
     return 0
 
@@ -141,11 +151,9 @@ def build(source: str, input_dim: int, num_classes: int):
         model = factory(input_dim, num_classes)
     except Outcome:
         raise
-    except MemoryError:
-        raise
     except BaseException as exc:  # noqa: BLE001
         traceback.print_exc()
-        raise Outcome("build_error", f"{type(exc).__name__}: {str(exc)[:500]}") from exc
+        raise memory_outcome(exc) or Outcome("build_error", f"{type(exc).__name__}: {str(exc)[:500]}") from exc
     if not isinstance(model, torch.nn.Module):
         raise Outcome("build_error", f"{ENTRY_POINT} returned {type(model).__name__}, not torch.nn.Module")
     if not any(p.requires_grad for p in model.parameters()):
@@ -184,7 +192,9 @@ def probe(model, features, num_classes: int) -> None:
             raise
         except BaseException as exc:  # noqa: BLE001
             traceback.print_exc()
-            raise Outcome("runtime_error", f"forward failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
+            raise memory_outcome(exc) or Outcome(
+                "runtime_error", f"forward failed: {type(exc).__name__}: {str(exc)[:500]}"
+            ) from exc
     check_logits(logits, len(x), num_classes)
 
 

@@ -1,0 +1,219 @@
+"""Hostile programs are contained by the sandbox, with and without the in-process audit hook.
+
+Static checks are skipped here on purpose: the sandbox must hold on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evoformer.baselines import label_ids
+from evoformer.candidates.evaluate import evaluate_candidate
+from evoformer.candidates.job import TrainConfig
+from evoformer.candidates.program import CandidateProgram
+from evoformer.sandbox.isolation import bubblewrap_problem
+from evoformer.sandbox.limits import SandboxLimits, is_secret, sandbox_environment
+
+VALID_MODEL = """
+import torch
+import torch.nn as nn
+
+class M(nn.Module):
+    def __init__(self, d, c):
+        super().__init__()
+        self.lin = nn.Linear(d, c)
+    def forward(self, x, mask):
+        m = mask.unsqueeze(-1).float()
+        return self.lin((x * m).sum(1) / m.sum(1))
+"""
+
+LAYERS = pytest.mark.parametrize("audit_hook", [True, False], ids=["os+audit", "os-only"])
+FAST = TrainConfig(max_epochs=1, max_train_pairs=64, latency_repeats=3)
+
+
+@pytest.fixture(scope="module")
+def labels(small_splits) -> dict[str, np.ndarray]:
+    return {name: label_ids(frame["label"]) for name, frame in small_splits.frames.items()}
+
+
+def _run(small_features, labels, tmp_path, body: str, audit_hook: bool = True, **limits):
+    source = VALID_MODEL + "\ndef build_model(input_dim, num_classes):\n" + textwrap.indent(textwrap.dedent(body), "    ")
+    program = CandidateProgram(name="hostile", source=source)
+    sandbox = SandboxLimits(audit_hook=audit_hook, **{"timeout_s": 60, **limits})
+    return evaluate_candidate(program, small_features.path, labels, tmp_path / "cand", FAST, sandbox, static_check=False)
+
+
+def test_bubblewrap_is_available_here() -> None:
+    """The project's set-up installs bubblewrap; without it the sandbox is weaker (and warns)."""
+    assert bubblewrap_problem() is None
+
+
+def test_valid_program_trains_and_folder_holds_no_eval_labels(small_features, labels, tmp_path) -> None:
+    result = _run(small_features, labels, tmp_path, "return M(input_dim, num_classes)")
+    assert result.status == "ok", result.reason + result.stderr_tail
+    assert result.metrics.params == 384 * 3 + 3
+    assert result.metrics.val.support == len(labels["val"]) and result.metrics.test.support == len(labels["test"])
+    names = {p.name for p in (tmp_path / "cand").iterdir()}
+    assert names == {"program.py", "job.json", "train_labels.npy", "result.json", "weights.safetensors", "metrics.json"}
+    assert "bubblewrap" in result.isolation
+
+
+@LAYERS
+def test_infinite_loop_times_out(small_features, labels, tmp_path, audit_hook) -> None:
+    result = _run(small_features, labels, tmp_path, "while True:\n    pass", audit_hook, timeout_s=8)
+    assert result.status == "timeout"
+
+
+@LAYERS
+def test_memory_growth_is_killed(small_features, labels, tmp_path, audit_hook) -> None:
+    body = "hoard = []\nwhile True:\n    hoard.append(torch.ones(25_000_000))"
+    result = _run(small_features, labels, tmp_path, body, audit_hook, memory_mb=2048)
+    assert result.status == "killed", result.reason
+
+
+@LAYERS
+def test_environment_holds_no_secrets(small_features, labels, tmp_path, audit_hook, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-canary-openai")
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "canary-token")
+    monkeypatch.setenv("DB_PASSWORD_X", "canary-password")
+    result = _run(small_features, labels, tmp_path, "raise RuntimeError('ENV=' + repr(dict(torch.os.environ)))", audit_hook)
+    assert result.status == "build_error"
+    assert "ENV=" in result.reason
+    assert "canary" not in result.reason and "canary" not in result.stderr_tail
+
+
+@LAYERS
+def test_write_outside_folder_is_denied(small_features, labels, tmp_path, audit_hook) -> None:
+    targets = [Path(__file__).resolve().parent / f"pwned-{audit_hook}.pt", tmp_path / "pwned.pt"]
+    body = "".join(
+        f"try:\n    torch.save(torch.ones(3), {str(t)!r})\nexcept Exception as e:\n    print('denied', e)\n" for t in targets
+    ) + "return M(input_dim, num_classes)"
+    try:
+        result = _run(small_features, labels, tmp_path, body, audit_hook)
+        assert result.status == "ok", result.reason
+        for target in targets:
+            assert not target.exists(), f"sandbox wrote {target}"
+    finally:
+        for target in targets:
+            target.unlink(missing_ok=True)
+
+
+def _sandbox_processes(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+@LAYERS
+def test_fork_bomb_is_capped_and_nothing_survives(small_features, labels, tmp_path, audit_hook) -> None:
+    body = """
+    import sys, time
+    children = 0
+    try:
+        for _ in range(500):
+            if torch.os.fork() == 0:
+                time.sleep(120)
+                torch.os._exit(0)
+            children += 1
+    except Exception as e:
+        print(f'fork stopped after {children}: {e}', file=sys.stderr, flush=True)
+    return M(input_dim, num_classes)
+    """
+    result = _run(small_features, labels, tmp_path, body, audit_hook, max_pids=32, timeout_s=30)
+    # With the pids cap reached, torch may fail to start its threads later: any outcome but a hang.
+    assert result.status in {"ok", "build_error", "runtime_error", "killed"}
+    stopped = [line for line in result.stderr_tail.splitlines() if line.startswith("fork stopped after")]
+    assert stopped, result.stderr_tail[-500:]
+    assert int(stopped[0].split()[3].rstrip(":")) < 32
+    assert _sandbox_processes(str(tmp_path / "cand")) == []
+
+
+@LAYERS
+def test_loopback_connection_never_arrives(small_features, labels, tmp_path, audit_hook) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(5)
+        port = listener.getsockname()[1]
+        body = f"""
+        import socket
+        try:
+            socket.create_connection(('127.0.0.1', {port}), timeout=3).sendall(b'leak')
+        except Exception as e:
+            print('blocked', e)
+        return M(input_dim, num_classes)
+        """
+        result = _run(small_features, labels, tmp_path, body, audit_hook)
+        listener.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            listener.accept()
+    assert result.status == "ok", result.reason
+
+
+def test_megabytes_of_output_are_capped(small_features, labels, tmp_path) -> None:
+    body = "print('o' * 3_000_000)\nimport sys\nsys.stderr.write('e' * 3_000_000)\nreturn M(input_dim, num_classes)"
+    result = _run(small_features, labels, tmp_path, body, output_tail_bytes=4096)
+    assert result.status == "ok", result.reason
+    assert len(result.stderr_tail) <= 4096
+
+
+@LAYERS
+def test_self_kill_is_reported(small_features, labels, tmp_path, audit_hook) -> None:
+    result = _run(small_features, labels, tmp_path, "torch.os.kill(torch.os.getpid(), 9)", audit_hook)
+    assert result.status == ("build_error" if audit_hook else "killed"), result.reason
+
+
+def test_forged_result_is_not_believed(small_features, labels, tmp_path) -> None:
+    n_val, n_test = len(labels["val"]), len(labels["test"])
+    body = f"""
+    import json
+    fake = {{'status': 'ok', 'val_pred': [0] * {n_val}, 'test_pred': [0] * {n_test}}}
+    with open('result.json', 'w') as f:
+        json.dump(fake, f)
+    torch.os._exit(0)
+    """
+    result = _run(small_features, labels, tmp_path, body, audit_hook=False)
+    assert result.status == "invalid_output"
+    assert result.metrics is None
+
+
+@pytest.mark.parametrize(
+    "forward, reason",
+    [("return torch.zeros(x.shape[0], 5)", "shape"), ("return torch.full((x.shape[0], 3), float('nan'))", "NaN")],
+)
+def test_invalid_outputs(small_features, labels, tmp_path, forward, reason) -> None:
+    body = f"""
+    class Bad(M):
+        def forward(self, x, mask):
+            {forward}
+    return Bad(input_dim, num_classes)
+    """
+    result = _run(small_features, labels, tmp_path, body)
+    assert result.status == "invalid_output" and reason in result.reason
+
+
+def test_build_and_runtime_errors(small_features, labels, tmp_path) -> None:
+    assert _run(small_features, labels, tmp_path, "return 42").status == "build_error"
+    body = "class Bad(M):\n    def forward(self, x, mask):\n        return self.lin(x[:, :, :5])\nreturn Bad(input_dim, num_classes)"
+    result = _run(small_features, labels, tmp_path, body)
+    assert result.status == "runtime_error" and "forward failed" in result.reason
+    assert "Traceback" in result.stderr_tail
+
+
+def test_secret_patterns() -> None:
+    for name in ("OPENAI_API_KEY", "AWS_SECRET", "GITHUB_TOKEN", "MY_PASSWORD_FILE", "HF_TOKEN"):
+        assert is_secret(name)
+    env = sandbox_environment(2, {"SAFE": "1", "X_KEY": "no"})
+    assert env["SAFE"] == "1" and "X_KEY" not in env and env["OMP_NUM_THREADS"] == "2"
+    assert not any(is_secret(k) for k in env)
