@@ -39,7 +39,24 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="load, split by claim, featurize and report baselines (flow prepare_data)")
     _add_data_args(data)
     _add_storage_args(data)
-    data.set_defaults(handler=_run_data)
+    data.set_defaults(handler=_run_data, formatter=format_data_summary)
+
+    train = sub.add_parser("train", help="train one candidate program in the sandbox (flow train_program)")
+    train.add_argument("program", help="candidate program (.py) defining build_model(input_dim, num_classes)")
+    train.add_argument("--prelude", help="static helper code prepended to the program")
+    train.add_argument("--max-epochs", type=int, default=12)
+    train.add_argument("--time-budget", type=float, default=240.0, help="soft training budget in seconds")
+    train.add_argument("--train-batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--patience", type=int, default=3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--max-train-pairs", type=int, help="subsample train (smoke runs)")
+    train.add_argument("--timeout", type=float, default=900.0, help="hard wall-clock limit of the sandbox (s)")
+    train.add_argument("--memory-mb", type=int, default=6144)
+    train.add_argument("--threads", type=int, default=2)
+    _add_data_args(train)
+    _add_storage_args(train)
+    train.set_defaults(handler=_run_train, formatter=format_train_summary)
     return parser
 
 
@@ -77,6 +94,42 @@ def _run_data(args: argparse.Namespace) -> dict[str, Any]:
     return prepare_data(prepare_data_params(args))
 
 
+def _run_train(args: argparse.Namespace) -> dict[str, Any]:
+    from evoformer.candidates.job import TrainConfig
+    from evoformer.sandbox.limits import SandboxLimits
+    from flows.train import TrainProgramParams, train_program
+
+    params = TrainProgramParams(
+        program_path=args.program,
+        prelude_path=args.prelude,
+        data=prepare_data_params(args),
+        train=TrainConfig(
+            max_epochs=args.max_epochs, time_budget_s=args.time_budget, batch_size=args.train_batch_size,
+            learning_rate=args.lr, patience=args.patience, seed=args.seed, max_train_pairs=args.max_train_pairs,
+        ),
+        limits=SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb, threads=args.threads),
+    )
+    return train_program(params)
+
+
+def format_train_summary(summary: dict[str, Any]) -> str:
+    """One candidate's outcome next to the baselines."""
+    lines = [f"{summary['name']}: {summary['status']}" + (f" ({summary['reason']})" if summary["reason"] else "")]
+    m = summary["metrics"]
+    if m:
+        lines.append(f"params {m['params']:,}  epochs {m['epochs']} (best {m['best_epoch']})  train {m['train_seconds']:.1f} s")
+        lines.append(f"latency ms/example: batch1 {m['latency_ms']['batch1']:.3f}  batch64 {m['latency_ms']['batch64']:.3f}")
+        lines.append("model      split  macro_f1  accuracy")
+        for split in ("val", "test"):
+            lines.append(f"candidate  {split:<5} {m[split]['macro_f1']:>9.4f} {m[split]['accuracy']:>9.4f}")
+    elif summary.get("stderr_tail"):
+        lines += ["stderr (tail):", summary["stderr_tail"][-1500:]]
+    for name, scores in summary["baselines"].items():
+        lines.append(f"{name:<10} val {scores['val']:.4f}  test {scores['test']:.4f}  (macro-F1)")
+    lines.append(f"candidate folder: {summary['folder']}")
+    return "\n".join(lines)
+
+
 def format_data_summary(summary: dict[str, Any]) -> str:
     """Human-readable split and baseline tables (majority line always shown)."""
     lines = [f"run {summary['run_id']}  ->  {summary['run_dir']}", "", "split   pairs  claims  SUPPORTS  REFUTES  NOT_ENOUGH_INFO"]
@@ -106,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
-        print(format_data_summary(summary))
-    return 0
+        print(args.formatter(summary))
+    return 0 if summary.get("status", "ok") == "ok" else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,80 @@
+"""Flow ``train_program``: prepare data (cached), then train one program in the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, Field
+
+from evoformer.baselines import label_ids
+from evoformer.candidates.evaluate import CandidateResult
+from evoformer.candidates.job import TrainConfig
+from evoformer.candidates.program import CandidateProgram
+from evoformer.runs import update_summary
+from evoformer.sandbox.limits import SandboxLimits
+from flows.data import PrepareDataParams, prepare_data
+from tasks.candidates import TransientCandidateFailure, train_candidate
+
+
+class TrainProgramParams(BaseModel):
+    """One program to train, with its data, training and sandbox settings."""
+
+    program_path: str = Field(description="Path of the candidate program (.py).")
+    prelude_path: str | None = Field(default=None, description="Static helper code prepended to the program.")
+    data: PrepareDataParams = Field(default_factory=PrepareDataParams)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    limits: SandboxLimits = Field(default_factory=SandboxLimits)
+
+
+def split_labels(run_dir: Path) -> dict[str, Any]:
+    """Label ids of the run's splits, read from its split tables (orchestrator side only)."""
+    return {name: label_ids(pd.read_parquet(run_dir / "data" / f"{name}.parquet")["label"]) for name in ("train", "val", "test")}
+
+
+def result_of(state: Any) -> CandidateResult:
+    """The candidate's result, also when the task failed for good with a transient failure."""
+    try:
+        return state.result()
+    except TransientCandidateFailure as exc:
+        return exc.result
+
+
+def candidate_summary(result: CandidateResult) -> dict[str, Any]:
+    """The JSON shape of one trained candidate."""
+    out: dict[str, Any] = {
+        "name": result.name, "status": result.status, "reason": result.reason, "program_hash": result.program_hash,
+        "folder": result.folder, "isolation": result.isolation, "metrics": None,
+    }
+    if result.metrics:
+        m = result.metrics
+        out["metrics"] = {
+            "params": m.params, "val": m.val.model_dump(), "test": m.test.model_dump(), "latency_ms": m.latency_ms,
+            "train_seconds": m.train_seconds, "epochs": m.epochs, "best_epoch": m.best_epoch,
+        }
+    if result.status != "ok":
+        out["stderr_tail"] = result.stderr_tail[-2000:]
+    return out
+
+
+@flow(name="train_program")
+def train_program(params: TrainProgramParams) -> dict[str, Any]:
+    """Train one program and report its metrics next to the baselines of the same splits."""
+    logger = get_run_logger()
+    data = prepare_data(params.data)
+    run_dir = Path(data["run_dir"])
+    program = CandidateProgram.from_file(params.program_path, params.prelude_path)
+    folder = run_dir / "candidates" / f"{program.name}-{program.program_hash()[:8]}"
+    state = train_candidate(
+        program, data["features_path"], split_labels(run_dir), str(folder), params.train, params.limits, return_state=True
+    )
+    result = result_of(state)
+    logger.info("%s: %s %s", program.name, result.status, result.reason)
+    summary = candidate_summary(result) | {
+        "run_id": data["run_id"], "run_dir": data["run_dir"],
+        "baselines": {name: {s: b[s]["macro_f1"] for s in ("val", "test")} for name, b in data["baselines"].items()},
+    }
+    update_summary(run_dir, {"train": summary})
+    return summary

@@ -1,0 +1,76 @@
+"""Prefect task ``train_candidate``: sandboxed training, cached by program, data and config.
+
+Only transient failures are retried: a sandbox killed by a signal or the memory cap, or a
+sandbox that could not start. Deterministic outcomes (rejected, build/runtime errors, timeouts,
+invalid output) complete normally with their status and are never retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import task
+
+from evoformer.candidates.evaluate import CandidateResult, evaluate_candidate
+from evoformer.candidates.job import TrainConfig
+from evoformer.candidates.program import CandidateProgram
+from evoformer.sandbox.limits import SandboxLimits
+from evoformer.sandbox.runner import SandboxError
+
+TRAINING_TAG = "evoformer-training"
+
+
+class TransientCandidateFailure(RuntimeError):
+    """The candidate was killed (signal or memory); worth another try. Carries the result."""
+
+    def __init__(self, result: CandidateResult) -> None:
+        super().__init__(f"{result.name}: {result.status}: {result.reason}")
+        self.result = result
+
+
+def is_transient_failure(exc: BaseException | None) -> bool:
+    return isinstance(exc, (TransientCandidateFailure, SandboxError))
+
+
+def _retry_only_transient(_task: Any, _task_run: Any, state: Any) -> bool:
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - classify whatever the run raised
+        return is_transient_failure(exc)
+    return False
+
+
+def candidate_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
+    """(program hash, data fingerprint, train config): the feature folder name carries the data key."""
+    program: CandidateProgram = parameters["program"]
+    train: TrainConfig = parameters["train"]
+    payload = "|".join([program.program_hash(), Path(parameters["features_path"]).name, train.model_dump_json()])
+    return "candidate:" + hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+@task(
+    name="train-candidate",
+    task_run_name="train-{program.name}",
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=_retry_only_transient,
+    cache_key_fn=candidate_cache_key,
+    persist_result=True,
+    tags=[TRAINING_TAG],
+)
+def train_candidate(
+    program: CandidateProgram,
+    features_path: str,
+    labels: dict[str, np.ndarray],
+    folder: str,
+    train: TrainConfig,
+    limits: SandboxLimits,
+) -> CandidateResult:
+    """Train and evaluate one program in the sandbox; raise only on transient failures."""
+    result = evaluate_candidate(program, features_path, labels, folder, train, limits)
+    if result.transient:
+        raise TransientCandidateFailure(result)
+    return result
