@@ -10,9 +10,19 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup system-deps demo test test-slow bench clean
 
-setup: $(STAMP)
+setup: system-deps $(STAMP)
+
+system-deps:
+	@# bubblewrap isolates untrusted candidate programs (Linux namespaces); installed here when possible.
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq bubblewrap)) \
+	      || echo "WARNING: could not install bubblewrap; the sandbox will fall back to weaker isolation"; \
+	  else \
+	    echo "WARNING: bubblewrap (bwrap) is missing; install it (e.g. sudo apt-get install bubblewrap) for full sandbox isolation"; \
+	  fi; }
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,19 +31,20 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 ## The main job on the embedded default: shared Climate-FEVER file, local ephemeral Prefect.
-demo: $(STAMP)
+demo: setup
 	$(VENV)/bin/evoformer data
 
 ## The default test suite (about 15 minutes at most on 2 cores).
-test: $(STAMP)
+test: setup
 	$(PY) -m pytest -m "not slow" tests
 
 ## Heavier tests on the full shared data.
-test-slow: $(STAMP)
+test-slow: setup
 	$(PY) -m pytest -m slow tests
 
-bench: $(STAMP)
+bench: setup
 	$(PY) benchmarks/featurize.py
+	$(PY) benchmarks/sandbox_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -17,6 +17,7 @@ os.environ.pop("PREFECT_API_URL", None)
 
 SHARED_CLIMATE_FEVER = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "climate-fever" / "climate-fever.jsonl"
 SMALL_CLAIMS = 80  # 400 pairs: enough for every split to hold every label
+MEDIUM_CLAIMS = 240  # 1,200 pairs: enough for a trained seed to beat chance measurably
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,22 @@ def small_climate_fever(shared_climate_fever: Path, tmp_path_factory) -> Path:
         for _, line in zip(range(SMALL_CLAIMS), src):
             dst.write(line)
     return path
+
+
+@pytest.fixture(scope="session")
+def medium_features(shared_climate_fever: Path, feature_cache_dir: Path, tmp_path_factory):
+    """Features and label ids of the first claims of the release (1,200 pairs)."""
+    from evoformer.baselines import label_ids
+    from evoformer.data import DataSourceConfig, load_pairs, make_splits
+    from evoformer.features import EncoderConfig, featurize_splits
+
+    path = tmp_path_factory.mktemp("data") / "climate-fever-medium.jsonl"
+    with shared_climate_fever.open() as src, path.open("w") as dst:
+        for _, line in zip(range(MEDIUM_CLAIMS), src):
+            dst.write(line)
+    splits = make_splits(load_pairs(DataSourceConfig(source=str(path))).frame)
+    features = featurize_splits(splits.frames, splits.fingerprints, EncoderConfig(), feature_cache_dir, progress=False)
+    return features, {name: label_ids(frame["label"]) for name, frame in splits.frames.items()}
 
 
 @pytest.fixture(scope="session")

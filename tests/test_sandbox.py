@@ -50,8 +50,13 @@ def _run(small_features, labels, tmp_path, body: str, audit_hook: bool = True, *
 
 
 def test_bubblewrap_is_available_here() -> None:
-    """The project's set-up installs bubblewrap; without it the sandbox is weaker (and warns)."""
-    assert bubblewrap_problem() is None
+    """The project's set-up installs bubblewrap; without it the sandbox is weaker (and warns).
+
+    In CI (where set-up runs as root) it must be there; elsewhere a missing bwrap is a skip."""
+    problem = bubblewrap_problem()
+    if problem and not os.environ.get("CI"):
+        pytest.skip(problem)
+    assert problem is None
 
 
 def test_valid_program_trains_and_folder_holds_no_eval_labels(small_features, labels, tmp_path) -> None:
@@ -217,3 +222,24 @@ def test_secret_patterns() -> None:
     env = sandbox_environment(2, {"SAFE": "1", "X_KEY": "no"})
     assert env["SAFE"] == "1" and "X_KEY" not in env and env["OMP_NUM_THREADS"] == "2"
     assert not any(is_secret(k) for k in env)
+
+
+def test_fallback_without_bubblewrap_warns_and_audit_hook_still_holds(small_features, labels, tmp_path, monkeypatch, caplog) -> None:
+    from evoformer.sandbox import runner
+
+    monkeypatch.setattr(runner, "bubblewrap_problem", lambda: "bwrap disabled for this test")
+    target = Path(__file__).resolve().parent / "pwned-fallback.pt"
+    body = f"try:\n    torch.save(torch.ones(3), {str(target)!r})\nexcept Exception as e:\n    print(e)\nreturn M(input_dim, num_classes)"
+    try:
+        with caplog.at_level("WARNING", logger="evoformer.sandbox"):
+            result = _run(small_features, labels, tmp_path, body)
+        assert result.status == "ok", result.reason
+        assert not target.exists()
+        assert "NO-NAMESPACES" in result.isolation
+        assert any("SANDBOX IS WEAKER" in r.getMessage() for r in caplog.records)
+    finally:
+        target.unlink(missing_ok=True)
+    from evoformer.sandbox.runner import SandboxError
+
+    with pytest.raises(SandboxError, match="required"):
+        _run(small_features, labels, tmp_path, "return M(input_dim, num_classes)", require_isolation=True)

@@ -36,6 +36,8 @@ class CandidateMetrics(BaseModel):
     test: ClassificationMetrics
     latency_ms: dict[str, float]
     train_seconds: float
+    wall_seconds: float = Field(description="Orchestrator's wall clock for the whole sandboxed run.")
+    timings_s: dict[str, float] = Field(default_factory=dict)
     epochs: int
     best_epoch: int
 
@@ -153,7 +155,8 @@ def _classify(run: SandboxRun, folder: Path, limits: SandboxLimits, stopper: Ear
         params=params,
         val=classification_metrics(labels["val"], val_pred),
         test=classification_metrics(labels["test"], test_pred),
-        latency_ms=worker.latency_ms, train_seconds=worker.train_seconds, epochs=worker.epochs, best_epoch=stopper.best_epoch,
+        latency_ms=worker.latency_ms, train_seconds=worker.train_seconds, wall_seconds=run.wall_s, timings_s=worker.timings_s,
+        epochs=worker.epochs, best_epoch=stopper.best_epoch,
     )
     return CandidateResult(**common, status="ok", metrics=metrics)
 

@@ -51,3 +51,4 @@ class WorkerResult(BaseModel):
     best_epoch: int = -1
     train_seconds: float = 0.0
     latency_ms: dict[str, float] = Field(default_factory=dict)
+    timings_s: dict[str, float] = Field(default_factory=dict, description="setup, train, evaluate, save (worker clock).")

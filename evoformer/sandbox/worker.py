@@ -76,6 +76,7 @@ def main(folder: Path) -> int:
 
 
 def run(folder: Path, job: TrainJob) -> WorkerResult:
+    setup_start = time.perf_counter()
     import torch
 
     torch.set_num_threads(job.threads)
@@ -94,6 +95,7 @@ def run(folder: Path, job: TrainJob) -> WorkerResult:
     model = build(source, train.dim, job.num_classes)
     probe(model, train, job.num_classes)
     started = time.perf_counter()
+    setup_seconds = started - setup_start
     rng = np.random.default_rng(job.train.seed)
     train_index = np.arange(len(train))
     if job.train.max_train_pairs:
@@ -132,10 +134,15 @@ def run(folder: Path, job: TrainJob) -> WorkerResult:
     model.load_state_dict(best_state)
     test_pred = predict(model, test, job)
     latency = measure_latency(model, val, job)
+    evaluated = time.perf_counter()
     save_weights(model, folder / WEIGHTS_FILE)
+    timings = {
+        "setup": setup_seconds, "train": train_seconds, "evaluate": evaluated - started - train_seconds,
+        "save": time.perf_counter() - evaluated,
+    }
     return WorkerResult(
         status="ok", val_pred=val_pred.tolist(), test_pred=test_pred.tolist(), epochs=epochs, best_epoch=best_epoch,
-        train_seconds=round(train_seconds, 3), latency_ms=latency,
+        train_seconds=round(train_seconds, 3), latency_ms=latency, timings_s={k: round(v, 4) for k, v in timings.items()},
     )
 
 
