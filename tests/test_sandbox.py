@@ -69,6 +69,17 @@ def test_valid_program_trains_and_folder_holds_no_eval_labels(small_features, la
     assert "bubblewrap" in result.isolation
 
 
+def test_training_is_deterministic(small_features, labels, tmp_path) -> None:
+    body = "return M(input_dim, num_classes)"
+    config = TrainConfig(max_epochs=2, max_train_pairs=128, latency_repeats=3)
+    program = CandidateProgram(name="det", source=VALID_MODEL + "\ndef build_model(input_dim, num_classes):\n    " + body + "\n")
+    runs = [evaluate_candidate(program, small_features.path, labels, tmp_path / f"r{i}", config, SandboxLimits()) for i in range(2)]
+    assert [r.status for r in runs] == ["ok", "ok"]
+    a, b = (r.metrics for r in runs)
+    assert (a.val, a.test, a.best_epoch) == (b.val, b.test, b.best_epoch)
+    assert (tmp_path / "r0" / "weights.safetensors").read_bytes() == (tmp_path / "r1" / "weights.safetensors").read_bytes()
+
+
 @LAYERS
 def test_infinite_loop_times_out(small_features, labels, tmp_path, audit_hook) -> None:
     result = _run(small_features, labels, tmp_path, "while True:\n    pass", audit_hook, timeout_s=8)

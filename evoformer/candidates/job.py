@@ -19,7 +19,9 @@ class TrainConfig(BaseModel):
     """How a candidate is trained: AdamW, class-weighted cross-entropy, early stopping on val macro-F1."""
 
     max_epochs: int = Field(default=12, ge=1)
-    time_budget_s: float = Field(default=240.0, gt=0, description="Soft budget: no new epoch starts past it.")
+    time_budget_s: float = Field(
+        default=240.0, gt=0, description="Training budget: no epoch starts past it, and a running epoch stops at it."
+    )
     batch_size: int = Field(default=64, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)

@@ -113,7 +113,11 @@ def run(folder: Path, job: TrainJob) -> WorkerResult:
             break
         epoch_start = time.perf_counter()
         model.train()
-        for batch in np.array_split(rng.permutation(train_index), max(1, len(train_index) // job.train.batch_size)):
+        out_of_time = False
+        for batch in bucketed_batches(train_index, train.lengths, job.train.batch_size, rng):
+            if time.perf_counter() - started > job.train.time_budget_s:
+                out_of_time = True  # the budget also ends an epoch that is too long for it
+                break
             x, mask = tensors(train, batch)
             logits = model(x, mask)
             check_logits(logits, len(batch), job.num_classes)
@@ -128,7 +132,7 @@ def run(folder: Path, job: TrainJob) -> WorkerResult:
         reply = channel.ask({"type": "epoch", "epoch": epoch, "loss": float(loss.detach()), "val_pred": epoch_pred.tolist()})
         if reply.get("best", best_state is None):
             best_state, best_epoch, val_pred = copy.deepcopy(model.state_dict()), epoch, epoch_pred
-        if reply.get("stop"):
+        if reply.get("stop") or out_of_time:
             break
     train_seconds = time.perf_counter() - started
     model.load_state_dict(best_state)
@@ -144,6 +148,17 @@ def run(folder: Path, job: TrainJob) -> WorkerResult:
         status="ok", val_pred=val_pred.tolist(), test_pred=test_pred.tolist(), epochs=epochs, best_epoch=best_epoch,
         train_seconds=round(train_seconds, 3), latency_ms=latency, timings_s={k: round(v, 4) for k, v in timings.items()},
     )
+
+
+def bucketed_batches(index: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 50):
+    """Shuffled batches of similar length: less padding, same randomness across epochs and seeds."""
+    shuffled = rng.permutation(index)
+    batches = []
+    for start in range(0, len(shuffled), batch_size * pool):
+        chunk = shuffled[start : start + batch_size * pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def build(source: str, input_dim: int, num_classes: int):
