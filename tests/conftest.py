@@ -81,6 +81,26 @@ def prefect_harness():
         yield
 
 
+LINEAR_MODEL = """
+import torch
+import torch.nn as nn
+
+class M(nn.Module):
+    def __init__(self, d, c):
+        super().__init__()
+        self.lin = nn.Linear(d, c)
+    def forward(self, x, mask):
+        return self.lin(x[:, 0])
+"""
+
+
+def candidate_source(body: str) -> str:
+    """A program whose ``build_model`` runs ``body`` (indented), with the linear model ``M`` in scope."""
+    import textwrap
+
+    return LINEAR_MODEL + "\ndef build_model(input_dim, num_classes):\n" + textwrap.indent(textwrap.dedent(body), "    ")
+
+
 def write_jsonl(path: Path, rows: list[object]) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
     return path

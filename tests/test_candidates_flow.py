@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import candidate_source
 from evoformer.baselines import label_ids
 from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.program import CandidateProgram
@@ -16,22 +17,6 @@ from evoformer.sandbox.limits import SandboxLimits
 from evoformer.seeds import SEED_DIR
 
 FAST = TrainConfig(max_epochs=1, max_train_pairs=64, latency_repeats=3)
-LINEAR = """
-import torch
-import torch.nn as nn
-
-class M(nn.Module):
-    def __init__(self, d, c):
-        super().__init__()
-        self.lin = nn.Linear(d, c)
-    def forward(self, x, mask):
-        return self.lin(x[:, 0])
-
-def build_model(input_dim, num_classes):
-{body}
-"""
-
-
 def _labels(small_splits):
     return {name: label_ids(frame["label"]) for name, frame in small_splits.frames.items()}
 
@@ -52,7 +37,7 @@ def _in_flow(fn):
 def test_train_candidate_caches_by_program_data_and_config(prefect_harness, small_features, small_splits, tmp_path) -> None:
     from tasks.candidates import train_candidate
 
-    program = CandidateProgram(name="linear", source=LINEAR.format(body="    return M(input_dim, num_classes)"))
+    program = CandidateProgram(name="linear", source=candidate_source("return M(input_dim, num_classes)"))
     args = (str(small_features.path), _labels(small_splits))
 
     def body():
@@ -72,9 +57,9 @@ def test_only_transient_failures_are_retried(prefect_harness, small_features, sm
     from tasks.candidates import train_candidate
 
     memory_hog = CandidateProgram(
-        name="hog", source=LINEAR.format(body="    hoard = [torch.ones(25_000_000) for _ in range(100)]")
+        name="hog", source=candidate_source("hoard = [torch.ones(25_000_000) for _ in range(100)]")
     )
-    broken = CandidateProgram(name="broken", source=LINEAR.format(body="    return undefined_name"))
+    broken = CandidateProgram(name="broken", source=candidate_source("return undefined_name"))
     task = train_candidate.with_options(retries=1, retry_delay_seconds=0, cache_policy=None, cache_key_fn=None, persist_result=False)
     args = (str(small_features.path), _labels(small_splits))
 
@@ -125,7 +110,7 @@ def test_prelude_is_available_to_the_program(prefect_harness, small_features, sm
     from evoformer.candidates.evaluate import evaluate_candidate
 
     prelude = "import torch\n\ndef masked_mean(x, mask):\n    m = mask.unsqueeze(-1).float()\n    return (x * m).sum(1) / m.sum(1)\n"
-    source = LINEAR.format(body="    return M(input_dim, num_classes)").replace("self.lin(x[:, 0])", "self.lin(masked_mean(x, mask))")
+    source = candidate_source("return M(input_dim, num_classes)").replace("self.lin(x[:, 0])", "self.lin(masked_mean(x, mask))")
     result = evaluate_candidate(CandidateProgram(name="p", source=source, prelude=prelude), small_features.path,
                                 _labels(small_splits), tmp_path / "p", FAST, SandboxLimits())
     assert result.status == "ok", result.reason

@@ -7,31 +7,18 @@ from __future__ import annotations
 
 import os
 import socket
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import candidate_source
 from evoformer.baselines import label_ids
 from evoformer.candidates.evaluate import evaluate_candidate
 from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.program import CandidateProgram
 from evoformer.sandbox.isolation import bubblewrap_problem
 from evoformer.sandbox.limits import SandboxLimits, is_secret, sandbox_environment
-
-VALID_MODEL = """
-import torch
-import torch.nn as nn
-
-class M(nn.Module):
-    def __init__(self, d, c):
-        super().__init__()
-        self.lin = nn.Linear(d, c)
-    def forward(self, x, mask):
-        m = mask.unsqueeze(-1).float()
-        return self.lin((x * m).sum(1) / m.sum(1))
-"""
 
 LAYERS = pytest.mark.parametrize("audit_hook", [True, False], ids=["os+audit", "os-only"])
 FAST = TrainConfig(max_epochs=1, max_train_pairs=64, latency_repeats=3)
@@ -43,8 +30,7 @@ def labels(small_splits) -> dict[str, np.ndarray]:
 
 
 def _run(small_features, labels, tmp_path, body: str, audit_hook: bool = True, **limits):
-    source = VALID_MODEL + "\ndef build_model(input_dim, num_classes):\n" + textwrap.indent(textwrap.dedent(body), "    ")
-    program = CandidateProgram(name="hostile", source=source)
+    program = CandidateProgram(name="hostile", source=candidate_source(body))
     sandbox = SandboxLimits(audit_hook=audit_hook, **{"timeout_s": 60, **limits})
     return evaluate_candidate(program, small_features.path, labels, tmp_path / "cand", FAST, sandbox, static_check=False)
 
@@ -70,9 +56,8 @@ def test_valid_program_trains_and_folder_holds_no_eval_labels(small_features, la
 
 
 def test_training_is_deterministic(small_features, labels, tmp_path) -> None:
-    body = "return M(input_dim, num_classes)"
     config = TrainConfig(max_epochs=2, max_train_pairs=128, latency_repeats=3)
-    program = CandidateProgram(name="det", source=VALID_MODEL + "\ndef build_model(input_dim, num_classes):\n    " + body + "\n")
+    program = CandidateProgram(name="det", source=candidate_source("return M(input_dim, num_classes)"))
     runs = [evaluate_candidate(program, small_features.path, labels, tmp_path / f"r{i}", config, SandboxLimits()) for i in range(2)]
     assert [r.status for r in runs] == ["ok", "ok"]
     a, b = (r.metrics for r in runs)
@@ -239,8 +224,10 @@ def test_fallback_without_bubblewrap_warns_and_audit_hook_still_holds(small_feat
     from evoformer.sandbox import runner
 
     monkeypatch.setattr(runner, "bubblewrap_problem", lambda: "bwrap disabled for this test")
-    target = Path(__file__).resolve().parent / "pwned-fallback.pt"
-    body = f"try:\n    torch.save(torch.ones(3), {str(target)!r})\nexcept Exception as e:\n    print(e)\nreturn M(input_dim, num_classes)"
+    # Python-level writes are caught by the audit hook. (torch.save writes from C++, past any audit
+    # hook: only the OS layer stops that, which is why the fallback warns so loudly.)
+    target = Path(__file__).resolve().parent / "pwned-fallback.txt"
+    body = f"try:\n    open({str(target)!r}, 'w').write('x')\nexcept Exception as e:\n    print(e)\nreturn M(input_dim, num_classes)"
     try:
         with caplog.at_level("WARNING", logger="evoformer.sandbox"):
             result = _run(small_features, labels, tmp_path, body)
