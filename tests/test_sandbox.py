@@ -90,6 +90,21 @@ def test_environment_holds_no_secrets(small_features, labels, tmp_path, audit_ho
 
 
 @LAYERS
+def test_labels_and_data_outside_the_view_are_unreadable(small_features, labels, tmp_path, audit_hook, shared_climate_fever) -> None:
+    held_out = tmp_path / "runs" / "data" / "test_labels.txt"
+    held_out.parent.mkdir(parents=True)
+    held_out.write_text("SUPPORTS\n")
+    targets = [shared_climate_fever, held_out, Path(__file__).resolve(), Path("/etc/shadow")]
+    probe = "".join(
+        f"try:\n    open({str(t)!r}).read(10)\n    print('READABLE', {str(t)!r}, file=sys.stderr, flush=True)\n"
+        f"except OSError:\n    pass\n" for t in targets
+    )
+    result = _run(small_features, labels, tmp_path, "import sys\n" + probe + "return M(input_dim, num_classes)", audit_hook)
+    assert result.status == "ok", result.reason
+    assert "READABLE" not in result.stderr_tail
+
+
+@LAYERS
 def test_write_outside_folder_is_denied(small_features, labels, tmp_path, audit_hook) -> None:
     targets = [Path(__file__).resolve().parent / f"pwned-{audit_hook}.pt", tmp_path / "pwned.pt"]
     body = "".join(

@@ -1,7 +1,7 @@
 """OS-level isolation: bubblewrap namespaces, a pids cgroup, and rlimits.
 
-With bubblewrap the sandbox sees the whole file system read-only except its own folder, has no
-network (empty network namespace), its own PID namespace (nothing survives it), no capabilities
+With bubblewrap the sandbox sees only system libraries, Python, the evoformer package and the
+features (all read-only) plus its own folder (writable), has no network (empty network namespace), its own PID namespace (nothing survives it), no capabilities
 and a scrubbed environment. Without bubblewrap it falls back to rlimits, a new session and the
 in-process audit hook, and says so loudly.
 """
@@ -14,6 +14,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -45,13 +46,28 @@ def _namespace_flags() -> list[str]:
             "--die-with-parent", "--new-session"]
 
 
+# What the sandbox can see, read-only: the system's programs and libraries, the Python
+# installation and the evoformer package. Nothing else: not the run folders (test labels), not the
+# data files, not other candidates, not /etc beyond what the dynamic loader needs.
+_SYSTEM_PATHS = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/ld.so.cache", "/etc/ld.so.conf",
+                 "/etc/ld.so.conf.d", "/etc/localtime", "/sys/devices/system/cpu")
+
+
+def visible_paths() -> list[Path]:
+    """Read-only paths the worker needs: system libraries, Python (base and venv), evoformer."""
+    import evoformer
+
+    paths = [Path(p) for p in _SYSTEM_PATHS]
+    paths += [Path(sys.base_prefix), Path(sys.prefix), Path(evoformer.__file__).resolve().parent]
+    return paths
+
+
 def bubblewrap_command(folder: Path, env: dict[str, str], argv: list[str], read_only: list[Path] = ()) -> list[str]:
-    """``argv`` wrapped in bubblewrap: read-only root, private /tmp, ``read_only`` paths visible
-    again on top of it, writable ``folder``, no network."""
-    cmd = [shutil.which("bwrap") or "bwrap", *_namespace_flags(), "--ro-bind", "/", "/", "--dev", "/dev",
-           "--proc", "/proc", "--tmpfs", "/tmp"]
-    for path in read_only:
-        cmd += ["--ro-bind", str(path), str(path)]
+    """``argv`` wrapped in bubblewrap: only system libraries, Python, evoformer and ``read_only``
+    paths visible (read-only), a private /tmp, the writable ``folder``, and no network."""
+    cmd = [shutil.which("bwrap") or "bwrap", *_namespace_flags(), "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in [*visible_paths(), *read_only]:
+        cmd += ["--ro-bind-try", str(path), str(path)]
     cmd += ["--bind", str(folder), str(folder), "--chdir", str(folder), "--clearenv"]
     for name, value in env.items():
         cmd += ["--setenv", name, value]
@@ -101,7 +117,7 @@ def make_preexec(limits: SandboxLimits, cgroup: PidsCgroup) -> Callable[[], None
 
 
 def describe_isolation(use_bwrap: bool, cgroup: PidsCgroup) -> str:
-    layers = ["bubblewrap(ro-root, own-folder-rw, no-net, pid-ns, no-caps)" if use_bwrap else "NO-NAMESPACES"]
+    layers = ["bubblewrap(minimal-ro-view, own-folder-rw, no-net, pid-ns, no-caps)" if use_bwrap else "NO-NAMESPACES"]
     layers.append("pids-cgroup" if cgroup.path else ("rlimit-nproc" if os.geteuid() != 0 else "NO-PROCESS-CAP"))
     layers.append("rlimit-as")
     return "+".join(layers)

@@ -141,7 +141,6 @@ def _supervise(process, proto_r, proto_w, limits, on_message, started, isolation
             if len(buffer) > MAX_MESSAGE_BYTES and protocol_error is None:
                 protocol_error = f"protocol message over {MAX_MESSAGE_BYTES} bytes"
             if protocol_error:
-                timed_out = False
                 _kill_group(process)
     selector.close()
     _kill_group(process)
@@ -149,8 +148,8 @@ def _supervise(process, proto_r, proto_w, limits, on_message, started, isolation
         returncode = process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         returncode = None
-    for stream, tail in ((process.stdout, out), (process.stderr, err)):
-        stream.close()
+    process.stdout.close()
+    process.stderr.close()
     return SandboxRun(
         returncode=returncode, timed_out=timed_out, wall_s=round(time.monotonic() - started, 3),
         stdout_tail=out.text(), stderr_tail=err.text(), stdout_bytes=out.total, stderr_bytes=err.total,
