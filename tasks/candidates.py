@@ -44,10 +44,14 @@ def _retry_only_transient(_task: Any, _task_run: Any, state: Any) -> bool:
 
 
 def candidate_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
-    """(program hash, data fingerprint, train config): the feature folder name carries the data key."""
+    """(program hash, data fingerprint, train config, sandbox limits): the feature folder name carries
+    the data key; the limits count too, so a timeout under a short limit is not reused under a long one."""
     program: CandidateProgram = parameters["program"]
     train: TrainConfig = parameters["train"]
-    payload = "|".join([program.program_hash(), Path(parameters["features_path"]).name, train.model_dump_json()])
+    limits: SandboxLimits = parameters["limits"]
+    payload = "|".join(
+        [program.program_hash(), Path(parameters["features_path"]).name, train.model_dump_json(), limits.model_dump_json()]
+    )
     return "candidate:" + hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 

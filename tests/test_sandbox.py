@@ -256,3 +256,27 @@ def test_fallback_without_bubblewrap_warns_and_audit_hook_still_holds(small_feat
 
     with pytest.raises(SandboxError, match="required"):
         _run(small_features, labels, tmp_path, "return M(input_dim, num_classes)", require_isolation=True)
+
+
+def test_protocol_flood_is_cut_off(small_features, labels, tmp_path) -> None:
+    """More epoch reports than allowed, never reading replies: an error, not a hang or an oracle."""
+    n_val = len(labels["val"])
+    body = f"""
+    import json
+    fd = int(torch.os.environ['EVOFORMER_PROTOCOL_FDS'].split(',')[1])
+    line = (json.dumps({{'type': 'epoch', 'epoch': 0, 'val_pred': [0] * {n_val}}}) + '\\n').encode()
+    for _ in range(20000):
+        torch.os.write(fd, line)
+    return M(input_dim, num_classes)
+    """
+    result = _run(small_features, labels, tmp_path, body, audit_hook=False, timeout_s=60)
+    assert result.status == "invalid_output" and "epoch reports" in result.reason
+
+
+def test_planted_symlink_does_not_redirect_the_verdict(small_features, labels, tmp_path) -> None:
+    victim = tmp_path / "victim.txt"
+    body = f"torch.os.symlink({str(victim)!r}, 'metrics.json')\nreturn M(input_dim, num_classes)"
+    result = _run(small_features, labels, tmp_path, body, audit_hook=False)
+    assert result.status == "ok", result.reason
+    assert not victim.exists()
+    assert not (tmp_path / "cand" / "metrics.json").is_symlink()

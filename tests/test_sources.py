@@ -61,6 +61,17 @@ def test_skip_option_counts_every_skipped_row(tmp_path: Path) -> None:
     assert loaded.report.pairs == 2
 
 
+def test_undecodable_line_is_one_bad_row(tmp_path: Path) -> None:
+    path = tmp_path / "cf.jsonl"
+    good = json.dumps(_claim("1", "a", ["SUPPORTS"])).encode()
+    path.write_bytes(good + b"\n" + b'{"claim_id": "2", "claim": "\xff\xfe"}\n' + good.replace(b'"1"', b'"3"') + b"\n")
+    with pytest.raises(MalformedRowError, match="invalid UTF-8") as info:
+        load_pairs(DataSourceConfig(source=str(path)))
+    assert info.value.location == f"{path}:2"
+    loaded = load_pairs(DataSourceConfig(source=str(path), on_bad_rows="skip"))
+    assert loaded.report.rows_skipped == 1 and loaded.report.pairs == 2
+
+
 def test_csv_with_configured_columns_and_bad_row_line(tmp_path: Path) -> None:
     path = tmp_path / "pairs.csv"
     pd.DataFrame(

@@ -24,6 +24,7 @@ FORBIDDEN = {
     "getattr dunder": "getattr(torch, '__dict__')",
     "setattr dunder": "setattr(torch, '__doc__', 1)",
     "getattr computed": "getattr(torch, 'o' + 's')",
+    "getattr alias": "g = getattr\nx = g(torch, 'o' + 's')",
     "import os": "import os",
     "import sys": "import sys",
     "import subprocess": "import subprocess",

@@ -9,6 +9,7 @@ about its own quality is used.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -62,12 +63,16 @@ class CandidateResult(BaseModel):
 class EarlyStopping:
     """Scores the val predictions the worker sends, keeps the best epoch, and says when to stop."""
 
-    def __init__(self, y_val: np.ndarray, patience: int) -> None:
-        self.y_val, self.patience = y_val, patience
+    def __init__(self, y_val: np.ndarray, patience: int, max_epochs: int) -> None:
+        self.y_val, self.patience, self.max_epochs = y_val, patience, max_epochs
         self.best_f1, self.best_epoch, self.best_pred = -1.0, -1, None
         self.history: list[float] = []
+        self.stopped = False
 
     def __call__(self, message: dict) -> dict:
+        # At most one answer per epoch, none after 'stop': the answers cannot serve as a val oracle.
+        if self.stopped or len(self.history) >= self.max_epochs:
+            raise ValueError("more epoch reports than the training config allows")
         pred = _predictions(message.get("val_pred"), len(self.y_val), "val")
         f1 = classification_metrics(self.y_val, pred).macro_f1
         self.history.append(f1)
@@ -75,7 +80,8 @@ class EarlyStopping:
         best = f1 > self.best_f1
         if best:
             self.best_f1, self.best_epoch, self.best_pred = f1, epoch, pred
-        return {"best": best, "stop": epoch - self.best_epoch >= self.patience}
+        self.stopped = epoch - self.best_epoch >= self.patience or len(self.history) >= self.max_epochs
+        return {"best": best, "stop": self.stopped}
 
 
 def evaluate_candidate(
@@ -105,7 +111,7 @@ def evaluate_candidate(
     job = TrainJob(features_path=str(features_path), num_classes=len(LABELS), train=train,
                    threads=limits.threads, audit_hook=limits.audit_hook)
     (folder / JOB_FILE).write_text(job.model_dump_json())
-    stopper = EarlyStopping(np.asarray(labels["val"]), train.patience)
+    stopper = EarlyStopping(np.asarray(labels["val"]), train.patience, train.max_epochs)
     run = run_sandboxed(WORKER_MODULE, folder, limits, on_message=stopper, read_only=[Path(features_path)])
     result = _classify(run, folder, limits, stopper, labels, base)
     return _finish(folder, result)
@@ -119,7 +125,13 @@ def _prepare_folder(folder: Path, source: str) -> None:
 
 
 def _finish(folder: Path, result: CandidateResult) -> CandidateResult:
-    (folder / METRICS_FILE).write_text(result.model_dump_json(indent=2))
+    """Write the verdict without following anything the sandbox may have planted there."""
+    path = folder / METRICS_FILE
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(result.model_dump_json(indent=2))
     return result
 
 
@@ -149,13 +161,16 @@ def _classify(run: SandboxRun, folder: Path, limits: SandboxLimits, stopper: Ear
         if stopper.best_pred is None or not np.array_equal(val_pred, stopper.best_pred):
             raise ValueError("val predictions differ from those of the best epoch seen during training")
         params = weights_size(folder / WEIGHTS_FILE)
-    except (ValueError, OSError) as exc:
+        latency = {key: float(worker.latency_ms[key]) for key in ("batch1", "batch64")}
+        if not all(np.isfinite(v) and v > 0 for v in latency.values()):
+            raise ValueError("latency must be positive and finite")
+    except (ValueError, OSError, KeyError) as exc:
         return CandidateResult(**common, status="invalid_output", reason=str(exc))
     metrics = CandidateMetrics(
         params=params,
         val=classification_metrics(labels["val"], val_pred),
         test=classification_metrics(labels["test"], test_pred),
-        latency_ms=worker.latency_ms, train_seconds=worker.train_seconds, wall_seconds=run.wall_s, timings_s=worker.timings_s,
+        latency_ms=latency, train_seconds=worker.train_seconds, wall_seconds=run.wall_s, timings_s=worker.timings_s,
         epochs=worker.epochs, best_epoch=stopper.best_epoch,
     )
     return CandidateResult(**common, status="ok", metrics=metrics)
@@ -178,5 +193,8 @@ def weights_size(path: Path) -> int:
         header_len = int.from_bytes(handle.read(8), "little")
         if header_len > 50_000_000:
             raise ValueError("weights header too large")
-        header = json.loads(handle.read(header_len))
-    return int(sum(int(np.prod(v["shape"])) for k, v in header.items() if k != "__metadata__"))
+        try:
+            header = json.loads(handle.read(header_len))
+            return int(sum(int(np.prod([int(d) for d in v["shape"]])) for k, v in header.items() if k != "__metadata__"))
+        except Exception as exc:  # noqa: BLE001 - any malformed header is the candidate's fault
+            raise ValueError(f"malformed weights file: {type(exc).__name__}") from exc

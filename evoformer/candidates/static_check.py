@@ -24,6 +24,9 @@ FORBIDDEN_MODULES = frozenset(
 )
 
 
+_ATTRIBUTE_FUNCTIONS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
+
+
 class StaticCheckConfig(BaseModel):
     """What a candidate may contain."""
 
@@ -61,6 +64,7 @@ class _Visitor(ast.NodeVisitor):
     def __init__(self, allowed: set[str]) -> None:
         self.allowed = allowed
         self.reasons: list[str] = []
+        self.called: set[int] = set()  # Name nodes that are the function of a call
 
     def _flag(self, node: ast.AST, message: str) -> None:
         self.reasons.append(f"line {getattr(node, 'lineno', '?')}: {message}")
@@ -89,7 +93,9 @@ class _Visitor(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> None:
-        if node.id in FORBIDDEN_NAMES:
+        if node.id in _ATTRIBUTE_FUNCTIONS and id(node) not in self.called:
+            self._flag(node, f"{node.id} may only be called directly, with a literal name")
+        elif node.id in FORBIDDEN_NAMES:
             self._flag(node, f"name {node.id!r} is forbidden")
         elif node.id in FORBIDDEN_MODULES:
             self._flag(node, f"module name {node.id!r} is forbidden")
@@ -107,7 +113,9 @@ class _Visitor(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
-        if isinstance(node.func, ast.Name) and node.func.id in {"getattr", "setattr", "delattr", "hasattr"}:
+        if isinstance(node.func, ast.Name):
+            self.called.add(id(node.func))
+        if isinstance(node.func, ast.Name) and node.func.id in _ATTRIBUTE_FUNCTIONS:
             if len(node.args) < 2:
                 self._flag(node, f"{node.func.id} without a literal attribute name is forbidden")
             else:

@@ -160,20 +160,31 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _climate_fever_jsonl_rows(path: Path) -> Iterator[tuple[str, RowBuilder]]:
-    with path.open(encoding="utf-8") as handle:
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Non-blank lines as bytes, numbered from 1; decoding happens per row, so a bad byte is one bad row."""
+    with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            yield f"{path}:{number}", _json_claim_builder(line)
+            if line.strip():
+                yield number, line
 
 
-def _json_claim_builder(line: str) -> RowBuilder:
+def _parse_json_line(line: bytes) -> object:
+    try:
+        return json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"invalid UTF-8 at byte {exc.start}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+
+
+def _climate_fever_jsonl_rows(path: Path) -> Iterator[tuple[str, RowBuilder]]:
+    for number, line in _lines(path):
+        yield f"{path}:{number}", _json_claim_builder(line)
+
+
+def _json_claim_builder(line: bytes) -> RowBuilder:
     def build() -> list[PairRecord]:
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+        obj = _parse_json_line(line)
         return ClimateFeverClaim.model_validate(obj).pairs()
 
     return build
@@ -211,24 +222,20 @@ def _detect_format(path: Path, requested: str) -> str:
         return requested
     if _table_kind(path) != "jsonl":
         return "pairs"
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                try:
-                    first = json.loads(line)
-                except json.JSONDecodeError:
-                    return "pairs"  # the row loop reports the error with its line number
-                return "climate-fever" if isinstance(first, dict) and "evidences" in first else "pairs"
+    for _, line in _lines(path):
+        try:
+            first = _parse_json_line(line)
+        except ValueError:
+            return "pairs"  # the row loop reports the error with its line number
+        return "climate-fever" if isinstance(first, dict) and "evidences" in first else "pairs"
     raise DataSourceError(f"{path}: the file is empty")
 
 
 def _table_rows(path: Path, config: DataSourceConfig) -> Iterator[tuple[str, RowBuilder]]:
     kind = _table_kind(path)
     if kind == "jsonl":
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield f"{path}:{number}", _json_pair_builder(line, config)
+        for number, line in _lines(path):
+            yield f"{path}:{number}", _json_pair_builder(line, config)
         return
     frame = _read_frame(path, kind)
     _require_columns(path, frame.columns, config)
@@ -259,12 +266,9 @@ def _require_columns(path: Path, columns: Iterable[str], config: DataSourceConfi
         )
 
 
-def _json_pair_builder(line: str, config: DataSourceConfig) -> RowBuilder:
+def _json_pair_builder(line: bytes, config: DataSourceConfig) -> RowBuilder:
     def build() -> list[PairRecord]:
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+        obj = _parse_json_line(line)
         if not isinstance(obj, dict):
             raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
         return [_pair_from_mapping(obj, config)]
@@ -279,6 +283,8 @@ def _pair_from_mapping(row: dict[str, Any], config: DataSourceConfig) -> PairRec
     claim = row[config.claim_column]
     if config.claim_id_column:
         claim_id = row.get(config.claim_id_column)
+        if claim_id is None or (isinstance(claim_id, float) and claim_id != claim_id):
+            raise ValueError(f"missing claim id in column {config.claim_id_column!r}")
     else:
         claim_id = claim_text_id(claim) if isinstance(claim, str) else None
     return PairRecord(

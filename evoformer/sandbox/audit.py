@@ -21,28 +21,35 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
 def install(folder: str) -> None:
-    """Install the hook for the rest of the process's life."""
+    """Install the hook for the rest of the process's life.
+
+    Everything the hook uses is bound here, as closure variables, so that code running later
+    cannot switch it off by replacing module globals.
+    """
     root = os.path.realpath(folder)
+    realpath, fsdecode, sep = os.path.realpath, os.fsdecode, os.sep
+    blocked, path_events, write_flags = _BLOCKED_EVENTS, _PATH_EVENTS, _WRITE_FLAGS
+    path_types = (str, bytes, os.PathLike)
 
     def inside(path: object) -> bool:
         if isinstance(path, int):
             return True  # an already-open descriptor
         try:
-            real = os.path.realpath(os.fsdecode(path))
+            real = realpath(fsdecode(path))
         except (TypeError, ValueError):
             return False
-        return real == root or real.startswith(root + os.sep)
+        return real == root or real.startswith(root + sep)
 
     def hook(event: str, args: tuple) -> None:
         if event == "open":
             path, mode, flags = (tuple(args) + (None, None, None))[:3]
-            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and flags & _WRITE_FLAGS)
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and flags & write_flags)
             if writing and path is not None and not inside(path):
                 raise PermissionError(f"sandbox: writing {path!r} outside the candidate folder is not allowed")
-        elif event in _BLOCKED_EVENTS:
+        elif event in blocked:
             raise PermissionError(f"sandbox: {event} is not allowed")
-        elif event in _PATH_EVENTS:
-            if not all(inside(a) for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))):
+        elif event in path_events:
+            if not all(inside(a) for a in args[:2] if isinstance(a, path_types)):
                 raise PermissionError(f"sandbox: {event} outside the candidate folder is not allowed")
 
     sys.addaudithook(hook)

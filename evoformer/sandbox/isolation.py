@@ -15,6 +15,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from evoformer.sandbox.limits import SandboxLimits
 
 log = logging.getLogger("evoformer.sandbox")
 PIDS_CGROUP_V1 = Path("/sys/fs/cgroup/pids")
+TMP_BYTES = 256 * 1024 * 1024  # the private /tmp is RAM: keep it small
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,7 +67,7 @@ def visible_paths() -> list[Path]:
 def bubblewrap_command(folder: Path, env: dict[str, str], argv: list[str], read_only: list[Path] = ()) -> list[str]:
     """``argv`` wrapped in bubblewrap: only system libraries, Python, evoformer and ``read_only``
     paths visible (read-only), a private /tmp, the writable ``folder``, and no network."""
-    cmd = [shutil.which("bwrap") or "bwrap", *_namespace_flags(), "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    cmd = [shutil.which("bwrap") or "bwrap", *_namespace_flags(), "--dev", "/dev", "--proc", "/proc", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
     for path in [*visible_paths(), *read_only]:
         cmd += ["--ro-bind-try", str(path), str(path)]
     cmd += ["--bind", str(folder), str(folder), "--chdir", str(folder), "--clearenv"]
@@ -90,11 +92,25 @@ class PidsCgroup:
             log.debug("pids cgroup unavailable: %s", exc)
 
     def remove(self) -> None:
-        if self.path is not None:
+        """Kill whatever is still in the cgroup, then remove it."""
+        if self.path is None:
+            return
+        for _ in range(50):
+            try:
+                pids = [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+            except OSError:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
             try:
                 self.path.rmdir()
+                return
             except OSError:
-                pass
+                time.sleep(0.1)
+        log.warning("could not remove cgroup %s", self.path)
 
 
 def make_preexec(limits: SandboxLimits, cgroup: PidsCgroup) -> Callable[[], None]:

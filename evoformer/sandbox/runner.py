@@ -77,6 +77,7 @@ def run_sandboxed(
     env = sandbox_environment(limits.threads, {PROTOCOL_ENV: f"{to_child_r},{to_parent_w}"})
     argv = [sys.executable, "-I", "-m", module, str(folder)]
     cmd = bubblewrap_command(folder, env, argv, [Path(p).resolve() for p in read_only]) if problem is None else argv
+    os.set_blocking(to_child_w, False)  # a sandbox that never reads replies must not block us
     cgroup = PidsCgroup(limits.max_pids)
     started = time.monotonic()
     try:
@@ -85,8 +86,10 @@ def run_sandboxed(
             stderr=subprocess.PIPE, pass_fds=(to_child_r, to_parent_w), start_new_session=True,
             preexec_fn=make_preexec(limits, cgroup),
         )
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
         cgroup.remove()
+        for fd in (to_parent_r, to_child_w):
+            os.close(fd)
         raise SandboxError(f"could not start the sandbox: {exc}") from exc
     finally:
         os.close(to_child_r)
@@ -164,10 +167,12 @@ def _answer(line: bytes, on_message, proto_w: int) -> str | None:
         if not isinstance(message, dict):
             raise ValueError("not an object")
         reply = on_message(message) if on_message else {}
-    except (ValueError, TypeError, KeyError) as exc:
-        return f"invalid protocol message: {exc}"
+    except Exception as exc:  # noqa: BLE001 - anything the sandbox sends must not crash the orchestrator
+        return f"invalid protocol message: {type(exc).__name__}: {str(exc)[:200]}"
     try:
         os.write(proto_w, (json.dumps(reply or {}) + "\n").encode())
+    except BlockingIOError:
+        return "the sandbox does not read its protocol replies"
     except OSError:
         pass  # the sandbox is gone; its exit status tells the rest
     return None
