@@ -11,13 +11,11 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 from evoformer.sandbox.limits import SandboxLimits
@@ -113,23 +111,15 @@ class PidsCgroup:
         log.warning("could not remove cgroup %s", self.path)
 
 
-def make_preexec(limits: SandboxLimits, cgroup: PidsCgroup) -> Callable[[], None]:
-    """Runs in the child between fork and exec: join the cgroup and set rlimits."""
-    procs_file = str(cgroup.path / "cgroup.procs") if cgroup.path else None
-    memory = limits.memory_mb * 1024 * 1024
-    file_size = limits.max_file_mb * 1024 * 1024
-
-    def preexec() -> None:
-        if procs_file:
-            with open(procs_file, "w") as handle:
-                handle.write(str(os.getpid()))
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if not procs_file and os.geteuid() != 0:
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_pids, limits.max_pids))
-
-    return preexec
+def launcher_command(limits: SandboxLimits, cgroup: PidsCgroup, command: list[str]) -> list[str]:
+    """``command`` behind the exec wrapper that joins the cgroup and sets rlimits (no preexec_fn)."""
+    wrapper = [sys.executable, "-I", "-m", "evoformer.sandbox.launch",
+               "--memory-bytes", str(limits.memory_mb * 1024 * 1024), "--file-bytes", str(limits.max_file_mb * 1024 * 1024)]
+    if cgroup.path:
+        wrapper += ["--cgroup-procs", str(cgroup.path / "cgroup.procs")]
+    elif os.geteuid() != 0:
+        wrapper += ["--nproc", str(limits.max_pids)]
+    return [*wrapper, "--", *command]
 
 
 def describe_isolation(use_bwrap: bool, cgroup: PidsCgroup) -> str:

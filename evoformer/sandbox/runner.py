@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from evoformer.sandbox.isolation import (
-    PidsCgroup, bubblewrap_command, bubblewrap_problem, describe_isolation, log, make_preexec,
+    PidsCgroup, bubblewrap_command, bubblewrap_problem, describe_isolation, launcher_command, log,
 )
 from evoformer.sandbox.limits import SandboxLimits, sandbox_environment
 
@@ -82,9 +82,8 @@ def run_sandboxed(
     started = time.monotonic()
     try:
         process = subprocess.Popen(
-            cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, pass_fds=(to_child_r, to_parent_w), start_new_session=True,
-            preexec_fn=make_preexec(limits, cgroup),
+            launcher_command(limits, cgroup, cmd), cwd=folder, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(to_child_r, to_parent_w), start_new_session=True,
         )
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         cgroup.remove()
