@@ -7,7 +7,6 @@ import io
 import json
 from pathlib import Path
 
-import pytest
 
 from conftest import candidate_source
 from evoformer.baselines import label_ids

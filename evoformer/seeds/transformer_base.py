@@ -1,6 +1,5 @@
 """4-layer transformer encoder, d_model = input dim, 4 heads, FF 512, mean pooling (the original seed)."""
 
-import torch
 import torch.nn as nn
 
 

@@ -1,6 +1,5 @@
 """Narrow transformer: project to 128, 2 layers, 4 heads, FF 256, mean pooling."""
 
-import torch
 import torch.nn as nn
 
 
