@@ -8,6 +8,8 @@ import sys
 from typing import Any
 
 import flows  # noqa: F401  (telemetry off before Prefect loads)
+from evoformer.candidates.job import TrainConfig
+from evoformer.sandbox.limits import SandboxLimits
 
 
 def _add_storage_args(parser: argparse.ArgumentParser) -> None:
@@ -18,18 +20,22 @@ def _add_storage_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
+    from evoformer.data import DataSourceConfig, SplitConfig
+    from evoformer.features import EncoderConfig
+
+    source, split, encoder = DataSourceConfig(), SplitConfig(), EncoderConfig()
     parser.add_argument("--source", help="data file, or 'hub' (default: $EVOFORMER_DATA, shared file, hub)")
-    parser.add_argument("--format", choices=["auto", "climate-fever", "pairs"], default="auto")
-    parser.add_argument("--claim-column", default="claim")
-    parser.add_argument("--evidence-column", default="evidence")
-    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--format", choices=["auto", "climate-fever", "pairs"], default=source.format)
+    parser.add_argument("--claim-column", default=source.claim_column)
+    parser.add_argument("--evidence-column", default=source.evidence_column)
+    parser.add_argument("--label-column", default=source.label_column)
     parser.add_argument("--claim-id-column")
     parser.add_argument("--skip-bad-rows", action="store_true", help="skip and count malformed rows instead of failing")
-    parser.add_argument("--ratios", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"), default=(0.8, 0.1, 0.1))
-    parser.add_argument("--split-seed", type=int, default=13)
-    parser.add_argument("--encoder", default="all-MiniLM-L6-v2", help="bundled default or a local HF model folder")
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--ratios", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"), default=(split.train, split.val, split.test))
+    parser.add_argument("--split-seed", type=int, default=split.seed)
+    parser.add_argument("--encoder", default=encoder.encoder, help="bundled default or a local HF model folder")
+    parser.add_argument("--max-length", type=int, default=encoder.max_length)
+    parser.add_argument("--batch-size", type=int, default=encoder.batch_size)
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -44,16 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one candidate program in the sandbox (flow train_program)")
     train.add_argument("program", help="candidate program (.py) defining build_model(input_dim, num_classes)")
     train.add_argument("--prelude", help="static helper code prepended to the program")
-    train.add_argument("--max-epochs", type=int, default=12)
-    train.add_argument("--time-budget", type=float, default=240.0, help="soft training budget in seconds")
-    train.add_argument("--train-batch-size", type=int, default=64)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--patience", type=int, default=3)
-    train.add_argument("--seed", type=int, default=0)
+    train_defaults, limit_defaults = TrainConfig(), SandboxLimits()  # one source of defaults: the models
+    train.add_argument("--max-epochs", type=int, default=train_defaults.max_epochs)
+    train.add_argument("--time-budget", type=float, default=train_defaults.time_budget_s,
+                       help="seconds of training: no epoch starts past it and a running epoch stops at it")
+    train.add_argument("--train-batch-size", type=int, default=train_defaults.batch_size)
+    train.add_argument("--lr", type=float, default=train_defaults.learning_rate)
+    train.add_argument("--patience", type=int, default=train_defaults.patience)
+    train.add_argument("--seed", type=int, default=train_defaults.seed)
     train.add_argument("--max-train-pairs", type=int, help="subsample train (smoke runs)")
-    train.add_argument("--timeout", type=float, default=900.0, help="hard wall-clock limit of the sandbox (s)")
-    train.add_argument("--memory-mb", type=int, default=6144)
-    train.add_argument("--threads", type=int, default=2)
+    train.add_argument("--timeout", type=float, default=limit_defaults.timeout_s, help="hard wall-clock limit of the sandbox (s)")
+    train.add_argument("--memory-mb", type=int, default=limit_defaults.memory_mb)
+    train.add_argument("--threads", type=int, default=limit_defaults.threads)
     _add_data_args(train)
     _add_storage_args(train)
     train.set_defaults(handler=_run_train, formatter=format_train_summary)
@@ -95,8 +103,6 @@ def _run_data(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_train(args: argparse.Namespace) -> dict[str, Any]:
-    from evoformer.candidates.job import TrainConfig
-    from evoformer.sandbox.limits import SandboxLimits
     from flows.train import TrainProgramParams, train_program
 
     params = TrainProgramParams(
