@@ -50,22 +50,74 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one candidate program in the sandbox (flow train_program)")
     train.add_argument("program", help="candidate program (.py) defining build_model(input_dim, num_classes)")
     train.add_argument("--prelude", help="static helper code prepended to the program")
-    train_defaults, limit_defaults = TrainConfig(), SandboxLimits()  # one source of defaults: the models
-    train.add_argument("--max-epochs", type=int, default=train_defaults.max_epochs)
-    train.add_argument("--time-budget", type=float, default=train_defaults.time_budget_s,
-                       help="seconds of training: no epoch starts past it and a running epoch stops at it")
-    train.add_argument("--train-batch-size", type=int, default=train_defaults.batch_size)
-    train.add_argument("--lr", type=float, default=train_defaults.learning_rate)
-    train.add_argument("--patience", type=int, default=train_defaults.patience)
-    train.add_argument("--seed", type=int, default=train_defaults.seed)
-    train.add_argument("--max-train-pairs", type=int, help="subsample train (smoke runs)")
-    train.add_argument("--timeout", type=float, default=limit_defaults.timeout_s, help="hard wall-clock limit of the sandbox (s)")
-    train.add_argument("--memory-mb", type=int, default=limit_defaults.memory_mb)
-    train.add_argument("--threads", type=int, default=limit_defaults.threads)
+    _add_train_args(train, TrainConfig(), SandboxLimits())
     _add_data_args(train)
     _add_storage_args(train)
     train.set_defaults(handler=_run_train, formatter=format_train_summary)
+
+    _add_evolve_parser(sub)
     return parser
+
+
+def _add_train_args(parser: argparse.ArgumentParser, train: TrainConfig, limits: SandboxLimits) -> None:
+    """Training and sandbox options; defaults come from the models (one source of truth)."""
+    parser.add_argument("--max-epochs", type=int, default=train.max_epochs)
+    parser.add_argument("--time-budget", type=float, default=train.time_budget_s,
+                        help="seconds of training: no epoch starts past it and a running epoch stops at it")
+    parser.add_argument("--train-batch-size", type=int, default=train.batch_size)
+    parser.add_argument("--lr", type=float, default=train.learning_rate)
+    parser.add_argument("--patience", type=int, default=train.patience)
+    parser.add_argument("--train-seed", type=int, default=train.seed, help="seed of weight init and batch order")
+    parser.add_argument("--max-train-pairs", type=int, help="subsample train (smoke runs)")
+    parser.add_argument("--timeout", type=float, default=limits.timeout_s, help="hard wall-clock limit of the sandbox (s)")
+    parser.add_argument("--memory-mb", type=int, default=limits.memory_mb)
+    parser.add_argument("--threads", type=int, default=limits.threads)
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        max_epochs=args.max_epochs, time_budget_s=args.time_budget, batch_size=args.train_batch_size,
+        learning_rate=args.lr, patience=args.patience, seed=args.train_seed, max_train_pairs=args.max_train_pairs,
+    )
+
+
+def _limits(args: argparse.Namespace) -> SandboxLimits:
+    return SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb, threads=args.threads)
+
+
+def _add_evolve_parser(sub: Any) -> None:
+    from flows.evolve import EvolveParams
+
+    defaults = EvolveParams()
+    op, sel, llm = defaults.operator, defaults.selection, defaults.operator.llm
+    evolve = sub.add_parser("evolve", help="evolve candidate programs from the seeds (flow evolve)")
+    evolve.add_argument("--generations", type=int, default=defaults.generations)
+    evolve.add_argument("--children", type=int, default=defaults.children, help="children per generation")
+    evolve.add_argument("--seed", type=int, default=defaults.seed, help="seed of parent draws and operator choices")
+    evolve.add_argument("--operator", choices=["auto", "llm", "offline"], default=op.kind,
+                        help="auto: the LLM when an endpoint is configured, else the offline AST operator")
+    evolve.add_argument("--k", type=int, default=sel.parents_k, help="parents per crossover prompt")
+    evolve.add_argument("--top-p", type=int, default=sel.top_p, help="parents are drawn from the best p")
+    evolve.add_argument("--crossover-rate", type=float, default=sel.crossover_rate)
+    evolve.add_argument("--fitness", choices=["pareto", "evoprompting"], default=sel.fitness)
+    evolve.add_argument("--error-threshold", type=float, default=sel.error_threshold,
+                        help="val error (1 - macro-F1) at or above which a candidate never becomes a parent")
+    evolve.add_argument("--temperatures", type=float, nargs="+", default=op.temperatures)
+    evolve.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
+    evolve.add_argument("--llm-model", default=llm.model)
+    evolve.add_argument("--llm-timeout", type=float, default=llm.timeout_s)
+    evolve.add_argument("--llm-max-retries", type=int, default=llm.max_retries)
+    evolve.add_argument("--price-prompt", type=float, default=llm.price_prompt_per_1k, help="USD per 1K prompt tokens")
+    evolve.add_argument("--price-completion", type=float, default=llm.price_completion_per_1k, help="USD per 1K completion tokens")
+    evolve.add_argument("--llm-budget-usd", type=float, help="stop proposing once this much was spent")
+    evolve.add_argument("--llm-budget-tokens", type=int, help="stop proposing once this many tokens were used")
+    evolve.add_argument("--seed-folder", help="folder of seed programs (*.py); default: the built-in library")
+    evolve.add_argument("--prelude", help="static helper code prepended to every program")
+    evolve.add_argument("--max-parallel", type=int, default=defaults.max_parallel, help="trainings at once")
+    _add_train_args(evolve, defaults.train, defaults.limits)
+    _add_data_args(evolve)
+    _add_storage_args(evolve)
+    evolve.set_defaults(handler=_run_evolve, formatter=format_evolve_summary)
 
 
 def prepare_data_params(args: argparse.Namespace):
@@ -109,13 +161,61 @@ def _run_train(args: argparse.Namespace) -> dict[str, Any]:
         program_path=args.program,
         prelude_path=args.prelude,
         data=prepare_data_params(args),
-        train=TrainConfig(
-            max_epochs=args.max_epochs, time_budget_s=args.time_budget, batch_size=args.train_batch_size,
-            learning_rate=args.lr, patience=args.patience, seed=args.seed, max_train_pairs=args.max_train_pairs,
-        ),
-        limits=SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb, threads=args.threads),
+        train=_train_config(args),
+        limits=_limits(args),
     )
     return train_program(params)
+
+
+def _run_evolve(args: argparse.Namespace) -> dict[str, Any]:
+    from evoformer.evolution.operators import OperatorConfig
+    from evoformer.evolution.population import SelectionConfig
+    from evoformer.llm import LLMConfig
+    from flows.evolve import EvolveParams, evolve
+
+    params = EvolveParams(
+        generations=args.generations, children=args.children, seed=args.seed,
+        operator=OperatorConfig(
+            kind=args.operator, temperatures=args.temperatures,
+            llm=LLMConfig(
+                base_url=args.llm_base_url, model=args.llm_model, timeout_s=args.llm_timeout, max_retries=args.llm_max_retries,
+                price_prompt_per_1k=args.price_prompt, price_completion_per_1k=args.price_completion,
+                budget_usd=args.llm_budget_usd, budget_tokens=args.llm_budget_tokens,
+            ),
+        ),
+        selection=SelectionConfig(fitness=args.fitness, error_threshold=args.error_threshold, top_p=args.top_p,
+                                  parents_k=args.k, crossover_rate=args.crossover_rate),
+        seed_folder=args.seed_folder, prelude_path=args.prelude, data=prepare_data_params(args),
+        train=_train_config(args), limits=_limits(args), max_parallel=args.max_parallel,
+    )
+    return evolve(params)
+
+
+def format_evolve_summary(summary: dict[str, Any]) -> str:
+    """Counts, best candidates and the final Pareto front next to the baselines."""
+    c = summary["candidates"]
+    lines = [
+        f"run {summary['run_id']}  ->  {summary['run_dir']}",
+        f"operator: {summary['operator_reason']}",
+        f"generations: {summary['generations']}" + (f"  (stopped: {summary['stopped']})" if summary["stopped"] else ""),
+        f"candidates: {c['total']} total, {c['ok']} ok, {c['rejected']} rejected before training, {c['failed']} failed in training",
+        "",
+        "                 id                      params  val_macro_f1  test_macro_f1",
+    ]
+    for label, entry in (("best", summary["best"]), ("best seed", summary["best_seed"]), ("best evolved", summary["best_evolved"])):
+        if entry:
+            lines.append(f"{label:<16} {entry['id']:<22} {entry['params']:>9,} {entry['val_macro_f1']:>13.4f} {entry['test_macro_f1']:>14.4f}")
+    lines += ["", "final Pareto front (val macro-F1 against params):"]
+    for entry in summary["front"]:
+        lines.append(f"  {entry['id']:<22} {entry['params']:>9,} {entry['val_macro_f1']:>13.4f} {entry['test_macro_f1']:>14.4f}")
+    for name, scores in summary["baselines"].items():
+        lines.append(f"baseline {name:<10} val {scores['val']:.4f}  test {scores['test']:.4f}  (macro-F1)")
+    llm = summary["llm"]
+    if summary["operator"] == "llm":
+        lines.append(f"LLM: {llm['requests']} requests, {llm['retries']} retries, {llm['cache_hits']} cached, "
+                     f"{llm['tokens']:,} tokens, ${llm['cost']:.4f}")
+    lines.append(f"lineage: {summary['lineage']}   Pareto plot: {summary['pareto_plot']}")
+    return "\n".join(lines)
 
 
 def format_train_summary(summary: dict[str, Any]) -> str:
@@ -157,9 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from evoformer.data import DataSourceError, MalformedRowError
 
+    from evoformer.llm import LLMError
+    from flows.evolve import EvolutionError
+
     try:
         summary = args.handler(args)
-    except (DataSourceError, MalformedRowError, ValueError) as exc:
+    except (DataSourceError, MalformedRowError, ValueError, LLMError, EvolutionError) as exc:
         print(f"evoformer: error: {exc}", file=sys.stderr)
         return 2
     if args.json:

@@ -7,14 +7,12 @@ invalid output) complete normally with their status and are never retried.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from prefect import task
 
-from evoformer.candidates.evaluate import CandidateResult, evaluate_candidate
+from evoformer.candidates.evaluate import CandidateResult, evaluate_candidate, training_key
 from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.program import CandidateProgram
 from evoformer.sandbox.limits import SandboxLimits
@@ -44,15 +42,8 @@ def _retry_only_transient(_task: Any, _task_run: Any, state: Any) -> bool:
 
 
 def candidate_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
-    """(program hash, data fingerprint, train config, sandbox limits): the feature folder name carries
-    the data key; the limits count too, so a timeout under a short limit is not reused under a long one."""
-    program: CandidateProgram = parameters["program"]
-    train: TrainConfig = parameters["train"]
-    limits: SandboxLimits = parameters["limits"]
-    payload = "|".join(
-        [program.program_hash(), Path(parameters["features_path"]).name, train.model_dump_json(), limits.model_dump_json()]
-    )
-    return "candidate:" + hashlib.sha256(payload.encode()).hexdigest()[:32]
+    """Prefect cache key: see ``training_key``."""
+    return training_key(parameters["program"], parameters["features_path"], parameters["train"], parameters["limits"])
 
 
 @task(

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from llm_server import scripted_llm_server  # noqa: F401  (fixture: loopback OpenAI-compatible server)
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

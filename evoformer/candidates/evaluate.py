@@ -8,6 +8,7 @@ about its own quality is used.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -82,6 +83,13 @@ class EarlyStopping:
             self.best_f1, self.best_epoch, self.best_pred = f1, epoch, pred
         self.stopped = epoch - self.best_epoch >= self.patience or len(self.history) >= self.max_epochs
         return {"best": best, "stop": self.stopped}
+
+
+def training_key(program: CandidateProgram, features_path: str | Path, train: TrainConfig, limits: SandboxLimits) -> str:
+    """What a training outcome depends on: program (AST hash), data (the feature folder's name is
+    its key), train config and sandbox limits (a timeout under a short limit says nothing of a long one)."""
+    payload = "|".join([program.program_hash(), Path(features_path).name, train.model_dump_json(), limits.model_dump_json()])
+    return "candidate:" + hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
 def evaluate_candidate(

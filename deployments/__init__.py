@@ -1,0 +1,1 @@
+"""Prefect deployments: schedules and work pools for the flows."""

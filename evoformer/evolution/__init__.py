@@ -1,0 +1,1 @@
+"""Evolution: operators that write child programs, population bookkeeping and selection."""

@@ -1,0 +1,139 @@
+"""The population: one record per candidate, fitness, Pareto fronts, parent pool and retirement."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Fitness = Literal["pareto", "evoprompting"]
+
+
+class Individual(BaseModel):
+    """One candidate with its lineage and outcome (``lineage.json`` holds a list of these)."""
+
+    id: str
+    generation: int = Field(description="0 for seeds.")
+    parents: list[str] = Field(default_factory=list)
+    operator: str = Field(description="seed, llm-mutation, llm-crossover, ast-mutation or ast-crossover.")
+    temperature: float | None = None
+    prompt_hash: str | None = None
+    description: str = ""
+    program_hash: str = ""
+    status: str = Field(description="A training status (ok, rejected, ...), or duplicate / proposal_failed.")
+    reason: str = ""
+    params: int | None = None
+    val_macro_f1: float | None = None
+    test_macro_f1: float | None = None
+    val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    folder: str = ""
+    retired: bool = False
+
+    @property
+    def trained(self) -> bool:
+        return self.status == "ok" and self.params is not None and self.val_macro_f1 is not None
+
+
+class SelectionConfig(BaseModel):
+    """How parents are chosen."""
+
+    fitness: Fitness = Field(
+        default="pareto",
+        description="pareto: non-dominated sorting with crowding over (val macro-F1 up, params down); "
+        "evoprompting: -(params x val error).",
+    )
+    error_threshold: float = Field(
+        default=0.70, gt=0, le=1, description="Candidates with val error (1 - macro-F1) at or above this never become parents."
+    )
+    top_p: int = Field(default=10, ge=1, description="Parents are drawn from the best p candidates.")
+    parents_k: int = Field(default=2, ge=1, description="Parents per crossover prompt.")
+    crossover_rate: float = Field(default=0.5, ge=0, le=1, description="Share of children made by crossover.")
+
+
+def dominates(a: Individual, b: Individual) -> bool:
+    """``a`` is no worse on both objectives and better on one."""
+    no_worse = a.val_macro_f1 >= b.val_macro_f1 and a.params <= b.params
+    return no_worse and (a.val_macro_f1 > b.val_macro_f1 or a.params < b.params)
+
+
+def non_dominated_fronts(individuals: list[Individual]) -> list[list[Individual]]:
+    """NSGA-II fronts: front 0 is the Pareto front, each later one is the front once earlier ones are removed."""
+    remaining = sorted(individuals, key=lambda i: i.id)
+    fronts: list[list[Individual]] = []
+    while remaining:
+        front = [a for a in remaining if not any(dominates(b, a) for b in remaining if b is not a)]
+        fronts.append(front)
+        ids = {i.id for i in front}
+        remaining = [i for i in remaining if i.id not in ids]
+    return fronts
+
+
+def crowding_distance(front: list[Individual]) -> dict[str, float]:
+    """NSGA-II crowding distance per id; the extremes of each objective get infinity."""
+    distance = {i.id: 0.0 for i in front}
+    for objective in (lambda i: i.val_macro_f1, lambda i: float(i.params)):
+        ordered = sorted(front, key=lambda i: (objective(i), i.id))
+        low, high = objective(ordered[0]), objective(ordered[-1])
+        distance[ordered[0].id] = distance[ordered[-1].id] = float("inf")
+        if high == low:
+            continue
+        for prev, cur, nxt in zip(ordered, ordered[1:], ordered[2:]):
+            distance[cur.id] += (objective(nxt) - objective(prev)) / (high - low)
+    return distance
+
+
+def evoprompting_fitness(individual: Individual) -> float:
+    """EvoPrompting's fitness: -(params x val error); higher is better."""
+    return -(individual.params * (1.0 - individual.val_macro_f1))
+
+
+def eligible(individuals: list[Individual], config: SelectionConfig) -> list[Individual]:
+    """Trained candidates under the error threshold."""
+    return [i for i in individuals if i.trained and 1.0 - i.val_macro_f1 < config.error_threshold]
+
+
+def rank(individuals: list[Individual], config: SelectionConfig) -> list[Individual]:
+    """Eligible candidates, best first, by the configured fitness (ties broken by id)."""
+    pool = eligible(individuals, config)
+    if config.fitness == "evoprompting":
+        return sorted(pool, key=lambda i: (-evoprompting_fitness(i), i.id))
+    ranked: list[Individual] = []
+    for front in non_dominated_fronts(pool):
+        crowd = crowding_distance(front)
+        ranked += sorted(front, key=lambda i: (-crowd[i.id], -i.val_macro_f1, i.id))
+    return ranked
+
+
+def parent_pool(individuals: list[Individual], config: SelectionConfig) -> tuple[list[Individual], bool]:
+    """The top p candidates that are not retired, and whether retired ones had to be readmitted.
+
+    Parents are retired once used, as in EvoPrompting. When every eligible candidate is retired
+    (say, a generation whose children all failed), the pool falls back to the retired ones
+    rather than stopping the run; the flag says so.
+    """
+    active = rank([i for i in individuals if not i.retired], config)
+    if active:
+        return active[: config.top_p], False
+    return rank(individuals, config)[: config.top_p], True
+
+
+def pareto_front(individuals: list[Individual]) -> list[Individual]:
+    """Trained candidates no other trained candidate dominates, smallest first."""
+    trained = [i for i in individuals if i.trained]
+    if not trained:
+        return []
+    return sorted(non_dominated_fronts(trained)[0], key=lambda i: (i.params, -i.val_macro_f1))
+
+
+def best(individuals: list[Individual]) -> Individual | None:
+    """Highest val macro-F1 (then fewer params)."""
+    trained = [i for i in individuals if i.trained]
+    return min(trained, key=lambda i: (-i.val_macro_f1, i.params, i.id)) if trained else None
+
+
+def retire(individuals: list[Individual], ids: set[str]) -> None:
+    """Mark the given parents as used."""
+    for individual in individuals:
+        if individual.id in ids:
+            individual.retired = True

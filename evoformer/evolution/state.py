@@ -1,0 +1,83 @@
+"""What an evolution run keeps on disk so a killed run resumes where it stopped.
+
+- ``evolution/state.json``: the population after the last completed generation, with the hash of
+  the settings that shaped it (a resumed run must use the same ones).
+- ``lineage.json``: every candidate with its parents, operator, temperature and prompt hash.
+- ``candidates/<id>/train_key``: written after a training finished; a resumed run reuses that
+  candidate's ``metrics.json`` instead of training it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from evoformer.candidates.evaluate import CandidateResult
+from evoformer.candidates.job import METRICS_FILE
+from evoformer.evolution.population import Individual
+
+STATE_FILE = Path("evolution") / "state.json"
+LINEAGE_FILE = "lineage.json"
+TRAIN_KEY_FILE = "train_key"
+
+
+class EvolutionState(BaseModel):
+    """The population after ``completed_generation`` (-1: nothing done, 0: seeds trained)."""
+
+    settings_hash: str
+    operator: str
+    completed_generation: int = -1
+    individuals: list[Individual] = Field(default_factory=list)
+    stopped: str = Field(default="", description="Why proposing stopped early (LLM budget), if it did.")
+
+
+class ResumeMismatch(ValueError):
+    """The run folder holds a run made with other settings."""
+
+
+def _write_json(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load_state(run_dir: Path, settings_hash: str, operator: str) -> EvolutionState:
+    """The saved state of this run, or a fresh one; refuse a run made with other settings."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        return EvolutionState(settings_hash=settings_hash, operator=operator)
+    state = EvolutionState.model_validate_json(path.read_text())
+    if state.settings_hash != settings_hash or state.operator != operator:
+        raise ResumeMismatch(
+            f"{run_dir} holds an evolution run made with other settings (or operator {state.operator!r}); "
+            "resume it with the same parameters, or start a new --run-id"
+        )
+    return state
+
+
+def save_state(run_dir: Path, state: EvolutionState) -> None:
+    """Write the state and the lineage atomically."""
+    _write_json(Path(run_dir) / STATE_FILE, state.model_dump_json(indent=2))
+    _write_json(Path(run_dir) / LINEAGE_FILE, json.dumps([i.model_dump() for i in state.individuals], indent=2))
+
+
+def mark_trained(folder: Path, key: str) -> None:
+    """Record that ``folder`` holds the finished training for ``key``."""
+    _write_json(Path(folder) / TRAIN_KEY_FILE, key)
+
+
+def finished_training(folder: Path, key: str) -> CandidateResult | None:
+    """The finished result in ``folder`` if it was trained under ``key`` and is not transient."""
+    folder = Path(folder)
+    key_file, metrics = folder / TRAIN_KEY_FILE, folder / METRICS_FILE
+    if not key_file.is_file() or key_file.read_text() != key or not metrics.is_file() or metrics.is_symlink():
+        return None
+    try:
+        result = CandidateResult.model_validate_json(metrics.read_text())
+    except (ValidationError, OSError):
+        return None
+    return None if result.transient else result

@@ -1,0 +1,24 @@
+"""A generic client for OpenAI-compatible chat endpoints: config, reply cache, usage ledger, retries."""
+
+from evoformer.llm.cache import CachedReply, ReplyCache, reply_key
+from evoformer.llm.client import LLMClient, LLMReply, retry_after_seconds
+from evoformer.llm.config import LLMConfig
+from evoformer.llm.errors import BudgetExhausted, LLMAuthError, LLMError, LLMRequestError, LLMUnavailableError
+from evoformer.llm.usage import UsageLedger, UsageSnapshot
+
+__all__ = [
+    "BudgetExhausted",
+    "CachedReply",
+    "LLMAuthError",
+    "LLMClient",
+    "LLMConfig",
+    "LLMError",
+    "LLMReply",
+    "LLMRequestError",
+    "LLMUnavailableError",
+    "ReplyCache",
+    "UsageLedger",
+    "UsageSnapshot",
+    "reply_key",
+    "retry_after_seconds",
+]

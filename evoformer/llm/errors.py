@@ -1,0 +1,32 @@
+"""Errors of the LLM client: one base class, one subclass per way a call can fail."""
+
+from __future__ import annotations
+
+
+class LLMError(RuntimeError):
+    """Base of every error raised by :mod:`evoformer.llm`."""
+
+
+class LLMAuthError(LLMError):
+    """The endpoint rejected the credentials (401/403), or no credentials are configured. Never retried."""
+
+
+class LLMRequestError(LLMError):
+    """The endpoint rejected the request itself (a 4xx other than auth and 429). Not retried."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LLMUnavailableError(LLMError):
+    """Retries ran out on transient failures (429, 5xx, connection errors, timeouts, malformed replies)."""
+
+    def __init__(self, message: str, attempts: int, last_error: str) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.last_error = last_error
+
+
+class BudgetExhausted(LLMError):
+    """The configured spending cap (USD or tokens) is reached: no new request is made."""

@@ -1,0 +1,327 @@
+"""Flow ``evolve``: EvoPrompting over candidate programs.
+
+Seeds are trained first. Each generation then proposes children (LLM calls as parallel tasks, or
+offline AST edits), checks and de-duplicates them, trains them in parallel in the sandbox,
+selects, and publishes artifacts. State is saved after every generation and every finished
+training is reusable, so re-running with the same ``run_id`` resumes a killed run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, Field
+
+from evoformer.candidates.evaluate import CandidateResult, training_key
+from evoformer.candidates.job import METRICS_FILE, TrainConfig
+from evoformer.candidates.program import CandidateProgram
+from evoformer.candidates.static_check import StaticCheckConfig, check_source
+from evoformer.evolution.operators import (
+    ChildPlan, OperatorConfig, Proposal, parent_view, plan_children, recent_failures, resolve_operator,
+)
+from evoformer.evolution.population import (
+    Individual, SelectionConfig, best, dominates, pareto_front, parent_pool, retire,
+)
+from evoformer.evolution.state import EvolutionState, finished_training, load_state, mark_trained, save_state
+from evoformer.llm import LLMClient, ReplyCache, UsageLedger
+from evoformer.runs import update_summary
+from evoformer.sandbox.limits import SandboxLimits
+from evoformer.seeds import seed_files
+from flows.data import PrepareDataParams, prepare_data
+from flows.train import result_of, split_labels
+from tasks.candidates import train_candidate
+from tasks.evolution import propose_child, publish_generation, report_progress, start_progress
+
+NOT_TRAINED = {"rejected", "duplicate", "proposal_failed"}
+PROGRAMS_DIR = "programs"
+
+
+class EvolveParams(BaseModel):
+    """Everything ``evolve`` needs; rendered as a form in the Prefect UI."""
+
+    generations: int = Field(default=3, ge=0, description="Generations after the seeds.")
+    children: int = Field(default=6, ge=1, description="Children proposed per generation.")
+    seed: int = Field(default=0, description="Seeds parent draws and operator choices (training has train.seed).")
+    operator: OperatorConfig = Field(default_factory=OperatorConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    seed_folder: str | None = Field(default=None, description="Folder of seed programs (*.py); empty: the built-in library.")
+    prelude_path: str | None = Field(default=None, description="Static helper code prepended to every program.")
+    data: PrepareDataParams = Field(default_factory=PrepareDataParams)
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(time_budget_s=120.0),
+                               description="Per-candidate training (default budget 120 s).")
+    limits: SandboxLimits = Field(default_factory=SandboxLimits)
+    static: StaticCheckConfig = Field(default_factory=StaticCheckConfig)
+    max_parallel: int = Field(default=1, ge=1, description="Trainings at once (each uses limits.threads cores).")
+
+
+class EvolutionError(RuntimeError):
+    """The run cannot go on (no seed trained, no parent left)."""
+
+
+def settings_hash(params: EvolveParams, seeds: list[CandidateProgram], prelude: str, features_path: str) -> str:
+    """What shapes the population. Generations, budgets and parallelism are left out, so a run
+    can be resumed with more generations or another LLM budget."""
+    op = params.operator
+    payload = {
+        "children": params.children, "seed": params.seed, "selection": params.selection.model_dump(),
+        "operator": [op.temperatures, op.feedback_failures, op.max_edits, op.llm.model],
+        "train": params.train.model_dump(), "limits": params.limits.model_dump(), "static": params.static.model_dump(),
+        "seeds": [(s.name, s.program_hash()) for s in seeds], "prelude": prelude, "features": Path(features_path).name,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_seeds(folder: str | None) -> list[CandidateProgram]:
+    """The seed programs, with a clear error for an unreadable file."""
+    programs = []
+    for path in seed_files(folder):
+        try:
+            programs.append(CandidateProgram(name=f"seed-{path.stem}", source=path.read_text()))
+        except (UnicodeDecodeError, OSError) as exc:
+            raise EvolutionError(f"cannot read seed {path}: {exc}") from exc
+    return programs
+
+
+class _Job(BaseModel):
+    individual: Individual
+    program: CandidateProgram
+
+
+def _record(individual: Individual, result: CandidateResult) -> Individual:
+    update: dict[str, Any] = {"status": result.status, "reason": result.reason, "folder": result.folder}
+    if result.metrics:
+        m = result.metrics
+        update |= {"params": m.params, "val_macro_f1": m.val.macro_f1, "test_macro_f1": m.test.macro_f1,
+                   "val_accuracy": m.val.accuracy, "test_accuracy": m.test.accuracy}
+    return individual.model_copy(update=update)
+
+
+def train_all(jobs: list[_Job], ctx: dict[str, Any], max_parallel: int) -> list[Individual]:
+    """Train every job, at most ``max_parallel`` at once; finished trainings of a killed run are reused."""
+    logger = get_run_logger()
+    done: dict[str, Individual] = {}
+    pending: list[tuple[_Job, Path, str]] = []
+    for job in jobs:
+        folder = ctx["run_dir"] / "candidates" / job.individual.id
+        key = training_key(job.program, ctx["features_path"], ctx["train"], ctx["limits"])
+        previous = finished_training(folder, key)
+        if previous is not None:
+            logger.info("%s: reusing the finished training in %s", job.individual.id, folder)
+            done[job.individual.id] = _record(job.individual, previous)
+        else:
+            pending.append((job, folder, key))
+    running: dict[Any, tuple[_Job, Path, str, Any]] = {}
+    while pending or running:
+        while pending and len(running) < max_parallel:
+            job, folder, key = pending.pop(0)
+            future = train_candidate.submit(job.program, ctx["features_path"], ctx["labels"], str(folder), ctx["train"], ctx["limits"])
+            running[future.wrapped_future] = (job, folder, key, future)
+        finished, _ = concurrent.futures.wait(list(running), return_when=concurrent.futures.FIRST_COMPLETED)
+        for inner in finished:
+            job, folder, key, future = running.pop(inner)
+            future.wait()  # sets the final state from the finished thread, not a stale API read
+            try:
+                result = result_of(future.state)
+            except Exception as exc:  # noqa: BLE001 - an infrastructure failure after retries
+                done[job.individual.id] = job.individual.model_copy(update={"status": "sandbox_error", "reason": str(exc)[:500]})
+                continue
+            result = _into_run_folder(result, folder)
+            if not result.transient:
+                mark_trained(folder, key)
+            done[job.individual.id] = _record(job.individual, result)
+            logger.info("%s: %s %s", job.individual.id, result.status, result.reason)
+    return [done[job.individual.id] for job in jobs]
+
+
+def _into_run_folder(result: CandidateResult, folder: Path) -> CandidateResult:
+    """A result from Prefect's cache may have been trained in another run's folder: copy its files
+    here, so every run folder holds its own programs, weights and metrics."""
+    source = Path(result.folder)
+    if not result.folder or source.resolve() == folder.resolve() or not source.is_dir():
+        return result
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(source, folder, symlinks=True)
+    moved = result.model_copy(update={"folder": str(folder.resolve())})
+    (folder / METRICS_FILE).unlink(missing_ok=True)
+    (folder / METRICS_FILE).write_text(moved.model_dump_json(indent=2))
+    return moved
+
+
+def _write_program(run_dir: Path, individual_id: str, source: str) -> None:
+    folder = run_dir / PROGRAMS_DIR
+    folder.mkdir(exist_ok=True)
+    (folder / f"{individual_id}.py").write_text(source)
+
+
+def _program_source(run_dir: Path, individual_id: str) -> str:
+    return (run_dir / PROGRAMS_DIR / f"{individual_id}.py").read_text()
+
+
+def check_children(
+    proposals: list[Proposal], known_hashes: dict[str, str], prelude: str, static: StaticCheckConfig, run_dir: Path
+) -> tuple[list[Individual], list[_Job]]:
+    """Static checks and de-duplication by normalised AST hash; only new, clean children train."""
+    recorded, jobs = [], []
+    for proposal in proposals:
+        plan = proposal.plan
+        individual = Individual(
+            id=plan.child_id, generation=plan.generation, parents=plan.parents, operator=proposal.operator,
+            temperature=proposal.temperature, prompt_hash=proposal.prompt_hash, description=proposal.description,
+            status="proposal_failed", reason=proposal.reason,
+        )
+        if proposal.source is None:
+            recorded.append(individual)
+            continue
+        _write_program(run_dir, plan.child_id, proposal.source)
+        program = CandidateProgram(name=plan.child_id, source=proposal.source, prelude=prelude)
+        individual.program_hash = program.program_hash()
+        report = check_source(program.full_source(), static)
+        if not report.ok:
+            recorded.append(individual.model_copy(update={"status": "rejected", "reason": "; ".join(report.reasons)}))
+        elif individual.program_hash in known_hashes:
+            same = known_hashes[individual.program_hash]
+            recorded.append(individual.model_copy(update={"status": "duplicate", "reason": f"same normalised AST as {same}"}))
+        else:
+            known_hashes[individual.program_hash] = plan.child_id
+            jobs.append(_Job(individual=individual.model_copy(update={"status": "pending", "reason": ""}), program=program))
+    return recorded, jobs
+
+
+def _brief(individual: Individual | None) -> dict[str, Any] | None:
+    if individual is None:
+        return None
+    return {"id": individual.id, "params": individual.params, "val_macro_f1": individual.val_macro_f1,
+            "test_macro_f1": individual.test_macro_f1, "generation": individual.generation}
+
+
+def evolution_summary(state: EvolutionState, ledger: UsageLedger | None, reason: str) -> dict[str, Any]:
+    """The CLI / flow summary: operator, generations, counts, best, fronts and LLM usage."""
+    people = state.individuals
+    seeds = [i for i in people if i.generation == 0]
+    evolved = [i for i in people if i.generation > 0]
+    front, seed_front = pareto_front(people), pareto_front(seeds)
+    best_seed, best_evolved = best(seeds), best(evolved)
+    usage = ledger.snapshot() if ledger else None
+    by_status: dict[str, int] = {}
+    for i in people:
+        by_status[i.status] = by_status.get(i.status, 0) + 1
+    return {
+        "operator": state.operator, "operator_reason": reason, "generations": state.completed_generation,
+        "stopped": state.stopped,
+        "candidates": {
+            "total": len(people), "ok": by_status.get("ok", 0),
+            "rejected": sum(n for s, n in by_status.items() if s in NOT_TRAINED),
+            "failed": sum(n for s, n in by_status.items() if s != "ok" and s not in NOT_TRAINED),
+            "by_status": by_status,
+        },
+        "best": _brief(best(people)), "best_seed": _brief(best_seed), "best_evolved": _brief(best_evolved),
+        "front": [_brief(i) for i in front], "seed_front": [_brief(i) for i in seed_front],
+        "evolved_beats_best_seed": bool(best_evolved and best_seed and best_evolved.val_macro_f1 >= best_seed.val_macro_f1),
+        "seed_front_dominated": sum(any(dominates(e, s) for e in evolved if e.trained) for s in seed_front),
+        "llm": {
+            "requests": usage.requests if usage else 0, "retries": usage.retries if usage else 0,
+            "tokens": usage.tokens if usage else 0, "cost": usage.cost_usd if usage else 0.0,
+            "cache_hits": usage.cache_hits if usage else 0, "failures": usage.failures if usage else 0,
+        },
+    }
+
+
+def _llm_client(kind: Literal["llm", "offline"], params: EvolveParams, run_dir: Path) -> tuple[LLMClient | None, UsageLedger | None]:
+    if kind != "llm":
+        return None, None
+    config = params.operator.llm
+    usage_path = run_dir / "llm" / "usage.json"
+    ledger = UsageLedger.load(usage_path, config) if usage_path.is_file() else UsageLedger(config)
+    return LLMClient(config, ReplyCache(run_dir / "llm" / "cache"), ledger), ledger
+
+
+@flow(name="evolve", log_prints=True)
+def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
+    """Seeds, then ``generations`` rounds of propose, check, train, select and publish."""
+    logger = get_run_logger()
+    kind, reason = resolve_operator(params.operator)
+    logger.info("operator: %s", reason)
+    data = prepare_data(params.data)
+    run_dir = Path(data["run_dir"])
+    prelude = Path(params.prelude_path).read_text() if params.prelude_path else ""
+    seeds = load_seeds(params.seed_folder)
+    state = load_state(run_dir, settings_hash(params, seeds, prelude, data["features_path"]), kind)
+    if state.completed_generation >= 0:
+        logger.info("resuming %s after generation %d", data["run_id"], state.completed_generation)
+    client, ledger = _llm_client(kind, params, run_dir)
+    ctx = {"run_dir": run_dir, "features_path": data["features_path"], "labels": split_labels(run_dir),
+           "train": params.train, "limits": params.limits}
+    majority = data["baselines"].get("majority", {}).get("val", {}).get("macro_f1")
+    progress = start_progress(params.generations)
+
+    def finish_generation(generation: int) -> None:
+        state.completed_generation = generation
+        save_state(run_dir, state)
+        if ledger:
+            ledger.save(run_dir / "llm" / "usage.json")
+        publish_generation(state.individuals, generation, str(run_dir), majority)
+        report_progress(progress, generation, params.generations)
+
+    if state.completed_generation < 0:
+        seed_jobs, known = [], {}
+        for program in seeds:
+            _write_program(run_dir, program.name, program.source)
+            recorded, jobs = check_children(
+                [Proposal(plan=ChildPlan(child_id=program.name, generation=0, index=0, parents=[], kind="mutation", rng_seed=""),
+                           operator="seed", source=program.source)], known, prelude, params.static, run_dir
+            )
+            state.individuals += recorded
+            seed_jobs += jobs
+        state.individuals += train_all(seed_jobs, ctx, params.max_parallel)
+        if not any(i.trained for i in state.individuals):
+            reasons = "; ".join(f"{i.id}: {i.status} {i.reason[:120]}" for i in state.individuals)
+            raise EvolutionError(f"no seed program trained successfully: {reasons}")
+        finish_generation(0)
+
+    for generation in range(state.completed_generation + 1, params.generations + 1):
+        if state.stopped:
+            logger.warning("not proposing more children: %s", state.stopped)
+            break
+        pool, readmitted = parent_pool(state.individuals, params.selection)
+        if readmitted:
+            logger.warning("generation %d: every eligible parent was retired; drawing from retired ones", generation)
+        if not pool:
+            raise EvolutionError("no candidate is eligible as a parent: every one failed or is above the error threshold")
+        by_id = {i.id: i for i in state.individuals}
+        plans = plan_children(pool, generation, params.children, params.selection, params.seed)
+        futures = [
+            propose_child.submit(
+                plan,
+                [parent_view(by_id[p], _program_source(run_dir, p),
+                             recent_failures(state.individuals, p, params.operator.feedback_failures)) for p in plan.parents],
+                kind, params.operator, params.static.allowed_imports, prelude, client,
+            )
+            for plan in plans
+        ]
+        proposals = [f.result() for f in futures]
+        exhausted = [p for p in proposals if p.status == "budget_exhausted"]
+        if exhausted:
+            state.stopped = f"LLM budget reached in generation {generation}: {exhausted[0].reason}"
+        known = {i.program_hash: i.id for i in state.individuals if i.program_hash}
+        recorded, jobs = check_children([p for p in proposals if p.status != "budget_exhausted"], known, prelude, params.static, run_dir)
+        trained = train_all(jobs, ctx, params.max_parallel)
+        retire(state.individuals, {p for plan in plans for p in plan.parents})
+        state.individuals += sorted(recorded + trained, key=lambda i: i.id)
+        ok = sum(i.status == "ok" for i in trained)
+        logger.info("generation %d: %d proposed, %d trained ok, %d not trained", generation, len(plans), ok, len(recorded))
+        finish_generation(generation)
+
+    summary = evolution_summary(state, ledger, reason) | {
+        "run_id": data["run_id"], "run_dir": str(run_dir), "lineage": str(run_dir / "lineage.json"),
+        "pareto_plot": str(run_dir / "pareto.png"),
+        "baselines": {name: {s: b[s]["macro_f1"] for s in ("val", "test")} for name, b in data["baselines"].items()},
+    }
+    update_summary(run_dir, {"evolve": summary})
+    return summary

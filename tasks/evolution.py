@@ -1,0 +1,63 @@
+"""Prefect tasks of the evolve flow: propose a child (LLM calls run as parallel tasks) and publish
+the generation's artifacts. Training reuses ``tasks.candidates.train_candidate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from uuid import UUID
+
+from prefect import task
+from prefect.artifacts import (
+    create_link_artifact, create_markdown_artifact, create_progress_artifact, create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+
+from evoformer.evolution.operators import ChildPlan, OperatorConfig, Proposal, propose
+from evoformer.evolution.population import Individual, best
+from evoformer.evolution.prompt import ParentView
+from evoformer.evolution.report import best_program_markdown, leaderboard_rows, plot_pareto
+from evoformer.llm import LLMClient
+
+
+@task(name="propose-child", task_run_name="propose-{plan.child_id}", cache_policy=NO_CACHE)
+def propose_child(
+    plan: ChildPlan,
+    parents: list[ParentView],
+    kind: Literal["llm", "offline"],
+    config: OperatorConfig,
+    allowed_imports: list[str],
+    prelude: str,
+    client: LLMClient | None,
+) -> Proposal:
+    """Write one child (not cached here: LLM replies are cached on disk by the client)."""
+    return propose(plan, parents, kind, config, allowed_imports, prelude, client)
+
+
+def start_progress(total_generations: int) -> UUID:
+    return create_progress_artifact(0.0, key="evolve-progress", description=f"Generations done of {total_generations}.")
+
+
+def report_progress(artifact_id: UUID, done: int, total: int) -> None:
+    update_progress_artifact(artifact_id, 100.0 * done / max(total, 1), description=f"{done} of {total} generations done.")
+
+
+@task(name="publish-generation", cache_policy=NO_CACHE)
+def publish_generation(
+    individuals: list[Individual], generation: int, run_dir: str, majority_f1: float | None
+) -> str:
+    """Leaderboard table, best program as markdown, Pareto plot (PNG in the run folder, linked)."""
+    create_table_artifact(
+        key="evolve-leaderboard", table=leaderboard_rows(individuals),
+        description=f"Every candidate after generation {generation}: val and test macro-F1, params, status and reason.",
+    )
+    top = best(individuals)
+    if top is not None:
+        source = (Path(top.folder) / "program.py").read_text() if top.folder else ""
+        create_markdown_artifact(key="evolve-best-program", markdown=best_program_markdown(top, source),
+                                 description=f"Best candidate by val macro-F1 after generation {generation}.")
+    plot = plot_pareto(individuals, Path(run_dir) / "pareto.png", majority_f1)
+    create_link_artifact(key="evolve-pareto", link=plot.resolve().as_uri(), link_text="Pareto front (PNG)",
+                         description=f"Val macro-F1 against params after generation {generation}.")
+    return str(plot)

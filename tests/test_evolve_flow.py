@@ -1,0 +1,257 @@
+"""The evolve flow end to end on a small real fixture: offline operator, scripted LLM server with
+faults, LLM budget and auth errors, and kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from llm_server import Error, Reply
+
+from evoformer.candidates.job import TrainConfig
+from evoformer.evolution.operators import OperatorConfig
+from evoformer.evolution.population import SelectionConfig
+from evoformer.features import EncoderConfig
+from evoformer.llm import LLMAuthError, LLMConfig
+from evoformer.runs import StorageConfig
+from evoformer.seeds import SEED_DIR
+from flows.data import PrepareDataParams
+
+FAST_TRAIN = TrainConfig(max_epochs=2, patience=2, time_budget_s=120, latency_repeats=3)
+TEST_SEEDS = ("attention_pool_mlp", "conv_text")
+
+
+@pytest.fixture(scope="module")
+def seed_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("seeds")
+    for name in TEST_SEEDS:
+        shutil.copy(SEED_DIR / f"{name}.py", folder / f"{name}.py")
+    return folder
+
+
+def evolve_params(source: Path, cache: Path, runs: Path, seeds: Path, run_id: str, **overrides):
+    from flows.evolve import EvolveParams
+
+    data = PrepareDataParams(encoder=EncoderConfig(), progress=False,
+                             storage=StorageConfig(runs_dir=str(runs), cache_dir=str(cache), run_id=run_id))
+    data.data.source = str(source)
+    fields = dict(generations=2, children=3, seed=3, seed_folder=str(seeds), data=data, train=FAST_TRAIN,
+                  max_parallel=2, operator=OperatorConfig(kind="offline"))
+    fields.update(overrides)
+    return EvolveParams(**fields)
+
+
+def _population(run_dir: Path) -> list[dict]:
+    """Lineage without the fields that legitimately differ between runs (folders, timings)."""
+    keep = ("id", "generation", "parents", "operator", "program_hash", "status", "params", "val_macro_f1", "test_macro_f1", "retired")
+    return [{k: row[k] for k in keep} for row in json.loads((run_dir / "lineage.json").read_text())]
+
+
+def test_offline_evolution_runs_two_generations(prefect_harness, small_climate_fever, feature_cache_dir, seed_folder, tmp_path) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.evolve import evolve
+
+    params = evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", seed_folder, "offline-a")
+    summary = evolve(params)
+    run_dir = Path(summary["run_dir"])
+    assert summary["operator"] == "offline" and "offline" in summary["operator_reason"]
+    assert summary["generations"] == 2
+    counts = summary["candidates"]
+    assert counts["total"] == len(TEST_SEEDS) + 2 * 3
+    assert counts["ok"] + counts["rejected"] + counts["failed"] == counts["total"]
+    assert counts["ok"] >= len(TEST_SEEDS) + 3, counts  # the offline operator's children of our seeds build and train
+
+    lineage = json.loads((run_dir / "lineage.json").read_text())
+    children = [row for row in lineage if row["generation"] > 0]
+    by_id = {row["id"]: row for row in lineage}
+    for child in children:
+        assert child["operator"] in ("ast-mutation", "ast-crossover")
+        assert len(child["parents"]) == (2 if child["operator"] == "ast-crossover" else 1)
+        assert all(by_id[p]["generation"] < child["generation"] and by_id[p]["retired"] for p in child["parents"])
+        assert child["description"] and (run_dir / "programs" / f"{child['id']}.py").is_file()
+        if child["status"] == "ok":
+            folder = Path(child["folder"])
+            assert (folder / "weights.safetensors").is_file() and (folder / "metrics.json").is_file()
+    gen2_parents = {p for row in children if row["generation"] == 2 for p in row["parents"]}
+    assert all(by_id[p]["generation"] == 1 for p in gen2_parents), "used parents are retired; generation 2 breeds from generation 1"
+    hashes = [row["program_hash"] for row in lineage if row["status"] != "duplicate"]
+    assert len(hashes) == len(set(hashes))
+
+    assert summary["best"]["val_macro_f1"] == max(r["val_macro_f1"] for r in lineage if r["status"] == "ok")
+    front_ids = [f["id"] for f in summary["front"]]
+    assert front_ids and summary["best"]["id"] in front_ids
+    assert (run_dir / "pareto.png").stat().st_size > 1000
+    assert json.loads((run_dir / "summary.json").read_text())["evolve"]["best"] == summary["best"]
+
+    async def artifact_keys():
+        async with get_client() as client:
+            return {a.key for a in await client.read_artifacts() if a.key}
+
+    import asyncio
+
+    keys = asyncio.run(artifact_keys())
+    assert {"evolve-leaderboard", "evolve-best-program", "evolve-pareto", "evolve-progress"} <= keys
+
+
+def test_children_duplicating_a_known_program_are_not_trained(seed_folder, tmp_path) -> None:
+    from evoformer.evolution.operators import ChildPlan, Proposal
+    from flows.evolve import check_children
+
+    source = (seed_folder / "conv_text.py").read_text()
+    reformatted = "# same program, other comments and spacing\n" + source.replace("    ", "        ")
+    plan = lambda i: ChildPlan(child_id=f"g01-c0{i}", generation=1, index=i, parents=["seed-x"], kind="mutation", rng_seed="")  # noqa: E731
+    proposals = [
+        Proposal(plan=plan(0), operator="llm-mutation", source=reformatted),
+        Proposal(plan=plan(1), operator="llm-mutation", source=source.replace("channels: int = 128", "channels: int = 64")),
+        Proposal(plan=plan(2), operator="llm-mutation", source=source.replace("channels: int = 128", "channels: int = 64")),
+        Proposal(plan=plan(3), operator="llm-mutation", source="import os\n" + source),
+    ]
+    from evoformer.candidates.program import CandidateProgram
+    from evoformer.candidates.static_check import StaticCheckConfig
+
+    known = {CandidateProgram(name="seed", source=source).program_hash(): "seed-conv_text"}
+    recorded, jobs = check_children(proposals, known, "", StaticCheckConfig(), tmp_path)
+    status = {i.id: (i.status, i.reason) for i in recorded}
+    assert status["g01-c00"] == ("duplicate", "same normalised AST as seed-conv_text")
+    assert status["g01-c02"] == ("duplicate", "same normalised AST as g01-c01")
+    assert status["g01-c03"][0] == "rejected" and "os" in status["g01-c03"][1]
+    assert [job.individual.id for job in jobs] == ["g01-c01"]
+
+
+def _child_reply(width: int, prose: bool = False) -> str:
+    code = (SEED_DIR / "attention_pool_mlp.py").read_text().replace("hidden: int = 256", f"hidden: int = {width}")
+    if prose:
+        return f"Here is a smaller variant; I reduced the hidden width.\n\n{code}\nThis should train faster."
+    return f"```python\n{code}```"
+
+
+def test_llm_evolution_against_a_scripted_server_with_faults(
+    prefect_harness, small_climate_fever, feature_cache_dir, seed_folder, tmp_path, scripted_llm_server, monkeypatch
+) -> None:
+    from flows.evolve import evolve
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    counter = iter(range(24, 1000, 8))
+    server = scripted_llm_server(
+        [
+            Reply(_child_reply(200)),  # a valid child
+            Reply(_child_reply(208, prose=True)),  # a child wrapped in prose
+            Reply("I'm sorry, as a language model I prefer not to write code today."),  # garbage
+            Error(429, message="slow down", headers={"Retry-After": "1"}),  # then success below
+            Error(500), Error(500),
+            Reply(_child_reply(216), delay_s=3.0),  # slower than the client's timeout
+        ],
+        default=lambda request: Reply(_child_reply(next(counter))),
+    )
+    llm = LLMConfig(base_url=server.base_url, model="scripted-model", timeout_s=1.5, max_retries=4,
+                    backoff_initial_s=0.05, backoff_max_s=0.2, price_prompt_per_1k=0.5, price_completion_per_1k=1.5)
+    params = evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", seed_folder, "llm-a",
+                           generations=1, children=6, operator=OperatorConfig(kind="auto", llm=llm))
+    summary = evolve(params)
+    assert summary["operator"] == "llm" and server.base_url in summary["operator_reason"]
+    lineage = json.loads((Path(summary["run_dir"]) / "lineage.json").read_text())
+    children = [row for row in lineage if row["generation"] == 1]
+    assert len(children) == 6
+    failed = [row for row in children if row["status"] == "proposal_failed"]
+    assert len(failed) == 1 and "no program in the reply" in failed[0]["reason"], failed
+    assert sum(row["status"] == "ok" for row in children) >= 4
+    for row in children:
+        assert row["operator"] in ("llm-mutation", "llm-crossover") and row["prompt_hash"]
+        assert row["temperature"] in (0.2, 0.6, 0.8, 1.0)
+    llm_usage = summary["llm"]
+    assert llm_usage["retries"] >= 4, llm_usage  # 429, two 500s, one timeout
+    assert llm_usage["requests"] >= 6 + 4 and llm_usage["tokens"] > 0 and llm_usage["cost"] > 0
+    user_prompts = [r["messages"][1]["content"] for r in server.requests]
+    assert all("# Metrics: params" in p and "Target for the new program" in p for p in user_prompts)
+    assert {r["temperature"] for r in server.requests} <= {0.2, 0.6, 0.8, 1.0}
+
+    # A re-run of the finished run asks the server nothing and trains nothing.
+    before = len(server.requests)
+    again = evolve(params)
+    assert len(server.requests) == before
+    assert _population(Path(again["run_dir"])) == _population(Path(summary["run_dir"]))
+
+
+def test_llm_budget_stops_proposing(
+    prefect_harness, small_climate_fever, feature_cache_dir, seed_folder, tmp_path, scripted_llm_server
+) -> None:
+    from flows.evolve import evolve
+
+    counter = iter(range(24, 1000, 8))
+    server = scripted_llm_server(default=lambda request: Reply(_child_reply(next(counter)), completion_tokens=500))
+    llm = LLMConfig(base_url=server.base_url, budget_tokens=100)
+    params = evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", seed_folder, "llm-budget",
+                           generations=3, children=2, operator=OperatorConfig(kind="llm", llm=llm),
+                           selection=SelectionConfig(crossover_rate=0.0))
+    summary = evolve(params)
+    assert "budget" in summary["stopped"]
+    assert summary["generations"] < 3
+    assert summary["llm"]["tokens"] >= 100
+    assert len(server.requests) <= 2 * 2  # the cap is checked before each request
+
+
+def test_rejected_api_key_stops_the_run_with_a_clear_message(
+    prefect_harness, small_climate_fever, feature_cache_dir, seed_folder, tmp_path, scripted_llm_server
+) -> None:
+    from flows.evolve import evolve
+
+    server = scripted_llm_server(default=lambda request: Error(401, message="Incorrect API key provided"))
+    params = evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", seed_folder, "llm-auth",
+                           generations=1, children=2, operator=OperatorConfig(kind="llm", llm=LLMConfig(base_url=server.base_url)))
+    with pytest.raises(LLMAuthError, match="API key"):
+        evolve(params)
+    assert len(server.requests) == 2  # one per child, never retried
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def test_kill_and_resume_gives_the_population_of_an_uninterrupted_run(
+    small_climate_fever, feature_cache_dir, seed_folder, tmp_path
+) -> None:
+    runs = tmp_path / "runs"
+    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect-home"))
+    env.pop("PREFECT_API_URL", None)
+    common = ["evolve", "--operator", "offline", "--generations", "2", "--children", "3", "--seed", "5",
+              "--seed-folder", str(seed_folder), "--max-epochs", "2", "--patience", "2", "--time-budget", "120",
+              "--source", str(small_climate_fever), "--cache-dir", str(feature_cache_dir), "--runs-dir", str(runs),
+              "--no-progress", "--json"]
+
+    proc = _cli([*common, "--run-id", "killed"], env)
+    run_dir = runs / "killed"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list((run_dir / "candidates").glob("g01-*/train_key")):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed:\n" + proc.stdout.read()[-3000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = json.loads((run_dir / "evolution" / "state.json").read_text())
+    assert state["completed_generation"] == 0  # killed in the middle of generation 1
+    trained_before = {p.parent.name: p.stat().st_mtime_ns for p in (run_dir / "candidates").glob("*/train_key")}
+
+    resumed = subprocess.run([sys.executable, "-m", "flows.cli", *common, "--run-id", "killed"], env=env,
+                             capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    summary = json.loads(resumed.stdout)
+    assert summary["generations"] == 2
+    for name, mtime in trained_before.items():  # finished trainings were reused, not redone
+        assert (run_dir / "candidates" / name / "train_key").stat().st_mtime_ns == mtime, name
+
+    # Its own Prefect home: no cached training is shared, the reference trains everything itself.
+    env_reference = dict(env, PREFECT_HOME=str(tmp_path / "prefect-home-reference"))
+    reference = subprocess.run([sys.executable, "-m", "flows.cli", *common, "--run-id", "uninterrupted"], env=env_reference,
+                               capture_output=True, text=True, timeout=900)
+    assert reference.returncode == 0, reference.stdout[-3000:] + reference.stderr[-3000:]
+    assert _population(run_dir) == _population(runs / "uninterrupted")
