@@ -69,6 +69,7 @@ def _add_train_args(parser: argparse.ArgumentParser, train: TrainConfig, limits:
     parser.add_argument("--patience", type=int, default=train.patience)
     parser.add_argument("--train-seed", type=int, default=train.seed, help="seed of weight init and batch order")
     parser.add_argument("--max-train-pairs", type=int, help="subsample train (smoke runs)")
+    parser.add_argument("--latency-repeats", type=int, default=train.latency_repeats, help="timed runs per latency figure")
     parser.add_argument("--timeout", type=float, default=limits.timeout_s, help="hard wall-clock limit of the sandbox (s)")
     parser.add_argument("--memory-mb", type=int, default=limits.memory_mb)
     parser.add_argument("--threads", type=int, default=limits.threads)
@@ -78,6 +79,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         max_epochs=args.max_epochs, time_budget_s=args.time_budget, batch_size=args.train_batch_size,
         learning_rate=args.lr, patience=args.patience, seed=args.train_seed, max_train_pairs=args.max_train_pairs,
+        latency_repeats=args.latency_repeats,
     )
 
 

@@ -289,11 +289,11 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
         if state.stopped:
             logger.warning("not proposing more children: %s", state.stopped)
             break
-        pool, readmitted = parent_pool(state.individuals, params.selection)
-        if readmitted:
-            logger.warning("generation %d: every eligible parent was retired; drawing from retired ones", generation)
+        pool, note = parent_pool(state.individuals, params.selection)
+        if note:
+            logger.warning("generation %d: %s", generation, note)
         if not pool:
-            raise EvolutionError("no candidate is eligible as a parent: every one failed or is above the error threshold")
+            raise EvolutionError("no trained candidate is left to be a parent")
         by_id = {i.id: i for i in state.individuals}
         plans = plan_children(pool, generation, params.children, params.selection, params.seed)
         futures = [

@@ -134,14 +134,16 @@ def test_evoprompting_fitness_orders_by_params_times_error() -> None:
 def test_parents_are_retired_once_used_and_readmitted_only_when_none_is_left() -> None:
     population = [i.model_copy() for i in POP]
     config = SelectionConfig(top_p=2)
-    pool, readmitted = parent_pool(population, config)
-    assert len(pool) == 2 and not readmitted
+    pool, note = parent_pool(population, config)
+    assert len(pool) == 2 and not note
     retire(population, {i.id for i in pool})
-    second, readmitted = parent_pool(population, config)
-    assert not readmitted and not {i.id for i in second} & {i.id for i in pool}
+    second, note = parent_pool(population, config)
+    assert not note and not {i.id for i in second} & {i.id for i in pool}
     retire(population, {i.id for i in population})
-    fallback, readmitted = parent_pool(population, config)
-    assert readmitted and len(fallback) == 2
+    fallback, note = parent_pool(population, config)
+    assert "retired" in note and len(fallback) == 2
+    weak, note = parent_pool([i for i in POP if i.id in ("too-bad", "failed")], config)
+    assert [i.id for i in weak] == ["too-bad"] and "error threshold" in note
 
 
 def test_plan_children_is_deterministic_and_respects_k() -> None:

@@ -26,6 +26,22 @@ from flows.data import PrepareDataParams
 
 FAST_TRAIN = TrainConfig(max_epochs=2, patience=2, time_budget_s=120, latency_repeats=3)
 TEST_SEEDS = ("attention_pool_mlp", "conv_text")
+TINY_SEED = """import torch.nn as nn
+
+
+class Tiny(nn.Module):
+    def __init__(self, input_dim: int, num_classes: int, hidden: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(input_dim, hidden), nn.ReLU(), nn.Dropout(0.1), nn.Linear(hidden, num_classes))
+
+    def forward(self, x, mask):
+        m = mask.unsqueeze(-1).float()
+        return self.net((x * m).sum(1) / m.sum(1).clamp(min=1.0))
+
+
+def build_model(input_dim: int, num_classes: int) -> nn.Module:
+    return Tiny(input_dim, num_classes)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -216,14 +232,15 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def test_kill_and_resume_gives_the_population_of_an_uninterrupted_run(
-    small_climate_fever, feature_cache_dir, seed_folder, tmp_path
-) -> None:
-    runs = tmp_path / "runs"
+def test_kill_and_resume_gives_the_population_of_an_uninterrupted_run(small_climate_fever, feature_cache_dir, tmp_path) -> None:
+    runs, seed_folder = tmp_path / "runs", tmp_path / "seeds"
+    seed_folder.mkdir()
+    (seed_folder / "tiny.py").write_text(TINY_SEED)
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect-home"))
     env.pop("PREFECT_API_URL", None)
-    common = ["evolve", "--operator", "offline", "--generations", "2", "--children", "3", "--seed", "5",
+    common = ["evolve", "--operator", "offline", "--generations", "1", "--children", "3", "--seed", "5",
               "--seed-folder", str(seed_folder), "--max-epochs", "2", "--patience", "2", "--time-budget", "120",
+              "--latency-repeats", "3", "--max-parallel", "1",
               "--source", str(small_climate_fever), "--cache-dir", str(feature_cache_dir), "--runs-dir", str(runs),
               "--no-progress", "--json"]
 
@@ -245,7 +262,7 @@ def test_kill_and_resume_gives_the_population_of_an_uninterrupted_run(
                              capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     summary = json.loads(resumed.stdout)
-    assert summary["generations"] == 2
+    assert summary["generations"] == 1 and summary["candidates"]["total"] == 4
     for name, mtime in trained_before.items():  # finished trainings were reused, not redone
         assert (run_dir / "candidates" / name / "train_key").stat().st_mtime_ns == mtime, name
 

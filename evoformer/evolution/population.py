@@ -105,17 +105,23 @@ def rank(individuals: list[Individual], config: SelectionConfig) -> list[Individ
     return ranked
 
 
-def parent_pool(individuals: list[Individual], config: SelectionConfig) -> tuple[list[Individual], bool]:
-    """The top p candidates that are not retired, and whether retired ones had to be readmitted.
+def parent_pool(individuals: list[Individual], config: SelectionConfig) -> tuple[list[Individual], str]:
+    """The top p candidates that are not retired, and a note when the pool had to be widened.
 
     Parents are retired once used, as in EvoPrompting. When every eligible candidate is retired
-    (say, a generation whose children all failed), the pool falls back to the retired ones
-    rather than stopping the run; the flag says so.
+    (say, a generation whose children all failed), retired ones are readmitted; when none is
+    under the error threshold at all, the best trained ones are used. Either way the run goes on
+    and the note says why.
     """
     active = rank([i for i in individuals if not i.retired], config)
     if active:
-        return active[: config.top_p], False
-    return rank(individuals, config)[: config.top_p], True
+        return active[: config.top_p], ""
+    retired = rank(individuals, config)
+    if retired:
+        return retired[: config.top_p], "every eligible parent was retired; drawing from retired ones"
+    trained = sorted((i for i in individuals if i.trained), key=lambda i: (-i.val_macro_f1, i.params, i.id))
+    note = f"no candidate is under the error threshold {config.error_threshold}; drawing from the best trained ones"
+    return trained[: config.top_p], note
 
 
 def pareto_front(individuals: list[Individual]) -> list[Individual]:
