@@ -30,9 +30,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-## The main job on the embedded default: shared Climate-FEVER file, local ephemeral Prefect.
+## The main job on the embedded default: shared Climate-FEVER file, local ephemeral Prefect,
+## the offline operator unless an LLM endpoint is configured, and a demo budget.
+DEMO_RUN ?= demo-$(shell date -u +%Y%m%d-%H%M%S)
+DEMO_ARGS ?= --generations 2 --children 4 --time-budget 30
 demo: setup
-	$(VENV)/bin/evoformer data
+	$(VENV)/bin/evoformer data --run-id $(DEMO_RUN)
+	$(VENV)/bin/evoformer evolve --run-id $(DEMO_RUN) $(DEMO_ARGS)
 
 ## The default test suite (about 15 minutes at most on 2 cores).
 test: setup
@@ -45,6 +49,7 @@ test-slow: setup
 bench: setup
 	$(PY) benchmarks/featurize.py
 	$(PY) benchmarks/sandbox_overhead.py
+	$(PY) benchmarks/evolution_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

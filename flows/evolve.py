@@ -12,6 +12,7 @@ import concurrent.futures
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +29,9 @@ from evoformer.evolution.operators import (
 from evoformer.evolution.population import (
     Individual, SelectionConfig, best, dominates, pareto_front, parent_pool, retire,
 )
-from evoformer.evolution.state import EvolutionState, finished_training, load_state, mark_trained, save_state
+from evoformer.evolution.state import (
+    EvolutionState, finished_training, load_proposals, load_state, mark_trained, save_proposals, save_state,
+)
 from evoformer.llm import LLMClient, ReplyCache, UsageLedger
 from evoformer.runs import update_summary
 from evoformer.sandbox.limits import SandboxLimits
@@ -93,11 +96,11 @@ class _Job(BaseModel):
     program: CandidateProgram
 
 
-def _record(individual: Individual, result: CandidateResult) -> Individual:
-    update: dict[str, Any] = {"status": result.status, "reason": result.reason, "folder": result.folder}
+def _record(individual: Individual, result: CandidateResult, wall_seconds: float | None = None) -> Individual:
+    update: dict[str, Any] = {"status": result.status, "reason": result.reason, "folder": result.folder, "wall_seconds": wall_seconds}
     if result.metrics:
         m = result.metrics
-        update |= {"params": m.params, "val_macro_f1": m.val.macro_f1, "test_macro_f1": m.test.macro_f1,
+        update |= {"params": m.params, "train_seconds": m.train_seconds, "val_macro_f1": m.val.macro_f1, "test_macro_f1": m.test.macro_f1,
                    "val_accuracy": m.val.accuracy, "test_accuracy": m.test.accuracy}
     return individual.model_copy(update=update)
 
@@ -116,15 +119,15 @@ def train_all(jobs: list[_Job], ctx: dict[str, Any], max_parallel: int) -> list[
             done[job.individual.id] = _record(job.individual, previous)
         else:
             pending.append((job, folder, key))
-    running: dict[Any, tuple[_Job, Path, str, Any]] = {}
+    running: dict[Any, tuple[_Job, Path, str, Any, float]] = {}
     while pending or running:
         while pending and len(running) < max_parallel:
             job, folder, key = pending.pop(0)
             future = train_candidate.submit(job.program, ctx["features_path"], ctx["labels"], str(folder), ctx["train"], ctx["limits"])
-            running[future.wrapped_future] = (job, folder, key, future)
+            running[future.wrapped_future] = (job, folder, key, future, time.perf_counter())
         finished, _ = concurrent.futures.wait(list(running), return_when=concurrent.futures.FIRST_COMPLETED)
         for inner in finished:
-            job, folder, key, future = running.pop(inner)
+            job, folder, key, future, started = running.pop(inner)
             future.wait()  # sets the final state from the finished thread, not a stale API read
             try:
                 result = result_of(future.state)
@@ -134,7 +137,7 @@ def train_all(jobs: list[_Job], ctx: dict[str, Any], max_parallel: int) -> list[
             result = _into_run_folder(result, folder)
             if not result.transient:
                 mark_trained(folder, key)
-            done[job.individual.id] = _record(job.individual, result)
+            done[job.individual.id] = _record(job.individual, result, round(time.perf_counter() - started, 3))
             logger.info("%s: %s %s", job.individual.id, result.status, result.reason)
     return [done[job.individual.id] for job in jobs]
 
@@ -194,6 +197,25 @@ def check_children(
     return recorded, jobs
 
 
+def _propose_generation(
+    state: EvolutionState, pool: list[Individual], generation: int, params: EvolveParams, kind: Literal["llm", "offline"],
+    prelude: str, client: LLMClient | None, run_dir: Path,
+) -> list[Proposal]:
+    """Plan the children, then write them with parallel ``propose_child`` tasks."""
+    by_id = {i.id: i for i in state.individuals}
+    plans = plan_children(pool, generation, params.children, params.selection, params.seed)
+    futures = [
+        propose_child.submit(
+            plan,
+            [parent_view(by_id[p], _program_source(run_dir, p), recent_failures(state.individuals, p, params.operator.feedback_failures))
+             for p in plan.parents],
+            kind, params.operator, params.static.allowed_imports, prelude, client,
+        )
+        for plan in plans
+    ]
+    return [f.result() for f in futures]
+
+
 def _brief(individual: Individual | None) -> dict[str, Any] | None:
     if individual is None:
         return None
@@ -242,10 +264,23 @@ def _llm_client(kind: Literal["llm", "offline"], params: EvolveParams, run_dir: 
     return LLMClient(config, ReplyCache(run_dir / "llm" / "cache"), ledger), ledger
 
 
+def _with_stable_run_id(params: EvolveParams) -> EvolveParams:
+    """Without a run id, name the folder after this flow run, so a retry from the UI resumes it."""
+    if params.data.storage.run_id:
+        return params
+    from prefect.runtime import flow_run
+
+    params = params.model_copy(deep=True)
+    started = flow_run.scheduled_start_time
+    params.data.storage.run_id = f"{started:%Y%m%d-%H%M%S}-{str(flow_run.id)[:6]}" if flow_run.id else None
+    return params
+
+
 @flow(name="evolve", log_prints=True)
 def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     """Seeds, then ``generations`` rounds of propose, check, train, select and publish."""
     logger = get_run_logger()
+    params = _with_stable_run_id(params)
     kind, reason = resolve_operator(params.operator)
     logger.info("operator: %s", reason)
     data = prepare_data(params.data)
@@ -294,18 +329,13 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
             logger.warning("generation %d: %s", generation, note)
         if not pool:
             raise EvolutionError("no trained candidate is left to be a parent")
-        by_id = {i.id: i for i in state.individuals}
-        plans = plan_children(pool, generation, params.children, params.selection, params.seed)
-        futures = [
-            propose_child.submit(
-                plan,
-                [parent_view(by_id[p], _program_source(run_dir, p),
-                             recent_failures(state.individuals, p, params.operator.feedback_failures)) for p in plan.parents],
-                kind, params.operator, params.static.allowed_imports, prelude, client,
-            )
-            for plan in plans
-        ]
-        proposals = [f.result() for f in futures]
+        proposals = load_proposals(run_dir, generation)
+        if proposals is None:
+            proposals = _propose_generation(state, pool, generation, params, kind, prelude, client, run_dir)
+            save_proposals(run_dir, generation, proposals)
+        else:
+            logger.info("generation %d: reusing the %d children proposed before the interruption", generation, len(proposals))
+        plans = [p.plan for p in proposals]
         exhausted = [p for p in proposals if p.status == "budget_exhausted"]
         if exhausted:
             state.stopped = f"LLM budget reached in generation {generation}: {exhausted[0].reason}"

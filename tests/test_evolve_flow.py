@@ -272,3 +272,13 @@ def test_kill_and_resume_gives_the_population_of_an_uninterrupted_run(small_clim
                                capture_output=True, text=True, timeout=900)
     assert reference.returncode == 0, reference.stdout[-3000:] + reference.stderr[-3000:]
     assert _population(run_dir) == _population(runs / "uninterrupted")
+
+
+def test_cli_llm_operator_without_endpoint_is_a_clear_error(prefect_harness, small_climate_fever, monkeypatch, tmp_path) -> None:
+    from test_cli import run_main
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = run_main(["evolve", "--operator", "llm", "--source", str(small_climate_fever), "--runs-dir", str(tmp_path)])
+    assert code == 2 and out == ""
+    assert "operator 'llm' needs an endpoint" in err and "--llm-base-url" in err

@@ -28,6 +28,8 @@ class Individual(BaseModel):
     val_accuracy: float | None = None
     test_accuracy: float | None = None
     folder: str = ""
+    train_seconds: float | None = Field(default=None, description="Training inside the sandbox (worker clock).")
+    wall_seconds: float | None = Field(default=None, description="Orchestrator clock from submitting the training to its result.")
     retired: bool = False
 
     @property

@@ -2,6 +2,7 @@
 
 - ``evolution/state.json``: the population after the last completed generation, with the hash of
   the settings that shaped it (a resumed run must use the same ones).
+- ``evolution/proposals-gNN.json``: a generation's children, saved before they train.
 - ``lineage.json``: every candidate with its parents, operator, temperature and prompt hash.
 - ``candidates/<id>/train_key``: written after a training finished; a resumed run reuses that
   candidate's ``metrics.json`` instead of training it again.
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from evoformer.candidates.evaluate import CandidateResult
 from evoformer.candidates.job import METRICS_FILE
+from evoformer.evolution.operators import Proposal
 from evoformer.evolution.population import Individual
 
 STATE_FILE = Path("evolution") / "state.json"
@@ -63,6 +65,22 @@ def save_state(run_dir: Path, state: EvolutionState) -> None:
     """Write the state and the lineage atomically."""
     _write_json(Path(run_dir) / STATE_FILE, state.model_dump_json(indent=2))
     _write_json(Path(run_dir) / LINEAGE_FILE, json.dumps([i.model_dump() for i in state.individuals], indent=2))
+
+
+def proposals_path(run_dir: Path, generation: int) -> Path:
+    return Path(run_dir) / "evolution" / f"proposals-g{generation:02d}.json"
+
+
+def save_proposals(run_dir: Path, generation: int, proposals: list[Proposal]) -> None:
+    """Keep a generation's children before training them: a resumed run trains these very ones."""
+    _write_json(proposals_path(run_dir, generation), json.dumps([p.model_dump(mode="json") for p in proposals], indent=2))
+
+
+def load_proposals(run_dir: Path, generation: int) -> list[Proposal] | None:
+    path = proposals_path(run_dir, generation)
+    if not path.is_file():
+        return None
+    return [Proposal.model_validate(item) for item in json.loads(path.read_text())]
 
 
 def mark_trained(folder: Path, key: str) -> None:

@@ -1,0 +1,108 @@
+"""Evolution benchmark: orchestration overhead per candidate, and 2 parallel trainings against 1.
+
+Runs the same offline evolution (same seed, so the same children) twice, each in its own
+process with its own Prefect home (no cache shared), on the first claims of the shared data:
+1. one training at a time, 2 torch threads each;
+2. two trainings at a time, 1 torch thread each (the same 2 cores).
+Training is bounded by epochs, not time, so both runs do the same work. Printed per run: the
+training-phase wall time, and per candidate the orchestrator's wall time (Prefect task + sandbox
+spawn + imports + evaluation + hand-back) against the worker's pure training time.
+
+    python benchmarks/evolution_overhead.py [--claims 240] [--children 6] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "climate-fever" / "climate-fever.jsonl"
+
+
+def run(label: str, common: list[str], work: Path, parallel: int, threads: int) -> dict:
+    env = dict(os.environ, PREFECT_HOME=str(work / f"prefect-{label}"), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.pop("PREFECT_API_URL", None)
+    args = [*common, "--run-id", label, "--max-parallel", str(parallel), "--threads", str(threads)]
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", *args], env=env, capture_output=True, text=True, cwd=ROOT)
+    total = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{label} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    lineage = json.loads((work / "runs" / label / "lineage.json").read_text())
+    trained = [r for r in lineage if r.get("wall_seconds") and r.get("train_seconds")]
+    work_s = []  # the candidate's own work: training plus evaluation (predictions and latency)
+    for r in trained:
+        timings = json.loads((Path(r["folder"]) / "metrics.json").read_text())["metrics"]["timings_s"]
+        work_s.append(timings["train"] + timings["evaluate"])
+    return {
+        "label": label, "total_s": total, "trained": len(trained),
+        "overhead": [r["wall_seconds"] - w for r, w in zip(trained, work_s)],
+        "train": work_s,
+        "population": [(r["id"], r["program_hash"], r["status"]) for r in lineage],
+        "log": proc.stderr,
+    }
+
+
+def phase_seconds(log: str, first: str, last: str) -> float:
+    """Seconds between the first log line mentioning ``first`` and the last mentioning ``last``."""
+    from datetime import datetime
+
+    def stamp(line: str) -> float:
+        return datetime.strptime(line[:12], "%H:%M:%S.%f").timestamp()
+
+    lines = [line for line in log.splitlines() if len(line) > 12 and line[2] == ":" and line[5] == ":"]
+    begin = next(stamp(line) for line in lines if first in line)
+    end = [stamp(line) for line in lines if last in line][-1]
+    return end - begin
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--claims", type=int, default=240, help="first claims of the shared release (5 pairs each)")
+    parser.add_argument("--children", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="evoformer-bench-evolve-"))
+    data = work / "data.jsonl"
+    with SHARED.open() as src, data.open("w") as dst:
+        for _, line in zip(range(args.claims), src):
+            dst.write(line)
+    seeds = work / "seeds"
+    seeds.mkdir()
+    for name in ("attention_pool_mlp", "conv_text", "transformer_small"):
+        (seeds / f"{name}.py").write_text((ROOT / "evoformer" / "seeds" / f"{name}.py").read_text())
+    common = ["evolve", "--operator", "offline", "--generations", "1", "--children", str(args.children), "--seed", "1",
+              "--seed-folder", str(seeds), "--max-epochs", str(args.epochs), "--patience", str(args.epochs),
+              "--time-budget", "3600", "--latency-repeats", "5", "--source", str(data),
+              "--cache-dir", str(work / "cache"), "--runs-dir", str(work / "runs"), "--no-progress", "--json"]
+    # Warm the feature cache first so neither measured run pays for encoding.
+    subprocess.run([sys.executable, "-m", "flows.cli", "data", "--source", str(data), "--cache-dir", str(work / "cache"),
+                    "--runs-dir", str(work / "runs"), "--no-progress"], cwd=ROOT, capture_output=True, check=True,
+                   env=dict(os.environ, PREFECT_HOME=str(work / "prefect-warm")))
+    serial = run("serial", common, work, parallel=1, threads=2)
+    parallel = run("parallel", common, work, parallel=2, threads=1)
+    if serial["population"] != parallel["population"]:
+        print("WARNING: the two runs trained different children; the comparison is not like for like")
+
+    print(f"{args.claims} claims, 3 seeds + {args.children} children, {args.epochs} epochs each (bounded by epochs)\n")
+    print("run        trainings  train-phase wall (s)  median overhead/candidate (s)  median work (s)  overhead/work")
+    for r in (serial, parallel):
+        phase = phase_seconds(r["log"], "train-seed", "generation 1:")
+        r["phase"] = phase
+        over, train = statistics.median(r["overhead"]), statistics.median(r["train"])
+        print(f"{r['label']:<10} {r['trained']:>9} {phase:>21.1f} {over:>30.2f} {train:>16.2f} {over / train:>14.1%}")
+    print(f"\nspeed-up of 2 parallel trainings (1 thread each) over 1 (2 threads): {serial['phase'] / parallel['phase']:.2f}x")
+    print("work = the worker's training plus evaluation (predictions, latency); overhead = the orchestrator's wall time "
+          "per candidate (Prefect task, sandbox spawn, imports, hand-back, metrics) minus that work")
+
+
+if __name__ == "__main__":
+    main()
