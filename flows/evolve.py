@@ -91,6 +91,16 @@ def load_seeds(folder: str | None) -> list[CandidateProgram]:
     return programs
 
 
+def read_prelude(path: str | None) -> str:
+    """The prelude's text ('' without one), with a clear error for a missing or unreadable file."""
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvolutionError(f"cannot read prelude {path}: {exc}") from exc
+
+
 class _Job(BaseModel):
     individual: Individual
     program: CandidateProgram
@@ -285,7 +295,7 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     logger.info("operator: %s", reason)
     data = prepare_data(params.data)
     run_dir = Path(data["run_dir"])
-    prelude = Path(params.prelude_path).read_text() if params.prelude_path else ""
+    prelude = read_prelude(params.prelude_path)
     seeds = load_seeds(params.seed_folder)
     state = load_state(run_dir, settings_hash(params, seeds, prelude, data["features_path"]), kind)
     if state.completed_generation >= 0:
@@ -333,6 +343,8 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
         if proposals is None:
             proposals = _propose_generation(state, pool, generation, params, kind, prelude, client, run_dir)
             save_proposals(run_dir, generation, proposals)
+            if ledger:
+                ledger.save(run_dir / "llm" / "usage.json")
         else:
             logger.info("generation %d: reusing the %d children proposed before the interruption", generation, len(proposals))
         plans = [p.plan for p in proposals]

@@ -154,7 +154,7 @@ BUILD_SCRIPT = r"""
 import json, math, sys
 import torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 children = json.load(open(sys.argv[1]))
 x = torch.randn(2, 7, 384)
 mask = torch.ones(2, 7, dtype=torch.bool)
@@ -350,6 +350,20 @@ def _children() -> list[dict[str, str]]:
                 child = crossover(source, programs[other], random.Random(seed))
             children.append({"name": f"{name}x{other}/crossover{seed}", "description": child.description,
                              "source": child.source})
+        lineage, history = source, []  # eight generations: inserted layers, branches and widths interact
+        for generation in range(8):
+            step = random.Random(400 + 10 * index + generation)
+            try:
+                if step.random() < 0.75:
+                    child = mutate(lineage, step)
+                else:
+                    child = crossover(lineage, programs[step.choice(names)], step)
+            except OperatorError:
+                continue
+            lineage = child.source
+            history.append(child.description)
+            children.append({"name": f"{name}/generation{generation}", "description": " || ".join(history),
+                             "source": lineage})
     return children
 
 

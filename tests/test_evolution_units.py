@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import candidate_source
 
 from evoformer.evolution.extract import ExtractionError, extract_program
 from evoformer.evolution.population import (
@@ -10,18 +11,7 @@ from evoformer.evolution.population import (
 )
 from evoformer.evolution.prompt import ParentView, Target, build_messages, prompt_hash
 
-PROGRAM = """import torch.nn as nn
-
-class M(nn.Module):
-    def __init__(self, d, c):
-        super().__init__()
-        self.lin = nn.Linear(d, c)
-    def forward(self, x, mask):
-        return self.lin(x[:, 0])
-
-def build_model(input_dim, num_classes):
-    return M(input_dim, num_classes)
-"""
+PROGRAM = candidate_source("return M(input_dim, num_classes)").strip() + "\n"
 
 
 # ---- extraction -------------------------------------------------------------------------------
