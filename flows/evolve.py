@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
+from prefect.futures import as_completed
 from pydantic import BaseModel, Field
 
 from evoformer.candidates.evaluate import CandidateResult, training_key
@@ -83,7 +84,11 @@ def settings_hash(params: EvolveParams, seeds: list[CandidateProgram], prelude: 
 def load_seeds(folder: str | None) -> list[CandidateProgram]:
     """The seed programs, with a clear error for an unreadable file."""
     programs = []
-    for path in seed_files(folder):
+    try:
+        paths = seed_files(folder)
+    except FileNotFoundError as exc:
+        raise EvolutionError(str(exc)) from exc
+    for path in paths:
         try:
             programs.append(CandidateProgram(name=f"seed-{path.stem}", source=path.read_text()))
         except (UnicodeDecodeError, OSError) as exc:
@@ -119,7 +124,7 @@ def train_all(jobs: list[_Job], ctx: dict[str, Any], max_parallel: int) -> list[
     """Train every job, at most ``max_parallel`` at once; finished trainings of a killed run are reused."""
     logger = get_run_logger()
     done: dict[str, Individual] = {}
-    pending: list[tuple[_Job, Path, str]] = []
+    pending: list[tuple[_Job, Path, str, bool]] = []
     for job in jobs:
         folder = ctx["run_dir"] / "candidates" / job.individual.id
         key = training_key(job.program, ctx["features_path"], ctx["train"], ctx["limits"])
@@ -128,12 +133,13 @@ def train_all(jobs: list[_Job], ctx: dict[str, Any], max_parallel: int) -> list[
             logger.info("%s: reusing the finished training in %s", job.individual.id, folder)
             done[job.individual.id] = _record(job.individual, previous)
         else:
-            pending.append((job, folder, key))
+            pending.append((job, folder, key, False))
     running: dict[Any, tuple[_Job, Path, str, Any, float]] = {}
     while pending or running:
         while pending and len(running) < max_parallel:
-            job, folder, key = pending.pop(0)
-            future = train_candidate.submit(job.program, ctx["features_path"], ctx["labels"], str(folder), ctx["train"], ctx["limits"])
+            job, folder, key, refresh = pending.pop(0)
+            task = train_candidate.with_options(refresh_cache=True) if refresh else train_candidate
+            future = task.submit(job.program, ctx["features_path"], ctx["labels"], str(folder), ctx["train"], ctx["limits"])
             running[future.wrapped_future] = (job, folder, key, future, time.perf_counter())
         finished, _ = concurrent.futures.wait(list(running), return_when=concurrent.futures.FIRST_COMPLETED)
         for inner in finished:
@@ -144,7 +150,11 @@ def train_all(jobs: list[_Job], ctx: dict[str, Any], max_parallel: int) -> list[
             except Exception as exc:  # noqa: BLE001 - an infrastructure failure after retries
                 done[job.individual.id] = job.individual.model_copy(update={"status": "sandbox_error", "reason": str(exc)[:500]})
                 continue
-            result = _into_run_folder(result, folder)
+            result = _into_run_folder(result, folder, key)
+            if result is None:  # a cached result whose files are gone or were replaced: train again
+                logger.info("%s: the cached training's folder is gone; training again", job.individual.id)
+                pending.append((job, folder, key, True))
+                continue
             if not result.transient:
                 mark_trained(folder, key)
             done[job.individual.id] = _record(job.individual, result, round(time.perf_counter() - started, 3))
@@ -152,12 +162,15 @@ def train_all(jobs: list[_Job], ctx: dict[str, Any], max_parallel: int) -> list[
     return [done[job.individual.id] for job in jobs]
 
 
-def _into_run_folder(result: CandidateResult, folder: Path) -> CandidateResult:
+def _into_run_folder(result: CandidateResult, folder: Path, key: str) -> CandidateResult | None:
     """A result from Prefect's cache may have been trained in another run's folder: copy its files
-    here, so every run folder holds its own programs, weights and metrics."""
-    source = Path(result.folder)
-    if not result.folder or source.resolve() == folder.resolve() or not source.is_dir():
+    here, so every run folder holds its own programs, weights and metrics. ``None`` when that
+    folder no longer holds this very training."""
+    if not result.folder or Path(result.folder).resolve() == folder.resolve():
         return result
+    source = Path(result.folder)
+    if finished_training(source, key) is None:
+        return None
     if folder.exists():
         shutil.rmtree(folder)
     shutil.copytree(source, folder, symlinks=True)
@@ -194,8 +207,12 @@ def check_children(
             continue
         _write_program(run_dir, plan.child_id, proposal.source)
         program = CandidateProgram(name=plan.child_id, source=proposal.source, prelude=prelude)
-        individual.program_hash = program.program_hash()
-        report = check_source(program.full_source(), static)
+        try:
+            individual.program_hash = program.program_hash()
+            report = check_source(program.full_source(), static)
+        except (RecursionError, MemoryError, ValueError) as exc:  # pathological sources, e.g. deeply nested
+            recorded.append(individual.model_copy(update={"status": "rejected", "reason": f"cannot analyse the program: {type(exc).__name__}"}))
+            continue
         if not report.ok:
             recorded.append(individual.model_copy(update={"status": "rejected", "reason": "; ".join(report.reasons)}))
         elif individual.program_hash in known_hashes:
@@ -209,7 +226,7 @@ def check_children(
 
 def _propose_generation(
     state: EvolutionState, pool: list[Individual], generation: int, params: EvolveParams, kind: Literal["llm", "offline"],
-    prelude: str, client: LLMClient | None, run_dir: Path,
+    prelude: str, client: LLMClient | None, ledger: UsageLedger | None, run_dir: Path,
 ) -> list[Proposal]:
     """Plan the children, then write them with parallel ``propose_child`` tasks."""
     by_id = {i.id: i for i in state.individuals}
@@ -223,7 +240,12 @@ def _propose_generation(
         )
         for plan in plans
     ]
-    return [f.result() for f in futures]
+    proposals = []
+    for future in as_completed(futures):
+        proposals.append(future.result())
+        if ledger:  # each paid reply is on the books before the next one lands
+            ledger.save(run_dir / "llm" / "usage.json")
+    return sorted(proposals, key=lambda p: p.plan.index)
 
 
 def _brief(individual: Individual | None) -> dict[str, Any] | None:
@@ -305,6 +327,7 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
            "train": params.train, "limits": params.limits}
     majority = data["baselines"].get("majority", {}).get("val", {}).get("macro_f1")
     progress = start_progress(params.generations)
+    report_progress(progress, max(state.completed_generation, 0), params.generations)
 
     def finish_generation(generation: int) -> None:
         state.completed_generation = generation
@@ -330,9 +353,10 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
             raise EvolutionError(f"no seed program trained successfully: {reasons}")
         finish_generation(0)
 
+    state.stopped = ""  # a resumed run may have a larger budget: the ledger decides below
     for generation in range(state.completed_generation + 1, params.generations + 1):
-        if state.stopped:
-            logger.warning("not proposing more children: %s", state.stopped)
+        if ledger and ledger.budget_reached():
+            state.stopped = f"LLM budget reached after generation {generation - 1}"
             break
         pool, note = parent_pool(state.individuals, params.selection)
         if note:
@@ -341,24 +365,30 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
             raise EvolutionError("no trained candidate is left to be a parent")
         proposals = load_proposals(run_dir, generation)
         if proposals is None:
-            proposals = _propose_generation(state, pool, generation, params, kind, prelude, client, run_dir)
+            proposals = _propose_generation(state, pool, generation, params, kind, prelude, client, ledger, run_dir)
+            proposals = [p for p in proposals if p.status != "budget_exhausted"]
+            if not proposals:
+                state.stopped = f"LLM budget reached before generation {generation}"
+                break
             save_proposals(run_dir, generation, proposals)
-            if ledger:
-                ledger.save(run_dir / "llm" / "usage.json")
         else:
             logger.info("generation %d: reusing the %d children proposed before the interruption", generation, len(proposals))
         plans = [p.plan for p in proposals]
-        exhausted = [p for p in proposals if p.status == "budget_exhausted"]
-        if exhausted:
-            state.stopped = f"LLM budget reached in generation {generation}: {exhausted[0].reason}"
-        known = {i.program_hash: i.id for i in state.individuals if i.program_hash}
-        recorded, jobs = check_children([p for p in proposals if p.status != "budget_exhausted"], known, prelude, params.static, run_dir)
+        known = {i.program_hash: i.id for i in state.individuals if i.program_hash and i.status != "duplicate"}
+        recorded, jobs = check_children(proposals, known, prelude, params.static, run_dir)
         trained = train_all(jobs, ctx, params.max_parallel)
         retire(state.individuals, {p for plan in plans for p in plan.parents})
         state.individuals += sorted(recorded + trained, key=lambda i: i.id)
         ok = sum(i.status == "ok" for i in trained)
         logger.info("generation %d: %d proposed, %d trained ok, %d not trained", generation, len(plans), ok, len(recorded))
         finish_generation(generation)
+    if state.stopped:
+        logger.warning("not proposing more children: %s", state.stopped)
+        save_state(run_dir, state)
+    # Published once more at the end: a run killed between saving and publishing, then resumed
+    # with nothing left to do, still leaves its final artifacts.
+    publish_generation(state.individuals, state.completed_generation, str(run_dir), majority)
+    report_progress(progress, state.completed_generation, params.generations)
 
     summary = evolution_summary(state, ledger, reason) | {
         "run_id": data["run_id"], "run_dir": str(run_dir), "lineage": str(run_dir / "lineage.json"),

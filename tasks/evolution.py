@@ -54,7 +54,9 @@ def publish_generation(
     )
     top = best(individuals)
     if top is not None:
-        source = (Path(top.folder) / "program.py").read_text() if top.folder else ""
+        # The copy the orchestrator wrote, never the one in the folder the sandbox could write to.
+        program = Path(run_dir) / "programs" / f"{top.id}.py"
+        source = program.read_text() if program.is_file() else "(program file missing)"
         create_markdown_artifact(key="evolve-best-program", markdown=best_program_markdown(top, source),
                                  description=f"Best candidate by val macro-F1 after generation {generation}.")
     plot = plot_pareto(individuals, Path(run_dir) / "pareto.png", majority_f1)

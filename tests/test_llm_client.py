@@ -419,3 +419,31 @@ def test_missing_credentials_fail_before_any_request():
     with pytest.raises(LLMAuthError):
         client.complete(MESSAGES, temperature=0.5)
     assert client.ledger.snapshot().requests == 0 and client.ledger.snapshot().failures == 1
+
+
+def test_requests_in_flight_are_capped(monkeypatch) -> None:
+    import threading
+    import time as _time
+
+    from evoformer.llm import LLMClient, LLMConfig
+    from evoformer.llm.client import LLMReply
+
+    client = LLMClient(LLMConfig(base_url="http://127.0.0.1:9/v1", max_concurrency=2))
+    lock, state = threading.Lock(), {"now": 0, "peak": 0}
+
+    def fake_send(params):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        _time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        return LLMReply(text="x", model="m")
+
+    monkeypatch.setattr(client, "_send", fake_send)
+    threads = [threading.Thread(target=client.complete, args=([{"role": "user", "content": str(i)}], 0.2)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert state["peak"] == 2

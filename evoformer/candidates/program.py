@@ -39,6 +39,6 @@ class CandidateProgram(BaseModel):
         """Hash of the normalised AST of the full source (formatting and comments do not count)."""
         try:
             text = ast.dump(ast.parse(self.full_source()), annotate_fields=False)
-        except SyntaxError:
+        except (SyntaxError, RecursionError, MemoryError, ValueError):
             text = self.full_source()
         return hashlib.sha256(text.encode()).hexdigest()

@@ -39,7 +39,7 @@ def _defines_entry(tree: ast.Module) -> bool:
 def _parse(text: str) -> ast.Module | None:
     try:
         return ast.parse(text)
-    except SyntaxError:
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
         return None
 
 
@@ -82,6 +82,8 @@ def _syntax_error(text: str) -> str:
         ast.parse(text)
     except SyntaxError as exc:
         return f"line {exc.lineno}: {exc.msg}"
+    except (RecursionError, MemoryError, ValueError) as exc:
+        return f"too complex to parse ({type(exc).__name__})"
     return "unknown"
 
 

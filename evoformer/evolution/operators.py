@@ -20,6 +20,8 @@ from evoformer.evolution.prompt import ParentView, build_messages, prompt_hash
 from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMConfig, LLMError
 
 OperatorKind = Literal["auto", "llm", "offline"]
+# Outcomes the program itself caused: worth showing the LLM. Infrastructure failures are not.
+PROGRAM_FAULTS = frozenset({"rejected", "build_error", "runtime_error", "timeout", "invalid_output"})
 
 
 class OperatorConfig(BaseModel):
@@ -108,6 +110,8 @@ def propose(
                 edit = mutate(parents[0].source, rng, max_edits=config.max_edits)
         except OperatorError as exc:
             return Proposal(plan=plan, operator=operator, status="proposal_failed", reason=str(exc))
+        except (RecursionError, MemoryError, ValueError) as exc:  # a pathological parent must not stop the run
+            return Proposal(plan=plan, operator=operator, status="proposal_failed", reason=f"operator failed: {type(exc).__name__}")
         return Proposal(plan=plan, operator=operator, source=edit.source, description=edit.description)
 
     if client is None:
@@ -129,6 +133,8 @@ def propose(
         source = extract_program(reply.text)
     except ExtractionError as exc:
         return Proposal(**common, status="proposal_failed", reason=f"no program in the reply: {exc}")
+    except (RecursionError, MemoryError) as exc:
+        return Proposal(**common, status="proposal_failed", reason=f"no program in the reply: cannot parse it ({type(exc).__name__})")
     return Proposal(**common, source=source, description=f"{'cached ' if reply.cached else ''}reply at T={temperature}")
 
 
@@ -136,7 +142,7 @@ def recent_failures(individuals: list[Individual], parent_id: str, limit: int) -
     """Reasons the latest failed children of a parent gave (newest last), for its next prompt."""
     if limit <= 0:
         return []
-    failed = [i for i in individuals if parent_id in i.parents and i.status not in ("ok", "duplicate")]
+    failed = [i for i in individuals if parent_id in i.parents and i.status in PROGRAM_FAULTS]
     return [f"{i.status}: {i.reason[:300]}" for i in failed[-limit:]]
 
 

@@ -101,6 +101,7 @@ class LLMClient:
         self._rng = rng or random.Random()
         self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
+        self._in_flight = threading.BoundedSemaphore(config.max_concurrency)
         self._warned_no_usage = False
 
     @property
@@ -167,7 +168,8 @@ class LLMClient:
         if json_mode:
             params["response_format"] = {"type": "json_object"}
         try:
-            reply = self._send(params)
+            with self._in_flight:
+                reply = self._send(params)
         except LLMError:
             self.ledger.record_failure()
             raise

@@ -31,6 +31,7 @@ class LLMConfig(BaseModel):
         default=120.0, ge=0, description="Cap on a server-requested wait (Retry-After / retry-after-ms)."
     )
     max_tokens: int = Field(default=2048, gt=0, description="Most tokens a reply may hold.")
+    max_concurrency: int = Field(default=4, ge=1, description="Requests in flight at once (more wait; fewer 429s).")
     price_prompt_per_1k: float = Field(default=0.0, ge=0, description="USD per 1,000 prompt tokens.")
     price_completion_per_1k: float = Field(default=0.0, ge=0, description="USD per 1,000 completion tokens.")
     budget_usd: float | None = Field(
