@@ -51,7 +51,7 @@ def plot_pareto(individuals: list[Individual], path: Path, majority_f1: float | 
     if children:
         scatter = ax.scatter([i.params for i in children], [i.val_macro_f1 for i in children],
                              c=[i.generation for i in children], cmap="viridis", s=30, label="children")
-        fig.colorbar(scatter, ax=ax, label="generation")
+        fig.colorbar(scatter, ax=ax, label="generation", ticks=sorted({i.generation for i in children}))
     ax.scatter([i.params for i in seeds], [i.val_macro_f1 for i in seeds], marker="s", c="tab:red", s=40, label="seeds")
     if front:
         ax.step([i.params for i in front], [i.val_macro_f1 for i in front], where="post", c="black", lw=1, label="Pareto front")
