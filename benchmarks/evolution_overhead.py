@@ -6,7 +6,7 @@ process with its own Prefect home (no cache shared), on the first claims of the 
 2. two trainings at a time, 1 torch thread each (the same 2 cores).
 Training is bounded by epochs, not time, so both runs do the same work. Printed per run: the
 training-phase wall time, and per candidate the orchestrator's wall time (Prefect task + sandbox
-spawn + imports + evaluation + hand-back) against the worker's pure training time.
+spawn, imports, hand-back) against the candidate's own work (training plus evaluation).
 
     python benchmarks/evolution_overhead.py [--claims 240] [--children 6] [--epochs 3]
 """
@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,15 +30,13 @@ def run(label: str, common: list[str], work: Path, parallel: int, threads: int) 
     env = dict(os.environ, PREFECT_HOME=str(work / f"prefect-{label}"), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env.pop("PREFECT_API_URL", None)
     args = [*common, "--run-id", label, "--max-parallel", str(parallel), "--threads", str(threads)]
-    start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "flows.cli", *args], env=env, capture_output=True, text=True, cwd=ROOT)
-    total = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{label} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     lineage = json.loads((work / "runs" / label / "lineage.json").read_text())
     split = overhead_split(work / "runs" / label)
     return {
-        "label": label, "total_s": total, "trained": len(split["work"]), **split,
+        "label": label, "trained": len(split["work"]), **split,
         "population": [(r["id"], r["program_hash"], r["status"]) for r in lineage],
         "log": proc.stderr,
     }

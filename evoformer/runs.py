@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from evoformer.files import write_text_atomic
+
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 SUMMARY = "summary.json"
 
@@ -51,7 +53,5 @@ def update_summary(run_dir: Path, section: dict[str, Any]) -> dict[str, Any]:
     path = Path(run_dir) / SUMMARY
     summary = json.loads(path.read_text()) if path.is_file() else {}
     summary.update(section)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(summary, indent=2, default=str))
     return summary

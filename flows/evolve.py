@@ -33,7 +33,7 @@ from evoformer.evolution.population import (
 from evoformer.evolution.state import (
     EvolutionState, finished_training, load_proposals, load_state, mark_trained, save_proposals, save_state,
 )
-from evoformer.llm import LLMClient, ReplyCache, UsageLedger
+from evoformer.llm import LLMClient, ReplyCache, UsageLedger, UsageSnapshot
 from evoformer.runs import update_summary
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.seeds import seed_files
@@ -262,7 +262,7 @@ def evolution_summary(state: EvolutionState, ledger: UsageLedger | None, reason:
     evolved = [i for i in people if i.generation > 0]
     front, seed_front = pareto_front(people), pareto_front(seeds)
     best_seed, best_evolved = best(seeds), best(evolved)
-    usage = ledger.snapshot() if ledger else None
+    usage = ledger.snapshot() if ledger else UsageSnapshot()
     by_status: dict[str, int] = {}
     for i in people:
         by_status[i.status] = by_status.get(i.status, 0) + 1
@@ -280,9 +280,8 @@ def evolution_summary(state: EvolutionState, ledger: UsageLedger | None, reason:
         "evolved_beats_best_seed": bool(best_evolved and best_seed and best_evolved.val_macro_f1 >= best_seed.val_macro_f1),
         "seed_front_dominated": sum(any(dominates(e, s) for e in evolved if e.trained) for s in seed_front),
         "llm": {
-            "requests": usage.requests if usage else 0, "retries": usage.retries if usage else 0,
-            "tokens": usage.tokens if usage else 0, "cost": usage.cost_usd if usage else 0.0,
-            "cache_hits": usage.cache_hits if usage else 0, "failures": usage.failures if usage else 0,
+            "requests": usage.requests, "retries": usage.retries, "tokens": usage.tokens, "cost": usage.cost_usd,
+            "cache_hits": usage.cache_hits, "failures": usage.failures,
         },
     }
 
@@ -329,18 +328,18 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     progress = start_progress(params.generations)
     report_progress(progress, max(state.completed_generation, 0), params.generations)
 
+    published = -1
+
     def finish_generation(generation: int) -> None:
-        state.completed_generation = generation
+        nonlocal published
+        published = state.completed_generation = generation
         save_state(run_dir, state)
-        if ledger:
-            ledger.save(run_dir / "llm" / "usage.json")
         publish_generation(state.individuals, generation, str(run_dir), majority)
         report_progress(progress, generation, params.generations)
 
     if state.completed_generation < 0:
         seed_jobs, known = [], {}
         for program in seeds:
-            _write_program(run_dir, program.name, program.source)
             recorded, jobs = check_children(
                 [Proposal(plan=ChildPlan(child_id=program.name, generation=0, index=0, parents=[], kind="mutation", rng_seed=""),
                            operator="seed", source=program.source)], known, prelude, params.static, run_dir
@@ -385,10 +384,10 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     if state.stopped:
         logger.warning("not proposing more children: %s", state.stopped)
         save_state(run_dir, state)
-    # Published once more at the end: a run killed between saving and publishing, then resumed
-    # with nothing left to do, still leaves its final artifacts.
-    publish_generation(state.individuals, state.completed_generation, str(run_dir), majority)
-    report_progress(progress, state.completed_generation, params.generations)
+    if published != state.completed_generation:
+        # A run killed between saving and publishing, then resumed with nothing left to do,
+        # still leaves its final artifacts.
+        publish_generation(state.individuals, state.completed_generation, str(run_dir), majority)
 
     summary = evolution_summary(state, ledger, reason) | {
         "run_id": data["run_id"], "run_dir": str(run_dir), "lineage": str(run_dir / "lineage.json"),

@@ -18,6 +18,7 @@ here executes candidate code. All randomness comes from the ``random.Random`` pa
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 import random
 from collections import defaultdict
@@ -1422,29 +1423,32 @@ def mutation_kinds(source: str) -> list[str]:
 _INTERNAL = (RecursionError, TypeError, AttributeError, KeyError, IndexError, ValueError)
 
 
+@contextlib.contextmanager
+def _internal_errors_as_operator_errors() -> Iterator[None]:
+    """An analysis failure on an unusual program costs that child, not the evolution run."""
+    try:
+        yield
+    except OperatorError:
+        raise
+    except _INTERNAL as exc:
+        raise OperatorError(f"internal error of the AST operator: {type(exc).__name__}: {exc}") from exc
+
+
 def mutate(source: str, rng: random.Random, max_edits: int = 2, attempts: int = 20) -> AstEdit:
     """A child with 1..``max_edits`` random edits that passes static checks and differs from the parent.
 
     Raises ``OperatorError`` when none can be made (also, with ``internal error`` in the message, when
     the analysis itself fails on an unusual program: an evolution run goes on without that child)."""
-    try:
+    with _internal_errors_as_operator_errors():
         return _mutate(source, rng, max_edits, attempts)
-    except OperatorError:
-        raise
-    except _INTERNAL as exc:
-        raise OperatorError(f"internal error of the AST operator: {type(exc).__name__}: {exc}") from exc
 
 
 def crossover(source_a: str, source_b: str, rng: random.Random, attempts: int = 20) -> AstEdit:
     """A child of A taking values from B: uniform over shared slots (same constructor keyword or same
     argument name), else, for different architectures, B's values by kind of slot. Raises
     ``OperatorError`` when no valid child differs from both parents."""
-    try:
+    with _internal_errors_as_operator_errors():
         return _crossover(source_a, source_b, rng, attempts)
-    except OperatorError:
-        raise
-    except _INTERNAL as exc:
-        raise OperatorError(f"internal error of the AST operator: {type(exc).__name__}: {exc}") from exc
 
 
 def _mutate(source: str, rng: random.Random, max_edits: int, attempts: int) -> AstEdit:

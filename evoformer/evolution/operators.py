@@ -110,8 +110,6 @@ def propose(
                 edit = mutate(parents[0].source, rng, max_edits=config.max_edits)
         except OperatorError as exc:
             return Proposal(plan=plan, operator=operator, status="proposal_failed", reason=str(exc))
-        except (RecursionError, MemoryError, ValueError) as exc:  # a pathological parent must not stop the run
-            return Proposal(plan=plan, operator=operator, status="proposal_failed", reason=f"operator failed: {type(exc).__name__}")
         return Proposal(plan=plan, operator=operator, source=edit.source, description=edit.description)
 
     if client is None:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
@@ -20,6 +19,7 @@ from evoformer.candidates.evaluate import CandidateResult
 from evoformer.candidates.job import METRICS_FILE
 from evoformer.evolution.operators import Proposal
 from evoformer.evolution.population import Individual
+from evoformer.files import write_text_atomic
 
 STATE_FILE = Path("evolution") / "state.json"
 LINEAGE_FILE = "lineage.json"
@@ -40,13 +40,6 @@ class ResumeMismatch(ValueError):
     """The run folder holds a run made with other settings."""
 
 
-def _write_json(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def load_state(run_dir: Path, settings_hash: str, operator: str) -> EvolutionState:
     """The saved state of this run, or a fresh one; refuse a run made with other settings."""
     path = Path(run_dir) / STATE_FILE
@@ -63,8 +56,8 @@ def load_state(run_dir: Path, settings_hash: str, operator: str) -> EvolutionSta
 
 def save_state(run_dir: Path, state: EvolutionState) -> None:
     """Write the state and the lineage atomically."""
-    _write_json(Path(run_dir) / STATE_FILE, state.model_dump_json(indent=2))
-    _write_json(Path(run_dir) / LINEAGE_FILE, json.dumps([i.model_dump() for i in state.individuals], indent=2))
+    write_text_atomic(Path(run_dir) / STATE_FILE, state.model_dump_json(indent=2))
+    write_text_atomic(Path(run_dir) / LINEAGE_FILE, json.dumps([i.model_dump() for i in state.individuals], indent=2))
 
 
 def proposals_path(run_dir: Path, generation: int) -> Path:
@@ -73,7 +66,7 @@ def proposals_path(run_dir: Path, generation: int) -> Path:
 
 def save_proposals(run_dir: Path, generation: int, proposals: list[Proposal]) -> None:
     """Keep a generation's children before training them: a resumed run trains these very ones."""
-    _write_json(proposals_path(run_dir, generation), json.dumps([p.model_dump(mode="json") for p in proposals], indent=2))
+    write_text_atomic(proposals_path(run_dir, generation), json.dumps([p.model_dump(mode="json") for p in proposals], indent=2))
 
 
 def load_proposals(run_dir: Path, generation: int) -> list[Proposal] | None:
@@ -85,7 +78,7 @@ def load_proposals(run_dir: Path, generation: int) -> list[Proposal] | None:
 
 def mark_trained(folder: Path, key: str) -> None:
     """Record that ``folder`` holds the finished training for ``key``."""
-    _write_json(Path(folder) / TRAIN_KEY_FILE, key)
+    write_text_atomic(Path(folder) / TRAIN_KEY_FILE, key)
 
 
 def finished_training(folder: Path, key: str) -> CandidateResult | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from evoformer.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -20,17 +20,8 @@ _KEY = re.compile(r"^[0-9a-f]{64}$")
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:
-    """Write JSON to ``path`` through a unique temporary file and ``os.replace`` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=1, ensure_ascii=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON to ``path`` atomically (never half-written)."""
+    write_text_atomic(path, json.dumps(payload, indent=1, ensure_ascii=False))
 
 
 def reply_key(
