@@ -74,7 +74,7 @@ class EarlyStopping:
         # At most one answer per epoch, none after 'stop': the answers cannot serve as a val oracle.
         if self.stopped or len(self.history) >= self.max_epochs:
             raise ValueError("more epoch reports than the training config allows")
-        pred = _predictions(message.get("val_pred"), len(self.y_val), "val")
+        pred = parse_predictions(message.get("val_pred"), len(self.y_val), "val")
         f1 = classification_metrics(self.y_val, pred).macro_f1
         self.history.append(f1)
         epoch = len(self.history) - 1
@@ -164,8 +164,8 @@ def _classify(run: SandboxRun, folder: Path, limits: SandboxLimits, stopper: Ear
     if worker.status != "ok":
         return CandidateResult(**common, status=worker.status, reason=worker.reason)
     try:
-        val_pred = _predictions(worker.val_pred, len(labels["val"]), "val")
-        test_pred = _predictions(worker.test_pred, len(labels["test"]), "test")
+        val_pred = parse_predictions(worker.val_pred, len(labels["val"]), "val")
+        test_pred = parse_predictions(worker.test_pred, len(labels["test"]), "test")
         if stopper.best_pred is None or not np.array_equal(val_pred, stopper.best_pred):
             raise ValueError("val predictions differ from those of the best epoch seen during training")
         params = weights_size(folder / WEIGHTS_FILE)
@@ -184,7 +184,7 @@ def _classify(run: SandboxRun, folder: Path, limits: SandboxLimits, stopper: Ear
     return CandidateResult(**common, status="ok", metrics=metrics)
 
 
-def _predictions(values: object, expected: int, split: str) -> np.ndarray:
+def parse_predictions(values: object, expected: int, split: str) -> np.ndarray:
     if not isinstance(values, list) or len(values) != expected:
         raise ValueError(f"{split} predictions: expected a list of {expected} labels")
     pred = np.asarray(values)

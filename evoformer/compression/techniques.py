@@ -1,15 +1,16 @@
-"""Model-level compression techniques. Pure torch; callers run them inside the sandbox, since the
-models they touch are built from untrusted programs.
+"""Model-level compression techniques. Pure torch (plus Torch-Pruning and torchao); callers run
+them inside the sandbox, since the models they touch are built from untrusted programs.
 
-Measured on this CPU (torch 2.13, AVX-512 VNNI), see the closing note of session 2:
-``torch.ao.quantization.quantize_dynamic`` is the only eager int8 path that is both smaller and
-faster here; torchao's int8 dynamic path is slower than fp32 unless compiled.
+Measured on this CPU (torch 2.13, AVX-512 VNNI): ``torch.ao.quantization.quantize_dynamic`` is the
+eager int8 path that is both smaller and faster here; torchao's int8 dynamic path is slower than
+fp32 unless compiled; ONNX Runtime (``onnx_runtime.py``) is the fastest. See README, Compression.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import math
 import warnings
 from collections.abc import Iterator
 
@@ -108,3 +109,46 @@ def serialized_bytes(model: nn.Module) -> int:
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.tell()
+
+
+class NotApplicable(Exception):
+    """The technique does not apply to this architecture (the reason says why)."""
+
+
+def structured_prune(model: nn.Module, example_inputs: tuple, ratio: float, num_classes: int) -> nn.Module:
+    """Remove ``ratio`` of the prunable channels, FFN neurons and attention head dims by group L2
+    importance (Torch-Pruning's dependency graph keeps every coupled layer consistent). The
+    classifier output stays ``num_classes`` wide; attention widths stay multiples of their heads.
+    Shrinks ``model`` in place and returns it."""
+    if not 0.0 < ratio < 1.0:
+        raise ValueError(f"structured pruning ratio must be in (0, 1), got {ratio}")
+    import torch_pruning as tp
+
+    outputs = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+    heads = [m.num_heads for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
+    round_to = math.lcm(*heads) if heads else None
+    if any(isinstance(m, (nn.GRU, nn.LSTM, nn.RNN)) for m in model.modules()):
+        raise NotApplicable("Torch-Pruning 1.6 cannot prune recurrent layers (GRU/LSTM/RNN)")
+    before = parameter_counts(model)[0]
+    try:
+        pruner = tp.pruner.MetaPruner(
+            model, example_inputs, importance=tp.importance.GroupMagnitudeImportance(p=2),
+            pruning_ratio=ratio, ignored_layers=outputs, round_to=round_to,
+        )
+        pruner.step()
+    except Exception as exc:  # noqa: BLE001 - any tracing failure means: not for this architecture
+        raise NotApplicable(f"Torch-Pruning could not prune this model: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    for module in model.modules():
+        if isinstance(module, nn.MultiheadAttention):  # keep the attention bookkeeping in step with the new width
+            module.head_dim = module.embed_dim // module.num_heads
+    if parameter_counts(model)[0] >= before:
+        raise NotApplicable("no structure could be removed (every layer is coupled to the input or the output)")
+    return model
+
+
+def torchao_int8(model: nn.Module) -> nn.Module:
+    """torchao's int8 dynamic-activation, int8-weight path on every ``nn.Linear`` (in place)."""
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    quantize_(model.eval(), Int8DynamicActivationInt8WeightConfig())
+    return model

@@ -15,10 +15,13 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from evoformer.candidates.job import JOB_FILE, PROGRAM_FILE, RESULT_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE, TrainJob, WorkerResult
+from evoformer.candidates.job import (
+    JOB_FILE, PROGRAM_FILE, RESULT_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE, TrainConfig, TrainJob, WorkerResult,
+)
 from evoformer.candidates.program import ENTRY_POINT
 from evoformer.features.store import load_split_features
 from evoformer.sandbox import audit
@@ -94,60 +97,80 @@ def run(folder: Path, job: TrainJob) -> WorkerResult:
 
     model = build(source, train.dim, job.num_classes)
     probe(model, train, job.num_classes)
+    setup_seconds = time.perf_counter() - setup_start
+    fitted = fit(model, train, val, y_train, job.train, job.num_classes, channel)
     started = time.perf_counter()
-    setup_seconds = started - setup_start
-    rng = np.random.default_rng(job.train.seed)
+    test_pred = predict(model, test, job.num_classes)
+    latency = measure_latency(model, val, job.train.latency_repeats)
+    evaluated = time.perf_counter()
+    save_weights(model, folder / WEIGHTS_FILE)
+    timings = {
+        "setup": setup_seconds, "train": fitted.train_seconds, "evaluate": evaluated - started,
+        "save": time.perf_counter() - evaluated,
+    }
+    return WorkerResult(
+        status="ok", val_pred=fitted.val_pred.tolist(), test_pred=test_pred.tolist(), epochs=fitted.epochs,
+        best_epoch=fitted.best_epoch, train_seconds=round(fitted.train_seconds, 3), latency_ms=latency, timings_s={k: round(v, 4) for k, v in timings.items()},
+    )
+
+
+class Fitted(NamedTuple):
+    epochs: int
+    best_epoch: int
+    val_pred: np.ndarray
+    train_seconds: float
+
+
+def fit(model, train, val, y_train: np.ndarray, config: TrainConfig, num_classes: int, channel: Channel,
+        tag: dict | None = None) -> Fitted:
+    """AdamW with class-weighted cross-entropy; after each epoch the val predictions go to the
+    orchestrator, which answers best/stop. Ends with the best epoch's weights loaded.
+    ``tag`` is added to each epoch message (the compression worker names its variant there)."""
+    import torch
+
+    rng = np.random.default_rng(config.seed)
+    started = time.perf_counter()
     train_index = np.arange(len(train))
-    if job.train.max_train_pairs:
-        train_index = rng.permutation(train_index)[: job.train.max_train_pairs]
-    counts = np.bincount(y_train[train_index], minlength=job.num_classes).astype(np.float64)
-    weights = torch.tensor(len(train_index) / (job.num_classes * np.maximum(counts, 1)), dtype=torch.float32)
+    if config.max_train_pairs:
+        train_index = rng.permutation(train_index)[: config.max_train_pairs]
+    counts = np.bincount(y_train[train_index], minlength=num_classes).astype(np.float64)
+    weights = torch.tensor(len(train_index) / (num_classes * np.maximum(counts, 1)), dtype=torch.float32)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=job.train.learning_rate, weight_decay=job.train.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
     best_state, best_epoch, epochs, val_pred = None, -1, 0, None
     epoch_seconds = 0.0
-    for epoch in range(job.train.max_epochs):
+    for epoch in range(config.max_epochs):
         elapsed = time.perf_counter() - started
-        if epoch > 0 and elapsed + epoch_seconds > job.train.time_budget_s:
+        if epoch > 0 and elapsed + epoch_seconds > config.time_budget_s:
             break
         epoch_start = time.perf_counter()
         model.train()
         out_of_time = False
-        for batch in bucketed_batches(train_index, train.lengths, job.train.batch_size, rng):
-            if time.perf_counter() - started > job.train.time_budget_s:
+        for batch in bucketed_batches(train_index, train.lengths, config.batch_size, rng):
+            if time.perf_counter() - started > config.time_budget_s:
                 out_of_time = True  # the budget also ends an epoch that is too long for it
                 break
             x, mask = tensors(train, batch)
             logits = model(x, mask)
-            check_logits(logits, len(batch), job.num_classes)
+            check_logits(logits, len(batch), num_classes)
             loss = loss_fn(logits, torch.from_numpy(y_train[batch]))
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), job.train.grad_clip)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
         epochs = epoch + 1
-        epoch_pred = predict(model, val, job)
+        epoch_pred = predict(model, val, num_classes)
         epoch_seconds = time.perf_counter() - epoch_start
-        reply = channel.ask({"type": "epoch", "epoch": epoch, "loss": float(loss.detach()), "val_pred": epoch_pred.tolist()})
+        message = {"type": "epoch", **(tag or {}), "epoch": epoch, "loss": float(loss.detach()), "val_pred": epoch_pred.tolist()}
+        reply = channel.ask(message)
         if reply.get("best", best_state is None):
             best_state, best_epoch, val_pred = copy.deepcopy(model.state_dict()), epoch, epoch_pred
         if reply.get("stop") or out_of_time:
             break
     train_seconds = time.perf_counter() - started
     model.load_state_dict(best_state)
-    test_pred = predict(model, test, job)
-    latency = measure_latency(model, val, job)
-    evaluated = time.perf_counter()
-    save_weights(model, folder / WEIGHTS_FILE)
-    timings = {
-        "setup": setup_seconds, "train": train_seconds, "evaluate": evaluated - started - train_seconds,
-        "save": time.perf_counter() - evaluated,
-    }
-    return WorkerResult(
-        status="ok", val_pred=val_pred.tolist(), test_pred=test_pred.tolist(), epochs=epochs, best_epoch=best_epoch,
-        train_seconds=round(train_seconds, 3), latency_ms=latency, timings_s={k: round(v, 4) for k, v in timings.items()},
-    )
+    return Fitted(epochs, best_epoch, val_pred, train_seconds)
 
 
 def bucketed_batches(index: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 50):
@@ -220,17 +243,20 @@ def probe(model, features, num_classes: int) -> None:
     check_logits(logits, len(x), num_classes)
 
 
-def predict(model, features, job: TrainJob) -> np.ndarray:
+def predict(model, features, num_classes: int) -> np.ndarray:
+    """Predicted label ids for every example, in length-sorted batches of about 128.
+    ``model`` is a module or any callable (x, mask) -> logits tensor."""
     import torch
 
-    model.eval()
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     out = []
     order = np.argsort(features.lengths, kind="stable")
     with torch.no_grad():
         for batch in np.array_split(order, max(1, len(order) // 128)):
             x, mask = tensors(features, batch)
             logits = model(x, mask)
-            check_logits(logits, len(batch), job.num_classes)
+            check_logits(logits, len(batch), num_classes)
             out.append((batch, logits.argmax(dim=1).numpy()))
     pred = np.empty(len(features), dtype=np.int64)
     for batch, labels in out:
@@ -238,11 +264,13 @@ def predict(model, features, job: TrainJob) -> np.ndarray:
     return pred
 
 
-def measure_latency(model, features, job: TrainJob) -> dict[str, float]:
-    """Median ms per example at batch 1 and 64 after warm-up, with the job's fixed thread count."""
+def measure_latency(model, features, repeats: int) -> dict[str, float]:
+    """Median ms per example at batch 1 and 64 after warm-up, with the process's fixed thread count.
+    ``model`` is a module or any callable (x, mask) -> logits."""
     import torch
 
-    model.eval()
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     result = {}
     for size in (1, 64):
         x, mask = tensors(features, np.arange(min(size, len(features))))
@@ -250,7 +278,7 @@ def measure_latency(model, features, job: TrainJob) -> dict[str, float]:
             for _ in range(3):
                 model(x, mask)
             times = []
-            for _ in range(job.train.latency_repeats):
+            for _ in range(repeats):
                 start = time.perf_counter()
                 model(x, mask)
                 times.append(time.perf_counter() - start)

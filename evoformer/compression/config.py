@@ -1,0 +1,40 @@
+"""What a compression run tries: pruning sparsities and ratios, quantizers, fine-tuning, measurement."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from evoformer.candidates.job import TrainConfig
+
+Quantizer = Literal["torch_ao", "torchao", "onnxruntime"]
+QUANTIZER_LABELS: dict[str, str] = {"torch_ao": "int8-torch.ao", "torchao": "int8-torchao", "onnxruntime": "int8-onnxruntime"}
+
+
+def default_finetune() -> TrainConfig:
+    """Short fine-tuning after pruning: a few epochs at a lower learning rate, best epoch on val."""
+    return TrainConfig(max_epochs=3, time_budget_s=90.0, learning_rate=3e-4, patience=1)
+
+
+class CompressConfig(BaseModel):
+    """The variants made from one trained candidate, and how they are fine-tuned and measured."""
+
+    sparsities: list[float] = Field(
+        default_factory=lambda: [0.5, 0.8],
+        description="Global unstructured magnitude pruning levels (each fine-tuned, then made permanent).",
+    )
+    structured_ratios: list[float] = Field(
+        default_factory=lambda: [0.25, 0.5],
+        description="Structured pruning: share of channels / FFN neurons / head dims removed by importance (Torch-Pruning).",
+    )
+    quantizers: list[Quantizer] = Field(
+        default_factory=lambda: ["torch_ao", "onnxruntime"],
+        description="Dynamic int8 paths: torch_ao (quantize_dynamic), torchao (Int8DynamicActivationInt8Weight), onnxruntime.",
+    )
+    quantize_structured: bool = Field(default=True, description="Also quantize each structured-pruned variant.")
+    onnx_fp32: bool = Field(default=True, description="Also measure the fp32 model under ONNX Runtime (runtime gain alone).")
+    finetune: TrainConfig = Field(default_factory=default_finetune, description="Fine-tuning after each pruning.")
+    latency_repeats: int = Field(default=50, ge=3, description="Timed runs per batch size (median after warm-up).")
+    threads: int = Field(default=1, ge=1, description="Fixed torch / ONNX Runtime threads for every latency measurement.")
+    max_f1_drop: float = Field(default=0.01, ge=0, description="Largest val macro-F1 drop a variant may have to be 'best'.")
