@@ -56,7 +56,72 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_run_train, formatter=format_train_summary)
 
     _add_evolve_parser(sub)
+    _add_compress_parser(sub)
     return parser
+
+
+def _add_compress_parser(sub: Any) -> None:
+    from evoformer.compression.config import CompressConfig
+    from flows.compress import CompressParams
+
+    config, limits = CompressConfig(), CompressParams.model_fields["limits"].default_factory()
+    compress = sub.add_parser("compress", help="prune and quantize trained candidates of a run and measure them (flow compress)")
+    compress.add_argument("--run", required=True, help="run id (a folder under --runs-dir)")
+    which = compress.add_mutually_exclusive_group()
+    which.add_argument("--candidate", action="append", default=[], help="candidate id (repeatable), e.g. g03-c05")
+    which.add_argument("--top", type=int, default=1, help="the K best candidates by val macro-F1 (default 1)")
+    compress.add_argument("--sparsities", type=float, nargs="*", default=config.sparsities, help="unstructured pruning levels")
+    compress.add_argument("--structured-ratios", type=float, nargs="*", default=config.structured_ratios,
+                          help="share of channels / neurons removed by structured pruning")
+    compress.add_argument("--quantizers", nargs="*", choices=["torch_ao", "torchao", "onnxruntime"], default=config.quantizers)
+    compress.add_argument("--finetune-epochs", type=int, default=config.finetune.max_epochs)
+    compress.add_argument("--finetune-budget", type=float, default=config.finetune.time_budget_s, help="seconds per fine-tuning")
+    compress.add_argument("--max-train-pairs", type=int, help="fine-tune on a subsample of train (smoke runs)")
+    compress.add_argument("--latency-repeats", type=int, default=config.latency_repeats)
+    compress.add_argument("--threads", type=int, default=config.threads, help="fixed threads for every latency figure")
+    compress.add_argument("--timeout", type=float, default=limits.timeout_s, help="hard wall-clock limit of the sandbox (s)")
+    compress.add_argument("--memory-mb", type=int, default=limits.memory_mb)
+    compress.add_argument("--runs-dir", help="root of run folders (default: $EVOFORMER_RUNS or ./runs)")
+    compress.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    compress.set_defaults(handler=_run_compress, formatter=format_compress_summary)
+
+
+def _run_compress(args: argparse.Namespace) -> dict[str, Any]:
+    from evoformer.compression.config import CompressConfig
+    from evoformer.runs import StorageConfig
+    from flows.compress import CompressParams, compress
+
+    defaults = CompressConfig()
+    finetune = defaults.finetune.model_copy(update={
+        "max_epochs": args.finetune_epochs, "time_budget_s": args.finetune_budget, "max_train_pairs": args.max_train_pairs,
+    })
+    params = CompressParams(
+        run_id=args.run, candidates=args.candidate, top_k=args.top,
+        config=CompressConfig(sparsities=args.sparsities, structured_ratios=args.structured_ratios, quantizers=args.quantizers,
+                              finetune=finetune, latency_repeats=args.latency_repeats, threads=args.threads),
+        limits=SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb, threads=args.threads),
+        storage=StorageConfig(**({"runs_dir": args.runs_dir} if args.runs_dir else {})),
+    )
+    summary = compress(params)
+    failed = [c["candidate"] for c in summary["candidates"] if c["status"] != "ok"]
+    return summary | {"status": "failed" if failed else "ok"}
+
+
+def format_compress_summary(summary: dict[str, Any]) -> str:
+    """The comparison table of every compressed candidate (ratios against its fp32 model)."""
+    import pandas as pd
+
+    lines = [f"run {summary['run_id']}  ->  {summary['run_dir']}"]
+    for entry in summary["candidates"]:
+        lines += ["", f"{entry['candidate']}: {entry['status']}" + (f" ({entry['reason']})" if entry["reason"] else "")
+                  + f"   results: {entry['folder']}"]
+        if entry["table"]:
+            with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 60):
+                lines.append(pd.DataFrame(entry["table"]).drop(columns=["status"]).to_string(index=False, na_rep="-"))
+            lines.append("size_x = fp32 bytes / variant bytes; speedup = fp32 ms / variant ms (same run, "
+                         f"{entry['environment'].get('threads', '?')} thread); * = fastest at batch 1 within the val macro-F1 budget"
+                         + ("" if entry["best"] else " (none within it)"))
+    return "\n".join(lines)
 
 
 def _add_train_args(parser: argparse.ArgumentParser, train: TrainConfig, limits: SandboxLimits) -> None:
@@ -116,6 +181,8 @@ def _add_evolve_parser(sub: Any) -> None:
     evolve.add_argument("--seed-folder", help="folder of seed programs (*.py); default: the built-in library")
     evolve.add_argument("--prelude", help="static helper code prepended to every program")
     evolve.add_argument("--max-parallel", type=int, default=defaults.max_parallel, help="trainings at once")
+    evolve.add_argument("--compress-front", choices=["off", "subflow", "deployment"], default=defaults.compress.mode,
+                        help="compress the final Pareto front: here (subflow) or via the compress deployment")
     _add_train_args(evolve, defaults.train, defaults.limits)
     _add_data_args(evolve)
     _add_storage_args(evolve)
@@ -173,6 +240,7 @@ def _run_evolve(args: argparse.Namespace) -> dict[str, Any]:
     from evoformer.evolution.operators import OperatorConfig
     from evoformer.evolution.population import SelectionConfig
     from evoformer.llm import LLMConfig
+    from flows.compress import CompressTrigger
     from flows.evolve import EvolveParams, evolve
 
     params = EvolveParams(
@@ -189,6 +257,7 @@ def _run_evolve(args: argparse.Namespace) -> dict[str, Any]:
                                   parents_k=args.k, crossover_rate=args.crossover_rate),
         seed_folder=args.seed_folder, prelude_path=args.prelude, data=prepare_data_params(args),
         train=_train_config(args), limits=_limits(args), max_parallel=args.max_parallel,
+        compress=CompressTrigger(mode=args.compress_front),
     )
     return evolve(params)
 
@@ -259,12 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from evoformer.data import DataSourceError, MalformedRowError
 
+    from evoformer.compression.evaluate import CompressionError
     from evoformer.llm import LLMError
     from flows.evolve import EvolutionError
 
     try:
         summary = args.handler(args)
-    except (DataSourceError, MalformedRowError, ValueError, LLMError, EvolutionError) as exc:
+    except (DataSourceError, MalformedRowError, ValueError, LLMError, EvolutionError, CompressionError) as exc:
         print(f"evoformer: error: {exc}", file=sys.stderr)
         return 2
     if args.json:

@@ -37,6 +37,7 @@ from evoformer.llm import LLMClient, ReplyCache, UsageLedger, UsageSnapshot
 from evoformer.runs import update_summary
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.seeds import seed_files
+from flows.compress import CompressTrigger, trigger_compression
 from flows.data import PrepareDataParams, prepare_data
 from flows.train import result_of, split_labels
 from tasks.candidates import train_candidate
@@ -62,6 +63,8 @@ class EvolveParams(BaseModel):
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
     static: StaticCheckConfig = Field(default_factory=StaticCheckConfig)
     max_parallel: int = Field(default=1, ge=1, description="Trainings at once (each uses limits.threads cores).")
+    compress: CompressTrigger = Field(default_factory=CompressTrigger,
+                                      description="Compress the final Pareto front when the run ends (off by default).")
 
 
 class EvolutionError(RuntimeError):
@@ -395,4 +398,8 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
         "baselines": {name: {s: b[s]["macro_f1"] for s in ("val", "test")} for name, b in data["baselines"].items()},
     }
     update_summary(run_dir, {"evolve": summary})
+    if params.compress.mode != "off":
+        front = [member["id"] for member in summary["front"]]
+        logger.info("handing the final front to compress (%s): %s", params.compress.mode, ", ".join(front))
+        summary["compress"] = trigger_compression(params.compress, params.data.storage, data["run_id"], front)
     return summary

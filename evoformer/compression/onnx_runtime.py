@@ -46,13 +46,17 @@ def quantize_onnx(source: Path, target: Path) -> Path:
 
 
 def onnx_counts(path: Path) -> tuple[int, int]:
-    """(total, non-zero) numbers stored in an ONNX file's initializers."""
+    """(total, non-zero) numbers stored in an ONNX file: initializers and constant nodes."""
     import onnx
     from onnx import numpy_helper
 
+    graph = onnx.load(str(path)).graph
+    tensors = list(graph.initializer) + [
+        attribute.t for node in graph.node if node.op_type == "Constant" for attribute in node.attribute if attribute.name == "value"
+    ]
     total = nonzero = 0
-    for init in onnx.load(str(path)).graph.initializer:
-        values = numpy_helper.to_array(init)
+    for tensor in tensors:
+        values = numpy_helper.to_array(tensor)
         total += values.size
         nonzero += int(np.count_nonzero(values))
     return total, nonzero

@@ -9,6 +9,7 @@ fp32 unless compiled; ONNX Runtime (``onnx_runtime.py``) is the fastest. See REA
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import math
 import warnings
@@ -116,34 +117,47 @@ class NotApplicable(Exception):
 
 
 def structured_prune(model: nn.Module, example_inputs: tuple, ratio: float, num_classes: int) -> nn.Module:
-    """Remove ``ratio`` of the prunable channels, FFN neurons and attention head dims by group L2
-    importance (Torch-Pruning's dependency graph keeps every coupled layer consistent). The
-    classifier output stays ``num_classes`` wide; attention widths stay multiples of their heads.
-    Shrinks ``model`` in place and returns it."""
+    """A copy of ``model`` with ``ratio`` of its prunable channels, FFN neurons and attention
+    widths removed by group L2 importance (Torch-Pruning's dependency graph keeps coupled layers
+    consistent). The classifier stays ``num_classes`` wide and attention widths stay multiples of
+    their heads. If shrinking the attention width breaks the model (its residual stream is the
+    input itself), attention is kept whole and only the rest is pruned. ``model`` is untouched."""
     if not 0.0 < ratio < 1.0:
         raise ValueError(f"structured pruning ratio must be in (0, 1), got {ratio}")
-    import torch_pruning as tp
-
-    outputs = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
-    heads = [m.num_heads for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
-    round_to = math.lcm(*heads) if heads else None
     if any(isinstance(m, (nn.GRU, nn.LSTM, nn.RNN)) for m in model.modules()):
         raise NotApplicable("Torch-Pruning 1.6 cannot prune recurrent layers (GRU/LSTM/RNN)")
     before = parameter_counts(model)[0]
-    try:
-        pruner = tp.pruner.MetaPruner(
-            model, example_inputs, importance=tp.importance.GroupMagnitudeImportance(p=2),
-            pruning_ratio=ratio, ignored_layers=outputs, round_to=round_to,
-        )
-        pruner.step()
-    except Exception as exc:  # noqa: BLE001 - any tracing failure means: not for this architecture
-        raise NotApplicable(f"Torch-Pruning could not prune this model: {type(exc).__name__}: {str(exc)[:300]}") from exc
-    for module in model.modules():
-        if isinstance(module, nn.MultiheadAttention):  # keep the attention bookkeeping in step with the new width
-            module.head_dim = module.embed_dim // module.num_heads
-    if parameter_counts(model)[0] >= before:
-        raise NotApplicable("no structure could be removed (every layer is coupled to the input or the output)")
-    return model
+    problems = []
+    for keep_attention_width in (False, True):
+        pruned = copy.deepcopy(model)
+        try:
+            _torch_pruning_step(pruned, example_inputs, ratio, num_classes, keep_attention_width)
+            with torch.no_grad():
+                logits = pruned.eval()(*example_inputs)
+            if tuple(logits.shape) != (len(example_inputs[0]), num_classes) or not torch.isfinite(logits).all():
+                raise ValueError(f"pruned model gives logits of shape {tuple(logits.shape)} or non-finite values")
+        except Exception as exc:  # noqa: BLE001 - any failure means: try the safer setting, or not applicable
+            problems.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        if parameter_counts(pruned)[0] < before:
+            return pruned
+        problems.append("nothing could be removed")
+    raise NotApplicable("Torch-Pruning could not shrink this model: " + " | ".join(problems))
+
+
+def _torch_pruning_step(model: nn.Module, example_inputs: tuple, ratio: float, num_classes: int, keep_attention_width: bool) -> None:
+    import torch_pruning as tp
+
+    outputs = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+    attention = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
+    options: dict = {"round_to": math.lcm(*(m.num_heads for m in attention))} if attention else {}
+    if keep_attention_width:
+        options = {"num_heads": {m: m.num_heads for m in attention}}  # Torch-Pruning then leaves the width alone
+    pruner = tp.pruner.MetaPruner(model, example_inputs, importance=tp.importance.GroupMagnitudeImportance(p=2),
+                                  pruning_ratio=ratio, ignored_layers=outputs, **options)
+    pruner.step()
+    for module in attention:  # keep the attention bookkeeping in step with the new width
+        module.head_dim = module.embed_dim // module.num_heads
 
 
 def torchao_int8(model: nn.Module) -> nn.Module:

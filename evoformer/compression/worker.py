@@ -199,7 +199,7 @@ def run(folder: Path, job: CompressJob) -> CompressWorkerResult:
     for ratio in config.structured_ratios:
         name, started = f"structured-{ratio:.0%}", time.perf_counter()
         with maker.attempt(name, "structured"):
-            pruned = techniques.structured_prune(copy.deepcopy(model), maker.example, ratio, job.num_classes)
+            pruned = techniques.structured_prune(model, maker.example, ratio, job.num_classes)
             probe(pruned, data["train"], job.num_classes)
             epochs = maker.finetune(pruned, name)
             file = maker.path(name, ".safetensors")

@@ -1,0 +1,100 @@
+"""Flow ``compress``: prune and quantize chosen candidates of a run; measure every variant.
+
+Candidates are compressed one after another, never in parallel, so that latencies are measured on
+a quiet machine with fixed threads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, Field
+
+from evoformer.compression.config import CompressConfig
+from evoformer.compression.evaluate import CompressionError, CompressionReport, table_rows, variant_json
+from evoformer.compression.select import select_candidates
+from evoformer.runs import SUMMARY, StorageConfig, update_summary
+from evoformer.sandbox.limits import SandboxLimits
+from flows.train import split_labels
+from tasks.compression import TransientCompressionFailure, compress_candidate_task, publish_compression
+
+COMPRESSION_DIR = "compression"
+
+
+class CompressParams(BaseModel):
+    """Which models of which run to compress, and how; rendered as a form in the Prefect UI."""
+
+    run_id: str = Field(description="The run whose trained candidates are compressed (a folder under storage.runs_dir).")
+    candidates: list[str] = Field(default_factory=list, description="Candidate ids (e.g. g03-c05); empty: the top_k.")
+    top_k: int = Field(default=1, ge=1, description="Without candidate ids: the k best by val macro-F1.")
+    config: CompressConfig = Field(default_factory=CompressConfig)
+    limits: SandboxLimits = Field(default_factory=lambda: SandboxLimits(timeout_s=1800.0))
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+
+
+class CompressTrigger(BaseModel):
+    """How ``evolve`` hands its final Pareto front to ``compress`` when it ends."""
+
+    mode: Literal["off", "subflow", "deployment"] = Field(
+        default="off", description="off; subflow (runs here, waits); deployment (run_deployment, returns at once)."
+    )
+    deployment: str = Field(default="compress/compress", description="'flow/deployment' name for mode=deployment.")
+    config: CompressConfig = Field(default_factory=CompressConfig)
+
+
+def run_folder(storage: StorageConfig, run_id: str) -> Path:
+    """The existing folder of ``run_id``; a clear error if it is not a finished data run."""
+    run_dir = Path(storage.runs_dir) / run_id
+    if not (run_dir / SUMMARY).is_file():
+        raise CompressionError(f"no run {run_id!r} under {Path(storage.runs_dir).resolve()} (no {SUMMARY})")
+    return run_dir
+
+
+def report_summary(report: CompressionReport) -> dict[str, Any]:
+    """The JSON shape of one compressed candidate."""
+    return {"candidate": report.candidate, "status": report.status, "reason": report.reason, "folder": report.folder,
+            "best": report.best, "environment": report.environment, "variants": variant_json(report),
+            "table": table_rows(report)}
+
+
+@flow(name="compress", log_prints=True)
+def compress(params: CompressParams) -> dict[str, Any]:
+    """Compress the chosen candidates; results under ``runs/<run-id>/compression/<candidate>/``."""
+    import json
+
+    logger = get_run_logger()
+    run_dir = run_folder(params.storage, params.run_id)
+    features_path = json.loads((run_dir / SUMMARY).read_text()).get("features_path")
+    if not features_path or not Path(features_path).is_dir():
+        raise CompressionError(f"the features of run {params.run_id} are gone ({features_path}); run `evoformer data` again")
+    labels = split_labels(run_dir)
+    chosen = select_candidates(run_dir, params.candidates, params.top_k)
+    logger.info("compressing %s", ", ".join(f"{c.id} (val {c.val_macro_f1:.4f}, {c.params} params)" for c in chosen))
+    reports = []
+    for candidate in chosen:
+        state = compress_candidate_task(
+            candidate.folder, features_path, labels, str((run_dir / COMPRESSION_DIR / candidate.id).resolve()),
+            params.config, params.limits, return_state=True,
+        )
+        try:
+            report = state.result()
+        except TransientCompressionFailure as exc:
+            report = exc.report
+        publish_compression(report)
+        logger.info("%s: %s %s; best %s", candidate.id, report.status, report.reason, report.best)
+        reports.append(report_summary(report))
+    summary = {"run_id": params.run_id, "run_dir": str(run_dir.resolve()), "candidates": reports}
+    update_summary(run_dir, {"compress": summary})
+    return summary
+
+
+def trigger_compression(trigger: CompressTrigger, storage: StorageConfig, run_id: str, candidates: list[str]) -> dict[str, Any]:
+    """Start ``compress`` on ``candidates`` of a finished run, as a subflow or through a deployment."""
+    params = CompressParams(run_id=run_id, candidates=candidates, config=trigger.config, storage=storage)
+    if trigger.mode == "subflow":
+        return compress(params)
+    from prefect.deployments import run_deployment
+
+    flow_run = run_deployment(trigger.deployment, parameters={"params": params.model_dump(mode="json")}, timeout=0)
+    return {"deployment": trigger.deployment, "flow_run_id": str(flow_run.id), "candidates": candidates}

@@ -1,0 +1,85 @@
+"""Prefect task ``compress_candidate`` (sandboxed, cached by what it depends on) and the table artifact."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from evoformer.candidates.job import PROGRAM_FILE, WEIGHTS_FILE
+from evoformer.compression.config import CompressConfig
+from evoformer.compression.evaluate import CompressionReport, compress_candidate, table_rows
+from evoformer.sandbox.limits import SandboxLimits
+from evoformer.sandbox.runner import SandboxError
+
+TRANSIENT = frozenset({"killed"})
+
+
+class TransientCompressionFailure(RuntimeError):
+    """The compression sandbox was killed (signal or memory); worth another try."""
+
+    def __init__(self, report: CompressionReport) -> None:
+        super().__init__(f"{report.candidate}: {report.status}: {report.reason}")
+        self.report = report
+
+
+def _retry_only_transient(_task: Any, _task_run: Any, state: Any) -> bool:
+    try:
+        state.result()
+    except (TransientCompressionFailure, SandboxError):
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+    return False
+
+
+def compression_key(_context: Any, parameters: dict[str, Any]) -> str:
+    """Program and weights bytes, features, settings, limits and output folder (not the run id)."""
+    digest = hashlib.sha256()
+    for name in (PROGRAM_FILE, WEIGHTS_FILE):
+        digest.update((Path(parameters["candidate_folder"]) / name).read_bytes())
+    for part in (Path(parameters["features_path"]).name, parameters["config"].model_dump_json(),
+                 parameters["limits"].model_dump_json(), str(Path(parameters["folder"]).resolve())):
+        digest.update(part.encode())
+    return "compress:" + digest.hexdigest()[:32]
+
+
+@task(
+    name="compress-candidate",
+    task_run_name="compress-{candidate_folder}",
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=_retry_only_transient,
+    cache_key_fn=compression_key,
+    persist_result=True,
+)
+def compress_candidate_task(
+    candidate_folder: str,
+    features_path: str,
+    labels: dict[str, np.ndarray],
+    folder: str,
+    config: CompressConfig,
+    limits: SandboxLimits,
+) -> CompressionReport:
+    """Make and measure every variant of one trained candidate in the sandbox."""
+    report = compress_candidate(candidate_folder, features_path, labels, folder, config, limits)
+    if report.status in TRANSIENT:
+        raise TransientCompressionFailure(report)
+    return report
+
+
+@task(name="publish-compression", cache_policy=NO_CACHE)
+def publish_compression(report: CompressionReport) -> None:
+    """One table artifact per candidate: every variant with quality, size, latency and ratios."""
+    key = "compress-" + "".join(c if c.isalnum() else "-" for c in report.candidate.lower())
+    best = f" Best within the val macro-F1 budget: {report.best}." if report.best else " No variant stayed within the val macro-F1 budget."
+    create_table_artifact(
+        key=key, table=table_rows(report),
+        description=(f"Compression of {report.candidate}: speed-ups and size ratios against the fp32 model measured in "
+                     f"the same run (size_x = fp32 bytes / variant bytes).{best} Status: {report.status} {report.reason}"),
+    )
