@@ -34,9 +34,11 @@ $(STAMP): pyproject.toml constraints.txt
 ## the offline operator unless an LLM endpoint is configured, and a demo budget.
 DEMO_RUN ?= demo-$(shell date -u +%Y%m%d-%H%M%S)
 DEMO_ARGS ?= --generations 2 --children 4 --time-budget 30
+DEMO_COMPRESS_ARGS ?= --top 1
 demo: setup
 	$(VENV)/bin/evoformer data --run-id $(DEMO_RUN)
 	$(VENV)/bin/evoformer evolve --run-id $(DEMO_RUN) $(DEMO_ARGS)
+	$(VENV)/bin/evoformer compress --run $(DEMO_RUN) $(DEMO_COMPRESS_ARGS)
 
 ## The default test suite (about 15 minutes at most on 2 cores).
 test: setup
@@ -50,6 +52,7 @@ bench: setup
 	$(PY) benchmarks/featurize.py
 	$(PY) benchmarks/sandbox_overhead.py
 	$(PY) benchmarks/evolution_overhead.py
+	$(PY) benchmarks/compression.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,7 +1,8 @@
 """The ``evolve`` deployment: an example nightly schedule with demo-sized parameters.
 
 Two ways to run it:
-- ``python -m deployments.evolve`` serves it from this process (no work pool needed);
+- ``python -m deployments.evolve`` serves it, with the ``compress`` deployment that its
+  ``compress.mode=deployment`` hands the final front to, from this process (no work pool needed);
 - ``prefect deploy --all`` (with ``prefect.yaml`` at the project root) registers it on the
   ``evoformer-process`` work pool, for ``prefect worker start --pool evoformer-process``.
 """
@@ -36,4 +37,6 @@ def evolve_deployment():
 if __name__ == "__main__":
     from prefect import serve
 
-    serve(evolve_deployment())
+    from deployments.compress import compress_deployment
+
+    serve(evolve_deployment(), compress_deployment())

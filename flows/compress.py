@@ -5,6 +5,8 @@ a quiet machine with fixed threads."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,9 +45,21 @@ class CompressTrigger(BaseModel):
     config: CompressConfig = Field(default_factory=CompressConfig)
 
 
+FLOW_RUN_PREFIX = "flow-run:"
+
+
 def run_folder(storage: StorageConfig, run_id: str) -> Path:
-    """The existing folder of ``run_id``; a clear error if it is not a finished data run."""
-    run_dir = Path(storage.runs_dir) / run_id
+    """The existing folder of ``run_id``, or of the evolve flow run ``flow-run:<uuid>`` (what an
+    automation knows); a clear error if there is none."""
+    runs = Path(storage.runs_dir)
+    if run_id.startswith(FLOW_RUN_PREFIX):
+        wanted = run_id[len(FLOW_RUN_PREFIX):]
+        for summary in sorted(runs.glob(f"*/{SUMMARY}")):
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(summary.read_text()).get("evolve", {}).get("flow_run_id") == wanted:
+                    return summary.parent
+        raise CompressionError(f"no run under {runs.resolve()} was made by evolve flow run {wanted}")
+    run_dir = runs / run_id
     if not (run_dir / SUMMARY).is_file():
         raise CompressionError(f"no run {run_id!r} under {Path(storage.runs_dir).resolve()} (no {SUMMARY})")
     return run_dir
@@ -61,8 +75,6 @@ def report_summary(report: CompressionReport) -> dict[str, Any]:
 @flow(name="compress", log_prints=True)
 def compress(params: CompressParams) -> dict[str, Any]:
     """Compress the chosen candidates; results under ``runs/<run-id>/compression/<candidate>/``."""
-    import json
-
     logger = get_run_logger()
     run_dir = run_folder(params.storage, params.run_id)
     features_path = json.loads((run_dir / SUMMARY).read_text()).get("features_path")
@@ -84,7 +96,7 @@ def compress(params: CompressParams) -> dict[str, Any]:
         publish_compression(report)
         logger.info("%s: %s %s; best %s", candidate.id, report.status, report.reason, report.best)
         reports.append(report_summary(report))
-    summary = {"run_id": params.run_id, "run_dir": str(run_dir.resolve()), "candidates": reports}
+    summary = {"run_id": run_dir.name, "run_dir": str(run_dir.resolve()), "candidates": reports}
     update_summary(run_dir, {"compress": summary})
     return summary
 

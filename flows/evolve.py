@@ -392,8 +392,10 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
         # still leaves its final artifacts.
         publish_generation(state.individuals, state.completed_generation, str(run_dir), majority)
 
+    from prefect.runtime import flow_run
+
     summary = evolution_summary(state, ledger, reason) | {
-        "run_id": data["run_id"], "run_dir": str(run_dir), "lineage": str(run_dir / "lineage.json"),
+        "run_id": data["run_id"], "run_dir": str(run_dir), "flow_run_id": flow_run.id, "lineage": str(run_dir / "lineage.json"),
         "pareto_plot": str(run_dir / "pareto.png"),
         "baselines": {name: {s: b[s]["macro_f1"] for s in ("val", "test")} for name, b in data["baselines"].items()},
     }
