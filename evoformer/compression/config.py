@@ -32,6 +32,10 @@ class CompressConfig(BaseModel):
         default_factory=lambda: ["torch_ao", "onnxruntime"],
         description="Dynamic int8 paths: torch_ao (quantize_dynamic), torchao (Int8DynamicActivationInt8Weight), onnxruntime.",
     )
+    onnx_int8_ops: list[str] = Field(
+        default_factory=lambda: ["MatMul", "Gemm"],
+        description="ONNX op types quantized by onnxruntime (add Conv for smaller but, here, slower conv models).",
+    )
     quantize_structured: bool = Field(default=True, description="Also quantize each structured-pruned variant.")
     onnx_fp32: bool = Field(default=True, description="Also measure the fp32 model under ONNX Runtime (runtime gain alone).")
     finetune: TrainConfig = Field(default_factory=default_finetune, description="Fine-tuning after each pruning.")

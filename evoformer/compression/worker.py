@@ -130,7 +130,7 @@ class VariantMaker:
         from evoformer.compression import onnx_runtime
 
         fp32 = onnx_runtime.export_onnx(model, self.example, self.path(name + "-export", ".onnx"))
-        file = onnx_runtime.quantize_onnx(fp32, self.path(name, ".onnx")) if quantize else fp32.rename(self.path(name, ".onnx"))
+        file = onnx_runtime.quantize_onnx(fp32, self.path(name, ".onnx"), self.config.onnx_int8_ops) if quantize else fp32.rename(self.path(name, ".onnx"))
         if quantize:
             fp32.unlink()
         session = onnx_runtime.OnnxModel(file, self.config.threads)
