@@ -33,12 +33,19 @@ def is_transient_failure(exc: BaseException | None) -> bool:
     return isinstance(exc, (TransientCandidateFailure, SandboxError))
 
 
-def _retry_only_transient(_task: Any, _task_run: Any, state: Any) -> bool:
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 - classify whatever the run raised
-        return is_transient_failure(exc)
-    return False
+def retry_only_on(*transient: type[BaseException]):
+    """A ``retry_condition_fn`` that retries a task run only if it raised one of ``transient``."""
+
+    def condition(_task: Any, _task_run: Any, state: Any) -> bool:
+        try:
+            state.result()
+        except transient:
+            return True
+        except Exception:  # noqa: BLE001 - anything else is deterministic: never retried
+            return False
+        return False
+
+    return condition
 
 
 def candidate_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
@@ -51,7 +58,7 @@ def candidate_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
     task_run_name="train-{program.name}",
     retries=2,
     retry_delay_seconds=5,
-    retry_condition_fn=_retry_only_transient,
+    retry_condition_fn=retry_only_on(TransientCandidateFailure, SandboxError),
     cache_key_fn=candidate_cache_key,
     persist_result=True,
     tags=[TRAINING_TAG],

@@ -16,6 +16,7 @@ from evoformer.compression.config import CompressConfig
 from evoformer.compression.evaluate import CompressionReport, compress_candidate, table_rows
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.sandbox.runner import SandboxError
+from tasks.candidates import retry_only_on
 
 TRANSIENT = frozenset({"killed"})
 
@@ -26,16 +27,6 @@ class TransientCompressionFailure(RuntimeError):
     def __init__(self, report: CompressionReport) -> None:
         super().__init__(f"{report.candidate}: {report.status}: {report.reason}")
         self.report = report
-
-
-def _retry_only_transient(_task: Any, _task_run: Any, state: Any) -> bool:
-    try:
-        state.result()
-    except (TransientCompressionFailure, SandboxError):
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-    return False
 
 
 def compression_key(_context: Any, parameters: dict[str, Any]) -> str:
@@ -54,7 +45,7 @@ def compression_key(_context: Any, parameters: dict[str, Any]) -> str:
     task_run_name="compress-{candidate_folder}",
     retries=1,
     retry_delay_seconds=5,
-    retry_condition_fn=_retry_only_transient,
+    retry_condition_fn=retry_only_on(TransientCompressionFailure, SandboxError),
     cache_key_fn=compression_key,
     persist_result=True,
 )

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
@@ -29,6 +30,7 @@ from evoformer.sandbox.limits import SandboxLimits
 from evoformer.sandbox.runner import SandboxRun, run_sandboxed
 
 WORKER_MODULE = "evoformer.sandbox.worker"
+ResultT = TypeVar("ResultT", bound=BaseModel)
 TRANSIENT_STATUSES = frozenset({"killed"})
 
 
@@ -143,26 +145,33 @@ def _finish(folder: Path, result: CandidateResult) -> CandidateResult:
     return result
 
 
-def _classify(run: SandboxRun, folder: Path, limits: SandboxLimits, stopper: EarlyStopping, labels, base) -> CandidateResult:
-    common = dict(base, stderr_tail=run.stderr_tail[-4000:], isolation=run.isolation)
+def read_result(run: SandboxRun, folder: Path, limits: SandboxLimits, model: type[ResultT]) -> ResultT | tuple[str, str]:
+    """The validated ``result.json`` of a finished sandbox run whose status is ok, or else
+    ``(status, reason)``: timeout, protocol abuse, killed, no or oversized or malformed result."""
     if run.timed_out:
-        return CandidateResult(**common, status="timeout", reason=f"wall-clock limit of {limits.timeout_s:.0f} s reached; process group killed")
+        return "timeout", f"wall-clock limit of {limits.timeout_s:.0f} s reached; process group killed"
     if run.protocol_error:
-        return CandidateResult(**common, status="invalid_output", reason=run.protocol_error)
-    result_path = folder / RESULT_FILE
-    if not result_path.is_file() or result_path.is_symlink():
+        return "invalid_output", run.protocol_error
+    path = folder / RESULT_FILE
+    if not path.is_file() or path.is_symlink():
         if run.returncode is not None and (run.returncode < 0 or run.returncode > 128):
             sig = -run.returncode if run.returncode < 0 else run.returncode - 128
-            return CandidateResult(**common, status="killed", reason=f"killed by signal {sig} (memory or external kill)")
-        return CandidateResult(**common, status="runtime_error", reason=f"no result written (exit status {run.returncode})")
-    if result_path.stat().st_size > limits.max_result_bytes:
-        return CandidateResult(**common, status="invalid_output", reason="result.json is larger than allowed")
+            return "killed", f"killed by signal {sig} (memory or external kill)"
+        return "runtime_error", f"no result written (exit status {run.returncode})"
+    if path.stat().st_size > limits.max_result_bytes:
+        return "invalid_output", "result.json is larger than allowed"
     try:
-        worker = WorkerResult.model_validate_json(result_path.read_bytes())
+        result = model.model_validate_json(path.read_bytes())
     except ValidationError as exc:
-        return CandidateResult(**common, status="invalid_output", reason=f"malformed result.json: {str(exc)[:300]}")
-    if worker.status != "ok":
-        return CandidateResult(**common, status=worker.status, reason=worker.reason)
+        return "invalid_output", f"malformed result.json: {str(exc)[:300]}"
+    return result if result.status == "ok" else (result.status, result.reason)
+
+
+def _classify(run: SandboxRun, folder: Path, limits: SandboxLimits, stopper: EarlyStopping, labels, base) -> CandidateResult:
+    common = dict(base, stderr_tail=run.stderr_tail[-4000:], isolation=run.isolation)
+    worker = read_result(run, folder, limits, WorkerResult)
+    if isinstance(worker, tuple):
+        return CandidateResult(**common, status=worker[0], reason=worker[1])
     try:
         val_pred = parse_predictions(worker.val_pred, len(labels["val"]), "val")
         test_pred = parse_predictions(worker.test_pred, len(labels["test"]), "test")

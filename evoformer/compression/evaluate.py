@@ -12,10 +12,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from evoformer.candidates.evaluate import EarlyStopping, parse_predictions
-from evoformer.candidates.job import JOB_FILE, METRICS_FILE, PROGRAM_FILE, RESULT_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE
+from evoformer.candidates.evaluate import EarlyStopping, parse_predictions, read_result
+from evoformer.candidates.job import JOB_FILE, METRICS_FILE, PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE
 from evoformer.compression.config import CompressConfig
 from evoformer.compression.job import REFERENCE, CompressJob, CompressWorkerResult, VariantOutput
 from evoformer.files import write_text_atomic
@@ -128,22 +128,9 @@ def _check_trained(source_dir: Path) -> None:
 def _report(run: SandboxRun, folder: Path, candidate: str, labels, config: CompressConfig, limits: SandboxLimits) -> CompressionReport:
     base = dict(candidate=candidate, folder=str(folder), isolation=run.isolation, wall_seconds=run.wall_s,
                 stderr_tail=run.stderr_tail[-4000:])
-    if run.timed_out:
-        return CompressionReport(**base, status="timeout", reason=f"wall-clock limit of {limits.timeout_s:.0f} s reached")
-    if run.protocol_error:
-        return CompressionReport(**base, status="invalid_output", reason=run.protocol_error)
-    path = folder / RESULT_FILE
-    if not path.is_file() or path.is_symlink():
-        return CompressionReport(**base, status="killed" if (run.returncode or 0) < 0 else "runtime_error",
-                                 reason=f"no result written (exit status {run.returncode})")
-    if path.stat().st_size > limits.max_result_bytes:
-        return CompressionReport(**base, status="invalid_output", reason="result.json is larger than allowed")
-    try:
-        worker = CompressWorkerResult.model_validate_json(path.read_bytes())
-    except ValidationError as exc:
-        return CompressionReport(**base, status="invalid_output", reason=f"malformed result.json: {str(exc)[:300]}")
-    if worker.status != "ok":
-        return CompressionReport(**base, status=worker.status, reason=worker.reason)
+    worker = read_result(run, folder, limits, CompressWorkerResult)
+    if isinstance(worker, tuple):
+        return CompressionReport(**base, status=worker[0], reason=worker[1])
     rows = [_score(variant, folder, labels) for variant in worker.variants]
     if not rows or rows[0].name != REFERENCE or rows[0].status != "ok":
         return CompressionReport(**base, status="invalid_output", reason="the fp32 reference was not measured")

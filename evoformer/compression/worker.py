@@ -18,29 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from evoformer.candidates.job import JOB_FILE, PROGRAM_FILE, RESULT_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE
+from evoformer.candidates.job import PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE
 from evoformer.compression.config import QUANTIZER_LABELS, CompressConfig
 from evoformer.compression.job import REFERENCE, VARIANTS_DIR, CompressJob, CompressWorkerResult, VariantOutput
 from evoformer.features.store import load_split_features
 from evoformer.sandbox import audit
-from evoformer.sandbox.worker import Channel, Outcome, build, fit, measure_latency, memory_outcome, predict, probe, tensors
+from evoformer.sandbox.worker import Channel, Outcome, build, fit, measure_latency, predict, probe, run_job, tensors
 
 
 def main(folder: Path) -> int:
-    job = CompressJob.model_validate_json((folder / JOB_FILE).read_text())
-    try:
-        result = run(folder, job)
-    except Outcome as outcome:
-        result = CompressWorkerResult(status=outcome.status, reason=outcome.reason)
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes a result
-        traceback.print_exc()
-        memory = memory_outcome(exc)
-        result = CompressWorkerResult(
-            status=memory.status if memory else "runtime_error",
-            reason=memory.reason if memory else f"{type(exc).__name__}: {str(exc)[:500]}",
-        )
-    (folder / RESULT_FILE).write_text(result.model_dump_json())
-    return 0
+    return run_job(folder, CompressJob, run, CompressWorkerResult)
 
 
 def _import_libraries() -> dict[str, str]:

@@ -60,20 +60,21 @@ class Channel:
 
 
 def main(folder: Path) -> int:
-    job = TrainJob.model_validate_json((folder / JOB_FILE).read_text())
-    result = WorkerResult(status="runtime_error", reason="did not finish")
+    return run_job(folder, TrainJob, run, WorkerResult)
+
+
+def run_job(folder: Path, job_model, body, result_model) -> int:
+    """Read the job, run ``body(folder, job)``, and write whatever happened as ``result.json``:
+    every failure becomes a result with a status and a reason."""
+    job = job_model.model_validate_json((folder / JOB_FILE).read_text())
     try:
-        result = run(folder, job)
+        result = body(folder, job)
     except Outcome as outcome:
-        result = WorkerResult(status=outcome.status, reason=outcome.reason)
+        result = result_model(status=outcome.status, reason=outcome.reason)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a result
         traceback.print_exc()
-        memory = memory_outcome(exc)
-        result = (
-            WorkerResult(status=memory.status, reason=memory.reason)
-            if memory
-            else WorkerResult(status="runtime_error", reason=f"{type(exc).__name__}: {str(exc)[:500]}")
-        )
+        memory = memory_outcome(exc) or Outcome("runtime_error", f"{type(exc).__name__}: {str(exc)[:500]}")
+        result = result_model(status=memory.status, reason=memory.reason)
     (folder / RESULT_FILE).write_text(result.model_dump_json())
     return 0
 
