@@ -70,12 +70,20 @@ def _population(run_dir: Path) -> list[dict]:
     return [{k: row[k] for k in keep} for row in json.loads((run_dir / "lineage.json").read_text())]
 
 
-def test_offline_evolution_runs_two_generations(prefect_harness, small_climate_fever, feature_cache_dir, seed_folder, tmp_path) -> None:
+def test_offline_evolution_runs_two_generations(
+    prefect_harness, small_climate_fever, feature_cache_dir, seed_folder, tmp_path, monkeypatch
+) -> None:
+    import prefect.deployments
     from prefect.client.orchestration import get_client
 
+    from flows.compress import CompressParams, CompressTrigger
     from flows.evolve import evolve
 
-    params = evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", seed_folder, "offline-a")
+    handed_over = []
+    monkeypatch.setattr(prefect.deployments, "run_deployment",
+                        lambda name, parameters, timeout: handed_over.append(parameters) or type("Run", (), {"id": "r-1"}))
+    params = evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", seed_folder, "offline-a",
+                           compress=CompressTrigger(mode="deployment"))
     summary = evolve(params)
     run_dir = Path(summary["run_dir"])
     assert summary["operator"] == "offline" and "offline" in summary["operator_reason"]
@@ -105,7 +113,11 @@ def test_offline_evolution_runs_two_generations(prefect_harness, small_climate_f
     front_ids = [f["id"] for f in summary["front"]]
     assert front_ids and summary["best"]["id"] in front_ids
     assert (run_dir / "pareto.png").stat().st_size > 1000
-    assert json.loads((run_dir / "summary.json").read_text())["evolve"]["best"] == summary["best"]
+    recorded = json.loads((run_dir / "summary.json").read_text())["evolve"]
+    assert recorded["best"] == summary["best"] and recorded["flow_run_id"]  # the automation finds the run by it
+    (handed,) = handed_over  # the final front goes to the compress deployment
+    assert CompressParams.model_validate(handed["params"]).candidates == front_ids
+    assert summary["compress"]["flow_run_id"] == "r-1"
 
     async def artifact_keys():
         async with get_client() as client:
