@@ -22,7 +22,7 @@ from evoformer.data.sources import MAX_REPORTED_REJECTIONS
 from evoformer.labels import LABELS, normalize_label
 from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMConfig, LLMError
 from evoformer.synthetic.importer import row_fields
-from evoformer.synthetic.jsontext import json_values
+from evoformer.synthetic.jsontext import json_values_found
 from evoformer.synthetic.records import Rejection, SyntheticExample
 
 log = logging.getLogger(__name__)
@@ -123,27 +123,33 @@ def prompt_hash(messages: list[dict[str, str]]) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def _items(text: str) -> list[object] | None:
-    """The example items of a reply: ``{"examples": [...]}``, a bare list, or a single object."""
-    for value in json_values(text):
+def _items(text: str) -> tuple[list[object] | None, bool]:
+    """The example items of a reply (``{"examples": [...]}``, a bare list, or one object) and whether
+    the reply was whole; from a broken reply, the complete item objects found in it."""
+    loose: list[object] = []
+    for value, how in json_values_found(text):
         if isinstance(value, dict):
             for key in ("examples", "data", "items", "pairs"):
                 if isinstance(value.get(key), list):
-                    return value[key]
-            if any(k.lower() == "claim" for k in value if isinstance(k, str)):
-                return [value]
+                    return value[key], True
+            if any(isinstance(k, str) and k.lower() == "claim" for k in value):
+                if how != "scan":
+                    return [value], True
+                loose.append(value)
         elif isinstance(value, list) and value:
-            return value
-    return None
+            return value, True
+    return (loose, False) if loose else (None, False)
 
 
 def parse_reply(text: str, plan: RequestPlan, model: str, hash_: str) -> tuple[list[SyntheticExample], list[Rejection]]:
     """Validated examples of one reply, and a rejection per unusable item (or for a reply without JSON)."""
     where = f"request {plan.index}"
-    items = _items(text)
+    items, whole = _items(text)
     if items is None:
         return [], [Rejection(origin=where, reason=f"reply holds no JSON examples: {text.strip()[:80]!r}")]
     examples, rejections = [], []
+    if not whole:
+        rejections.append(Rejection(origin=where, reason=f"malformed JSON reply: kept the {len(items)} complete item(s) in it; the rest is lost"))
     for i, item in enumerate(items):
         origin = f"{where} item {i}"
         try:

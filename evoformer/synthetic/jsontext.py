@@ -87,17 +87,18 @@ def array_elements(text: str, flat_rows: bool = False) -> Iterator[Element | Ski
         pos = end
 
 
-def json_values(text: str) -> Iterator[object]:
-    """Every JSON object or array in ``text``: whole text first, then fenced blocks, then any ``{``/``[`` start."""
+def json_values_found(text: str) -> Iterator[tuple[object, str]]:
+    """Every JSON object or array in ``text`` with how it was found: ``whole`` (the text is JSON),
+    ``fenced`` (a fenced block), else ``scan`` (any decodable ``{``/``[`` start, e.g. in a truncated reply)."""
     stripped = text.strip()
     try:
-        yield json.loads(stripped)
+        yield json.loads(stripped), "whole"
         return
     except json.JSONDecodeError:
         pass
     for block in _FENCE.findall(text):
         try:
-            yield json.loads(block.strip())
+            yield json.loads(block.strip()), "fenced"
         except json.JSONDecodeError:
             continue
     pos = 0
@@ -111,5 +112,11 @@ def json_values(text: str) -> Iterator[object]:
         except json.JSONDecodeError:
             pos = start + 1
             continue
-        yield value
+        yield value, "scan"
         pos = end
+
+
+def json_values(text: str) -> Iterator[object]:
+    """The JSON values of :func:`json_values_found`, without how they were found."""
+    for value, _ in json_values_found(text):
+        yield value
