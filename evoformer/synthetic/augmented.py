@@ -119,12 +119,14 @@ def apply_augmented(splits: DataSplits, path: str | Path) -> tuple[DataSplits, A
     real = frame[frame["source"] == REAL_SOURCE][PAIR_COLUMNS].reset_index(drop=True)
     if fingerprint(real) != splits.fingerprints["train"]:
         raise AugmentedSetError(f"augmented set {manifest.version}: its real rows are not this run's train split")
-    for row in frame[frame["source"] != REAL_SOURCE].itertuples(index=False):
+    synthetic = frame[frame["source"] != REAL_SOURCE]
+    for row in synthetic.astype(object).where(synthetic.notna(), None).to_dict(orient="records"):
         try:
-            SyntheticExample(claim=row.claim, evidence=row.evidence, label=row.label, source=row.source,
-                             generator=row.generator, prompt_hash=row.prompt_hash, origin=row.origin)
+            SyntheticExample(**{k: row[k] for k in ("claim", "evidence", "label", *PROVENANCE_COLUMNS)})
         except ValidationError as exc:
-            raise AugmentedSetError(f"augmented set {manifest.version}: invalid synthetic row {row.pair_id}: {exc.errors()[0]['msg']}") from exc
+            raise AugmentedSetError(
+                f"augmented set {manifest.version}: invalid synthetic row {row['pair_id']}: {exc.errors()[0]['msg']}"
+            ) from exc
     frames = {"train": frame, "val": splits["val"], "test": splits["test"]}
     overlap = claim_overlap(frames)
     if overlap:
