@@ -211,7 +211,15 @@ def run_gates(
         drops = {}
         if config.verify_action == "filter":
             drops = {i: (f"verifier ({config.verify}) says {p}", None, p) for i, (g, p) in enumerate(zip(given, predicted)) if p is not None and p != g}
-        run.drop("label_verification", drops, verdict.model_dump(exclude={"confusion", "per_label"}) | {"action": config.verify_action})
+        by_source: dict[str, list[bool]] = {}
+        for source, g, p in zip(run.frame["source"], given, predicted):
+            if p is not None:
+                by_source.setdefault(source, []).append(g == p)
+        detail = verdict.model_dump(exclude={"confusion", "per_label"}) | {
+            "action": config.verify_action,
+            "agreement_by_source": {src: round(float(np.mean(v)), 4) for src, v in sorted(by_source.items())},
+        }
+        run.drop("label_verification", drops, detail)
 
     # class balance
     counts = dict(Counter(run.frame["label"]))

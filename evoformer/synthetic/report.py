@@ -45,6 +45,9 @@ def report_markdown(report: dict[str, Any]) -> str:
                   f"{verdict['cohen_kappa']}, {verdict['checked']} checked, {verdict['no_verdict']} without verdict.", ""]
         if verdict.get("reference"):
             lines.append(f"The classifier on real val: {verdict['reference']}.")
+        gate = next((g for g in report["gates"] if g["gate"] == "label_verification"), None)
+        if gate and gate["detail"].get("agreement_by_source"):
+            lines.append("Agreement by source: " + ", ".join(f"{k} {v}" for k, v in gate["detail"]["agreement_by_source"].items()) + ".")
         lines += ["", "| given \\ predicted | " + " | ".join(LABELS) + " |", "|---|" + "---:|" * len(LABELS)]
         lines += [f"| {g} | " + " | ".join(str(verdict["confusion"][g][p]) for p in LABELS) + " |" for g in LABELS]
     aug = report["augmented"]
