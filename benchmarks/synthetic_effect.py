@@ -9,7 +9,8 @@ metrics, mean and standard deviation per condition, and the paired test macro-F1
 (augmented - real) with its spread, plus the logistic-regression baseline on both train sets.
 
     python benchmarks/synthetic_effect.py [--program evoformer/seeds/attention_pool_mlp.py]
-        [--seeds 0 1 2] [--max-epochs 8] [--augmented PATH] [--out benchmarks/out/synthetic_effect.json]
+        [--seeds 0 1 2] [--max-epochs 8] [--augmented PATH | --synth-args "--verify-action filter"]
+        [--prefix effect] [--out benchmarks/out/synthetic_effect.json]
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--time-budget", type=float, default=1800, help="seconds per training (high: epochs bind)")
     parser.add_argument("--augmented", help="augmented set folder (default: run `evoformer synth` first)")
+    parser.add_argument("--synth-args", default="", help="extra `evoformer synth` options, e.g. '--verify-action filter'")
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"))
     parser.add_argument("--prefix", default="effect")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "synthetic_effect.json"))
@@ -61,7 +63,7 @@ def main() -> None:
     augmented = args.augmented
     synth = None
     if not augmented:
-        synth = cli(["synth", *common, "--run-id", f"{args.prefix}-synth"], env)
+        synth = cli(["synth", *common, "--run-id", f"{args.prefix}-synth", *args.synth_args.split()], env)
         augmented = synth["augmented"]["path"]
         print(f"synth: kept {synth['kept']} synthetic pairs ({synth['synthetic_fraction_of_train']:.1%} of train) -> {augmented}", flush=True)
 
@@ -85,7 +87,8 @@ def main() -> None:
     paired = sorted(set(by["real"]) & set(by["augmented"]))
     diffs = [by["augmented"][s]["test_macro_f1"] - by["real"][s]["test_macro_f1"] for s in paired]
     val_diffs = [by["augmented"][s]["val_macro_f1"] - by["real"][s]["val_macro_f1"] for s in paired]
-    lines = [f"program {Path(args.program).name}, seeds {args.seeds}, max {args.max_epochs} epochs (patience {args.patience})", "",
+    lines = [f"program {Path(args.program).name}, seeds {args.seeds}, max {args.max_epochs} epochs (patience {args.patience}), "
+             f"augmented set {Path(augmented).name}" + (f" (synth {args.synth_args})" if args.synth_args else ""), "",
              "condition  seed  epochs(best)  val_macro_f1  test_macro_f1  train_s"]
     for r in rows:
         if r["status"] != "ok":
