@@ -50,6 +50,7 @@ bench: setup
 	$(PY) benchmarks/featurize.py
 	$(PY) benchmarks/sandbox_overhead.py
 	$(PY) benchmarks/evolution_overhead.py
+	$(PY) benchmarks/synthetic_effect.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

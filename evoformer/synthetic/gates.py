@@ -8,6 +8,7 @@ Every dropped example is kept in the ``rejected`` table with its gate and reason
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from evoformer.synthetic.verify import Agreement, agreement, pair_features, trai
 
 Embed = Callable[[list[str]], np.ndarray]
 Judge = Callable[[str, str], "str | None"]
+JUDGE_THREADS = 8
 REJECTED_COLUMNS = [*SYNTHETIC_COLUMNS, "gate", "reason", "similarity", "match"]
 
 
@@ -205,7 +207,8 @@ def run_gates(
         else:
             if judge is None:
                 raise ValueError("verify='llm' needs an LLM judge (configure an endpoint)")
-            predicted = [judge(c, e) for c, e in zip(run.frame["claim"], run.frame["evidence"])]
+            with concurrent.futures.ThreadPoolExecutor(max_workers=JUDGE_THREADS) as pool:  # the client caps requests in flight
+                predicted = list(pool.map(judge, run.frame["claim"], run.frame["evidence"]))
         verdict = agreement(config.verify, given, predicted)
         verdict.reference = reference
         drops = {}
