@@ -16,6 +16,7 @@ metrics, mean and standard deviation per condition, and the paired test macro-F1
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -53,6 +54,8 @@ def main() -> None:
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"))
     parser.add_argument("--prefix", default="effect")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "synthetic_effect.json"))
+    parser.add_argument("--previous", help="an earlier --out file: its runs with the same settings are reused, not retrained "
+                        "(training is deterministic on CPU)")
     args = parser.parse_args()
 
     home = tempfile.mkdtemp(prefix="evoformer-effect-prefect-")
@@ -67,10 +70,23 @@ def main() -> None:
         augmented = synth["augmented"]["path"]
         print(f"synth: kept {synth['kept']} synthetic pairs ({synth['synthetic_fraction_of_train']:.1%} of train) -> {augmented}", flush=True)
 
+    settings = {"program": Path(args.program).name, "program_sha256": hashlib.sha256(Path(args.program).read_bytes()).hexdigest()[:16],
+                "max_epochs": args.max_epochs, "patience": args.patience, "time_budget": args.time_budget, "augmented": Path(augmented).name}
+    previous: dict[tuple[str, int], dict] = {}
+    if args.previous:
+        earlier = json.loads(Path(args.previous).read_text())
+        if earlier.get("settings") == settings:
+            previous = {(r["condition"], r["seed"]): r for r in earlier["rows"] if r["status"] == "ok"}
+        else:
+            print(f"not reusing {args.previous}: other settings ({earlier.get('settings')})", flush=True)
     train_args = ["--max-epochs", str(args.max_epochs), "--patience", str(args.patience), "--time-budget", str(args.time_budget)]
     rows = []
     for condition in ("real", "augmented"):
         for seed in args.seeds:
+            if (condition, seed) in previous:
+                rows.append(previous[(condition, seed)] | {"reused": True})
+                print(f"{condition} seed {seed}: reused from {args.previous}", flush=True)
+                continue
             extra = ["--augmented", augmented] if condition == "augmented" else []
             t0 = time.perf_counter()
             out = cli(["train", args.program, *common, "--run-id", f"{args.prefix}-{condition}-s{seed}", "--train-seed", str(seed),
@@ -95,7 +111,7 @@ def main() -> None:
             lines.append(f"{r['condition']:<10} {r['seed']:>4}  {r['status']}")
             continue
         lines.append(f"{r['condition']:<10} {r['seed']:>4}  {r['epochs']:>6} ({r['best_epoch']})  {r['val_macro_f1']:>12.4f}  "
-                     f"{r['test_macro_f1']:>13.4f}  {r['train_seconds']:>7.1f}")
+                     f"{r['test_macro_f1']:>13.4f}  {r['train_seconds']:>7.1f}" + ("  (reused)" if r.get("reused") else ""))
     lines.append("")
     for c in ("real", "augmented"):
         if by[c]:
@@ -113,7 +129,7 @@ def main() -> None:
     table = "\n".join(lines)
     print("\n" + table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rows": rows, "diffs": diffs, "augmented": augmented, "synth": synth and {
+    Path(args.out).write_text(json.dumps({"settings": settings, "rows": rows, "diffs": diffs, "augmented": augmented, "synth": synth and {
         k: synth[k] for k in ("kept", "kept_labels", "gates")}, "table": table}, indent=2, default=str))
 
 
