@@ -4,7 +4,6 @@ claim-level splits, and write a versioned augmented training set with the report
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger

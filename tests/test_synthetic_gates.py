@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from llm_server import Reply
 
 from evoformer.features.sentences import embed_texts
 from evoformer.labels import LABELS
