@@ -135,3 +135,14 @@ def test_synth_cli_json_and_missing_endpoint(prefect_harness, small_climate_feve
 
     code, _, err = run_main(["synth", "--generate", "2", "--run-id", "nollm", *common])
     assert code == 2 and "need an endpoint" in err
+
+
+def test_data_train_and_evolve_commands_take_the_augmented_set():
+    from flows.cli import build_parser, prepare_data_params
+    from flows.evolve import EvolveParams
+
+    for argv in (["data"], ["train", "p.py"], ["evolve"]):
+        args = build_parser().parse_args([*argv, "--augmented", "runs/x/synthetic/augmented-abc"])
+        assert prepare_data_params(args).augmented == "runs/x/synthetic/augmented-abc"
+    assert EvolveParams(data=PrepareDataParams(augmented="A")).data.augmented == "A"
+    assert PrepareDataParams().augmented is None
