@@ -75,10 +75,13 @@ def main() -> None:
     previous: dict[tuple[str, int], dict] = {}
     if args.previous:
         earlier = json.loads(Path(args.previous).read_text())
-        if earlier.get("settings") == settings:
-            previous = {(r["condition"], r["seed"]): r for r in earlier["rows"] if r["status"] == "ok"}
-        else:
-            print(f"not reusing {args.previous}: other settings ({earlier.get('settings')})", flush=True)
+        before = earlier.get("settings") or {}
+        same_training = {k: v for k, v in before.items() if k != "augmented"} == {k: v for k, v in settings.items() if k != "augmented"}
+        for r in earlier["rows"]:  # real runs need the same training settings; augmented ones also the same set
+            if r["status"] == "ok" and same_training and (r["condition"] == "real" or before.get("augmented") == settings["augmented"]):
+                previous[(r["condition"], r["seed"])] = r
+        if not previous:
+            print(f"not reusing {args.previous}: other settings ({before})", flush=True)
     train_args = ["--max-epochs", str(args.max_epochs), "--patience", str(args.patience), "--time-budget", str(args.time_budget)]
     rows = []
     for condition in ("real", "augmented"):
