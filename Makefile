@@ -53,6 +53,7 @@ bench: setup
 	$(PY) benchmarks/sandbox_overhead.py
 	$(PY) benchmarks/evolution_overhead.py
 	$(PY) benchmarks/compression.py
+	$(PY) benchmarks/synthetic_effect.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -37,6 +37,7 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=encoder.max_length)
     parser.add_argument("--batch-size", type=int, default=encoder.batch_size)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--augmented", help="augmented training set from `evoformer synth` (folder); replaces train only")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_evolve_parser(sub)
     _add_compress_parser(sub)
+    _add_synth_parser(sub)
     return parser
 
 
@@ -170,14 +172,7 @@ def _add_evolve_parser(sub: Any) -> None:
     evolve.add_argument("--error-threshold", type=float, default=sel.error_threshold,
                         help="val error (1 - macro-F1) at or above which a candidate never becomes a parent")
     evolve.add_argument("--temperatures", type=float, nargs="+", default=op.temperatures)
-    evolve.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
-    evolve.add_argument("--llm-model", default=llm.model)
-    evolve.add_argument("--llm-timeout", type=float, default=llm.timeout_s)
-    evolve.add_argument("--llm-max-retries", type=int, default=llm.max_retries)
-    evolve.add_argument("--price-prompt", type=float, default=llm.price_prompt_per_1k, help="USD per 1K prompt tokens")
-    evolve.add_argument("--price-completion", type=float, default=llm.price_completion_per_1k, help="USD per 1K completion tokens")
-    evolve.add_argument("--llm-budget-usd", type=float, help="stop proposing once this much was spent")
-    evolve.add_argument("--llm-budget-tokens", type=int, help="stop proposing once this many tokens were used")
+    _add_llm_args(evolve, llm)
     evolve.add_argument("--seed-folder", help="folder of seed programs (*.py); default: the built-in library")
     evolve.add_argument("--prelude", help="static helper code prepended to every program")
     evolve.add_argument("--max-parallel", type=int, default=defaults.max_parallel, help="trainings at once")
@@ -187,6 +182,101 @@ def _add_evolve_parser(sub: Any) -> None:
     _add_data_args(evolve)
     _add_storage_args(evolve)
     evolve.set_defaults(handler=_run_evolve, formatter=format_evolve_summary)
+
+
+def _add_llm_args(parser: argparse.ArgumentParser, llm: Any) -> None:
+    """Endpoint, retries, prices and budget of the shared LLM client (evolve and synth)."""
+    parser.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
+    parser.add_argument("--llm-model", default=llm.model)
+    parser.add_argument("--llm-timeout", type=float, default=llm.timeout_s)
+    parser.add_argument("--llm-max-retries", type=int, default=llm.max_retries)
+    parser.add_argument("--price-prompt", type=float, default=llm.price_prompt_per_1k, help="USD per 1K prompt tokens")
+    parser.add_argument("--price-completion", type=float, default=llm.price_completion_per_1k, help="USD per 1K completion tokens")
+    parser.add_argument("--llm-budget-usd", type=float, help="stop making LLM requests once this much was spent")
+    parser.add_argument("--llm-budget-tokens", type=int, help="stop making LLM requests once this many tokens were used")
+
+
+def _llm_config(args: argparse.Namespace):
+    from evoformer.llm import LLMConfig
+
+    return LLMConfig(
+        base_url=args.llm_base_url, model=args.llm_model, timeout_s=args.llm_timeout, max_retries=args.llm_max_retries,
+        price_prompt_per_1k=args.price_prompt, price_completion_per_1k=args.price_completion,
+        budget_usd=args.llm_budget_usd, budget_tokens=args.llm_budget_tokens,
+    )
+
+
+def _add_synth_parser(sub: Any) -> None:
+    from flows.synthesize import SynthesizeParams
+
+    defaults = SynthesizeParams()
+    gen, gates = defaults.generation, defaults.gates
+    synth = sub.add_parser("synth", help="import / generate synthetic examples, gate them, write an augmented train set (flow synthesize)")
+    synth.add_argument("--from-file", action="append", default=[], metavar="PATH",
+                       help="synthetic file or folder to import (repeatable); default without --generate: ../shared/data/synthetic-seed")
+    synth.add_argument("--label", help="label for every imported row (else the row's, else the file name's)")
+    synth.add_argument("--no-label-from-filename", action="store_true", help="rows without a label are rejected")
+    synth.add_argument("--generator", help="generator model name of imported rows (default: the file's folder name)")
+    synth.add_argument("--generate", type=int, default=gen.per_label, metavar="N", help="examples to generate per label with the LLM")
+    synth.add_argument("--gen-labels", nargs="+", default=gen.labels, help="labels to generate")
+    synth.add_argument("--examples-per-request", type=int, default=gen.examples_per_request)
+    synth.add_argument("--few-shot", type=int, default=gen.few_shot, help="train examples shown per prompt")
+    synth.add_argument("--temperature", type=float, default=gen.temperature)
+    synth.add_argument("--gen-seed", type=int, default=gen.seed)
+    _add_llm_args(synth, gen.llm)
+    synth.add_argument("--near-dup", type=float, default=gates.near_duplicate_threshold, help="near-duplicate cosine threshold")
+    synth.add_argument("--decontam", type=float, default=gates.decontamination_threshold, help="decontamination cosine threshold")
+    synth.add_argument("--verify", choices=["none", "classifier", "llm"], default=gates.verify)
+    synth.add_argument("--verify-action", choices=["report", "filter"], default=gates.verify_action)
+    synth.add_argument("--balance", choices=["none", "fill_minority", "equal", "match_train"], default=gates.balance.mode)
+    synth.add_argument("--max-fraction", type=float, help="cap on synthetic pairs as a fraction of real train")
+    _add_data_args(synth)
+    _add_storage_args(synth)
+    synth.set_defaults(handler=_run_synth, formatter=format_synth_summary)
+
+
+def _run_synth(args: argparse.Namespace) -> dict[str, Any]:
+    from evoformer.synthetic.balance import BalanceConfig
+    from evoformer.synthetic.gates import GateConfig
+    from evoformer.synthetic.generator import GenerationConfig
+    from evoformer.synthetic.importer import ImportConfig
+    from flows.synthesize import SynthesizeParams, synthesize
+
+    params = SynthesizeParams(
+        data=prepare_data_params(args),
+        imports=ImportConfig(paths=args.from_file, label=args.label, label_from_filename=not args.no_label_from_filename,
+                             generator=args.generator),
+        generation=GenerationConfig(per_label=args.generate, labels=args.gen_labels, examples_per_request=args.examples_per_request,
+                                    few_shot=args.few_shot, temperature=args.temperature, seed=args.gen_seed, llm=_llm_config(args)),
+        gates=GateConfig(near_duplicate_threshold=args.near_dup, decontamination_threshold=args.decontam, verify=args.verify,
+                         verify_action=args.verify_action, balance=BalanceConfig(mode=args.balance, max_fraction_of_train=args.max_fraction)),
+    )
+    return synthesize(params)
+
+
+def format_synth_summary(summary: dict[str, Any]) -> str:
+    """Gate counts, imported files, label agreement and where the augmented set is."""
+    from evoformer.synthetic.report import file_rows, gate_rows
+
+    lines = [f"run {summary['run_id']}  ->  {summary['run_dir']}", "", "gate                 input   kept  dropped  reasons"]
+    for r in gate_rows(summary):
+        lines.append(f"{r['gate']:<19} {r['input']:>6} {r['kept']:>6} {r['dropped']:>8}  {r['reasons']}")
+    files = file_rows(summary)
+    if files:
+        lines += ["", "file                              generator   rows  examples  rejected  label from"]
+        lines += [f"{r['file']:<33} {r['generator']:<10} {r['rows']:>5} {r['examples']:>9} {r['rejected']:>9}  {r['label_from']}" for r in files]
+    gen = summary.get("generation")
+    if gen:
+        lines.append(f"generation: {gen['requests']} requests ({gen['failed_requests']} failed), {gen['examples']} examples, "
+                     f"{gen['rejected']} items rejected" + (f"; stopped: {gen['stopped']}" if gen["stopped"] else ""))
+    v = summary.get("label_verification")
+    if v:
+        lines.append(f"label verification ({v['verifier']}): agreement {v['agreement']}, kappa {v['cohen_kappa']}, "
+                     f"{v['checked']} checked" + (f"; the classifier on real val: {v['reference']}" if v.get("reference") else ""))
+    lines += ["", f"kept {summary['kept']} synthetic pairs ({summary['synthetic_fraction_of_train']:.1%} of real train): {summary['kept_labels']}",
+              f"augmented set {summary['augmented']['version']}: {summary['augmented']['path']}",
+              f"report: {summary['files']['report.json']}"]
+    return "\n".join(lines)
 
 
 def prepare_data_params(args: argparse.Namespace):
@@ -214,6 +304,7 @@ def prepare_data_params(args: argparse.Namespace):
         baselines=BaselineConfig(),
         storage=StorageConfig(**storage),
         progress=not args.no_progress,
+        augmented=args.augmented,
     )
 
 
@@ -239,7 +330,6 @@ def _run_train(args: argparse.Namespace) -> dict[str, Any]:
 def _run_evolve(args: argparse.Namespace) -> dict[str, Any]:
     from evoformer.evolution.operators import OperatorConfig
     from evoformer.evolution.population import SelectionConfig
-    from evoformer.llm import LLMConfig
     from flows.compress import CompressTrigger
     from flows.evolve import EvolveParams, evolve
 
@@ -247,11 +337,7 @@ def _run_evolve(args: argparse.Namespace) -> dict[str, Any]:
         generations=args.generations, children=args.children, seed=args.seed,
         operator=OperatorConfig(
             kind=args.operator, temperatures=args.temperatures,
-            llm=LLMConfig(
-                base_url=args.llm_base_url, model=args.llm_model, timeout_s=args.llm_timeout, max_retries=args.llm_max_retries,
-                price_prompt_per_1k=args.price_prompt, price_completion_per_1k=args.price_completion,
-                budget_usd=args.llm_budget_usd, budget_tokens=args.llm_budget_tokens,
-            ),
+            llm=_llm_config(args),
         ),
         selection=SelectionConfig(fitness=args.fitness, error_threshold=args.error_threshold, top_p=args.top_p,
                                   parents_k=args.k, crossover_rate=args.crossover_rate),
@@ -331,10 +417,11 @@ def main(argv: list[str] | None = None) -> int:
     from evoformer.compression.evaluate import CompressionError
     from evoformer.llm import LLMError
     from flows.evolve import EvolutionError
+    from flows.synthesize import SynthesisError
 
     try:
         summary = args.handler(args)
-    except (DataSourceError, MalformedRowError, ValueError, LLMError, EvolutionError, CompressionError) as exc:
+    except (DataSourceError, MalformedRowError, ValueError, LLMError, EvolutionError, CompressionError, SynthesisError) as exc:
         print(f"evoformer: error: {exc}", file=sys.stderr)
         return 2
     if args.json:

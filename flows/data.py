@@ -12,7 +12,7 @@ from evoformer.baselines import BaselineConfig
 from evoformer.data import DataSourceConfig, SplitConfig
 from evoformer.features import EncoderConfig
 from evoformer.runs import StorageConfig, open_run, update_summary
-from tasks.data import baselines_task, featurize_task, load_pairs_task, publish_data_artifacts, split_task
+from tasks.data import augment_task, baselines_task, featurize_task, load_pairs_task, publish_data_artifacts, split_task
 
 
 class PrepareDataParams(BaseModel):
@@ -24,6 +24,10 @@ class PrepareDataParams(BaseModel):
     baselines: BaselineConfig = Field(default_factory=BaselineConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     progress: bool = Field(default=True, description="Show a progress bar while featurizing.")
+    augmented: str | None = Field(
+        default=None,
+        description="Augmented training set from `evoformer synth` (its folder): replaces train; val/test are verified unchanged.",
+    )
 
 
 @flow(name="prepare_data", log_prints=True)
@@ -36,6 +40,10 @@ def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, A
     logger.info("loaded %d pairs from %s (%s); skipped %d bad rows", report.pairs, report.source, report.kind, report.rows_skipped)
 
     splits = split_task(loaded, params.split)
+    augmented = None
+    if params.augmented:
+        splits, augmented = augment_task(splits, params.augmented)
+        logger.info("train augmented with %d synthetic pairs (set %s)", augmented.synthetic_pairs, augmented.version)
     data_dir = run_dir / "data"
     data_dir.mkdir(exist_ok=True)
     for name, frame in splits.frames.items():
@@ -57,6 +65,10 @@ def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, A
         "fingerprints": splits.fingerprints,
         "split_config": params.split.model_dump(),
         "encoder": params.encoder.model_dump(),
+        "augmented": None if augmented is None else {
+            "path": str(Path(params.augmented).resolve()), "version": augmented.version,
+            "synthetic_pairs": augmented.synthetic_pairs, "synthetic_labels": augmented.synthetic_labels,
+        },
         "features_path": str(Path(features_path).resolve()),
         "features_cached": features_state.name == "Cached" or features["reused"],
         "baselines": {

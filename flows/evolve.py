@@ -33,7 +33,7 @@ from evoformer.evolution.population import (
 from evoformer.evolution.state import (
     EvolutionState, finished_training, load_proposals, load_state, mark_trained, save_proposals, save_state,
 )
-from evoformer.llm import LLMClient, ReplyCache, UsageLedger, UsageSnapshot
+from evoformer.llm import LLMClient, UsageLedger, UsageSnapshot, open_client
 from evoformer.runs import update_summary
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.seeds import seed_files
@@ -292,10 +292,7 @@ def evolution_summary(state: EvolutionState, ledger: UsageLedger | None, reason:
 def _llm_client(kind: Literal["llm", "offline"], params: EvolveParams, run_dir: Path) -> tuple[LLMClient | None, UsageLedger | None]:
     if kind != "llm":
         return None, None
-    config = params.operator.llm
-    usage_path = run_dir / "llm" / "usage.json"
-    ledger = UsageLedger.load(usage_path, config) if usage_path.is_file() else UsageLedger(config)
-    return LLMClient(config, ReplyCache(run_dir / "llm" / "cache"), ledger), ledger
+    return open_client(params.operator.llm, run_dir / "llm")
 
 
 def _with_stable_run_id(params: EvolveParams) -> EvolveParams:

@@ -17,6 +17,7 @@ from evoformer.features import EncoderConfig, featurize_splits
 from evoformer.features.featurize import planned_feature_folder
 from evoformer.features.store import MANIFEST
 from evoformer.labels import LABELS
+from evoformer.synthetic.augmented import AugmentedManifest, apply_augmented
 
 
 @task(name="load-pairs", cache_policy=NO_CACHE)
@@ -29,6 +30,12 @@ def load_pairs_task(config: DataSourceConfig) -> LoadedData:
 def split_task(loaded: LoadedData, config: SplitConfig) -> DataSplits:
     """Claim-level stratified splits; raises if any claim lands in two splits."""
     return make_splits(loaded.frame, config)
+
+
+@task(name="apply-augmented-set", cache_policy=NO_CACHE)
+def augment_task(splits: DataSplits, path: str) -> tuple[DataSplits, AugmentedManifest]:
+    """Replace train with a verified augmented set (val/test must be the splits it was gated against)."""
+    return apply_augmented(splits, path)
 
 
 def _featurize_cache_key(_context: Any, parameters: dict[str, Any]) -> str | None:

@@ -1,7 +1,7 @@
 """A generic client for OpenAI-compatible chat endpoints: config, reply cache, usage ledger, retries."""
 
 from evoformer.llm.cache import CachedReply, ReplyCache, reply_key
-from evoformer.llm.client import LLMClient, LLMReply, retry_after_seconds
+from evoformer.llm.client import LLMClient, LLMReply, open_client, retry_after_seconds
 from evoformer.llm.config import LLMConfig
 from evoformer.llm.errors import BudgetExhausted, LLMAuthError, LLMError, LLMRequestError, LLMUnavailableError
 from evoformer.llm.usage import UsageLedger, UsageSnapshot
@@ -19,6 +19,7 @@ __all__ = [
     "ReplyCache",
     "UsageLedger",
     "UsageSnapshot",
+    "open_client",
     "reply_key",
     "retry_after_seconds",
 ]

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -278,3 +279,11 @@ class LLMClient:
             model=getattr(completion, "model", None) or self.config.model,
             finish_reason=finish_reason if isinstance(finish_reason, str) else None,
         )
+
+
+def open_client(config: LLMConfig, folder: str | Path) -> tuple[LLMClient, UsageLedger]:
+    """A client whose replies are cached in ``folder/cache`` and whose usage resumes from ``folder/usage.json``."""
+    folder = Path(folder)
+    usage_path = folder / "usage.json"
+    ledger = UsageLedger.load(usage_path, config) if usage_path.is_file() else UsageLedger(config)
+    return LLMClient(config, ReplyCache(folder / "cache"), ledger), ledger
