@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from pydantic import BaseModel, Field
 
+from evoformer.features.sentences import load_sentence_pairs
 from evoformer.features.store import load_split_features
 from evoformer.labels import LABEL_TO_ID
 from evoformer.metrics import ClassificationMetrics, classification_metrics
 
 
 class BaselineConfig(BaseModel):
-    """Logistic-regression settings; C is chosen on val macro-F1 from ``c_grid``."""
+    """Logistic-regression settings; the feature set and C are chosen on val macro-F1.
 
-    c_grid: list[float] = Field(default_factory=lambda: [0.0003, 0.001, 0.003, 0.01, 0.1])
+    Feature sets: ``joint`` (segments of the joint pair encoding), ``sentences`` (separate
+    sentence embeddings) and ``joint+sentences`` (both, concatenated); those needing sentence
+    embeddings are skipped when none are given.
+    """
+
+    c_grid: list[float] = Field(default_factory=lambda: [float(f"{c:.1g}") for c in np.logspace(-5, 1, 19)])
+    feature_sets: list[Literal["joint", "sentences", "joint+sentences"]] = Field(
+        default_factory=lambda: ["joint", "sentences", "joint+sentences"]
+    )
     class_weight: str | None = "balanced"
     max_iter: int = 2000
     seed: int = 0
@@ -45,11 +56,11 @@ def logreg_baseline(
     x_test: np.ndarray,
     y_test: np.ndarray,
     config: BaselineConfig | None = None,
+    features: str = "joint",
 ) -> BaselineResult:
     """Standardised logistic regression on pooled frozen features; C picked on val only.
 
-    The features are ``[u, v, |u-v|, u*v]`` of the mean-pooled claim and evidence segments
-    (see :meth:`~evoformer.features.store.SplitFeatures.pair_pooled`).
+    ``features`` names the feature set, for the detail string (see :func:`run_baselines`).
     """
     from sklearn.linear_model import LogisticRegression  # imported here: slow to import, rarely needed
     from sklearn.pipeline import make_pipeline
@@ -69,7 +80,7 @@ def logreg_baseline(
     c, val, model = best
     return BaselineResult(
         name="logreg",
-        detail=f"pooled frozen features [u, v, |u-v|, u*v], C={c} (chosen on val)",
+        detail=f"{features} features [u, v, |u-v|, u*v], C={c} (chosen on val)",
         val=val,
         test=classification_metrics(y_test, model.predict(x_test)),
     )
@@ -80,17 +91,49 @@ def label_ids(labels) -> np.ndarray:
     return np.array([LABEL_TO_ID[label] for label in labels], dtype=np.int64)
 
 
-def run_baselines(features_path: str, labels: dict[str, list[str]], config: BaselineConfig | None = None) -> dict[str, BaselineResult]:
-    """Majority and logistic-regression baselines on a feature folder; labels are held by the caller."""
+def feature_set(name: str, features_path: str, sentences_path: str | None, split: str) -> np.ndarray:
+    """Rows of one split for a named feature set, each part ``[u, v, |u-v|, u*v]``.
+
+    ``joint``: claim and evidence segments of the joint pair encoding
+    (:meth:`~evoformer.features.store.SplitFeatures.pair_pooled`); ``sentences``: separate sentence
+    embeddings (:func:`~evoformer.features.sentences.load_sentence_pairs`); ``joint+sentences``: both.
+    """
+    parts = []
+    if name in ("joint", "joint+sentences"):
+        parts.append(load_split_features(features_path, split).pair_pooled())
+    if name in ("sentences", "joint+sentences"):
+        if sentences_path is None:
+            raise ValueError(f"feature set {name!r} needs sentence embeddings")
+        parts.append(load_sentence_pairs(sentences_path, split))
+    return np.hstack(parts)
+
+
+def run_baselines(
+    features_path: str,
+    labels: dict[str, list[str]],
+    config: BaselineConfig | None = None,
+    sentences_path: str | None = None,
+) -> dict[str, BaselineResult]:
+    """Majority and logistic-regression baselines; labels are held by the caller.
+
+    The logistic regression is fitted on every configured feature set (those needing sentence
+    embeddings only when ``sentences_path`` is given); the one with the best val macro-F1 is kept.
+    """
+    config = config or BaselineConfig()
     y = {name: label_ids(values) for name, values in labels.items()}
-    x = {name: load_split_features(features_path, name).pair_pooled() for name in ("train", "val", "test")}
-    for name in x:
-        if len(x[name]) != len(y[name]):
-            raise ValueError(f"{name}: {len(x[name])} feature rows but {len(y[name])} labels")
-    return {
-        "majority": majority_baseline(y["train"], y["val"], y["test"]),
-        "logreg": logreg_baseline(x["train"], y["train"], x["val"], y["val"], x["test"], y["test"], config),
-    }
+    names = [n for n in config.feature_sets if sentences_path is not None or n == "joint"]
+    if not names:
+        raise ValueError("no feature set to fit: the sentence feature sets need sentence embeddings")
+    best = None
+    for name in names:
+        x = {split: feature_set(name, features_path, sentences_path, split) for split in ("train", "val", "test")}
+        for split in x:
+            if len(x[split]) != len(y[split]):
+                raise ValueError(f"{split}: {len(x[split])} feature rows but {len(y[split])} labels")
+        result = logreg_baseline(x["train"], y["train"], x["val"], y["val"], x["test"], y["test"], config, features=name)
+        if best is None or result.val.macro_f1 > best.val.macro_f1:
+            best = result
+    return {"majority": majority_baseline(y["train"], y["val"], y["test"]), "logreg": best}
 
 
 def baseline_rows(baselines: dict[str, BaselineResult]) -> list[dict[str, object]]:

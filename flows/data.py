@@ -12,7 +12,9 @@ from evoformer.baselines import BaselineConfig
 from evoformer.data import DataSourceConfig, SplitConfig
 from evoformer.features import EncoderConfig
 from evoformer.runs import StorageConfig, open_run, update_summary
-from tasks.data import augment_task, baselines_task, featurize_task, load_pairs_task, publish_data_artifacts, split_task
+from tasks.data import (
+    augment_task, baselines_task, featurize_task, load_pairs_task, publish_data_artifacts, sentences_task, split_task,
+)
 
 
 class PrepareDataParams(BaseModel):
@@ -52,7 +54,8 @@ def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, A
     features_state = featurize_task(splits, params.encoder, params.storage.cache_dir, params.progress, return_state=True)
     features = features_state.result()
     features_path = features["path"]
-    baselines = baselines_task(features_path, splits, params.baselines)
+    sentences = sentences_task(splits, params.encoder, params.storage.cache_dir)
+    baselines = baselines_task(features_path, splits, params.baselines, sentences["path"])
     split_summary = splits.summary()
     publish_data_artifacts(split_summary, baselines)
 
@@ -71,6 +74,8 @@ def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, A
         },
         "features_path": str(Path(features_path).resolve()),
         "features_cached": features_state.name == "Cached" or features["reused"],
+        "sentences_path": str(Path(sentences["path"]).resolve()),
+        "sentences_cached": sentences["reused"],
         "baselines": {
             name: {split: getattr(result, split).model_dump() for split in ("val", "test")} | {"detail": result.detail}
             for name, result in baselines.items()

@@ -15,6 +15,7 @@ from evoformer.baselines import BaselineConfig, BaselineResult, baseline_rows, r
 from evoformer.data import DataSourceConfig, DataSplits, LoadedData, SplitConfig, load_pairs, make_splits
 from evoformer.features import EncoderConfig, featurize_splits
 from evoformer.features.featurize import planned_feature_folder
+from evoformer.features.sentences import embed_sentences
 from evoformer.features.store import MANIFEST
 from evoformer.labels import LABELS
 from evoformer.synthetic.augmented import AugmentedManifest, apply_augmented
@@ -57,9 +58,18 @@ def featurize_task(splits: DataSplits, encoder: EncoderConfig, cache_dir: str, p
     return {"path": str(result.path), "reused": result.reused}
 
 
+@task(name="sentence-embeddings", cache_policy=NO_CACHE)
+def sentences_task(splits: DataSplits, encoder: EncoderConfig, cache_dir: str) -> dict[str, Any]:
+    """Separate claim and evidence embeddings (cached on disk by split fingerprints and encoder);
+    returns the folder's path and whether it was reused."""
+    result = embed_sentences(splits.frames, splits.fingerprints, encoder, cache_dir)
+    return {"path": str(result.path), "reused": result.reused}
+
+
 def _baselines_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
     payload = {
         "features": Path(parameters["features_path"]).name,
+        "sentences": Path(parameters["sentences_path"]).name if parameters.get("sentences_path") else None,
         "fingerprints": parameters["splits"].fingerprints,
         "config": parameters["config"].model_dump(),
     }
@@ -67,10 +77,12 @@ def _baselines_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
 
 
 @task(name="baselines", cache_key_fn=_baselines_cache_key, persist_result=True)
-def baselines_task(features_path: str, splits: DataSplits, config: BaselineConfig) -> dict[str, BaselineResult]:
+def baselines_task(
+    features_path: str, splits: DataSplits, config: BaselineConfig, sentences_path: str | None = None
+) -> dict[str, BaselineResult]:
     """Majority and logistic-regression baselines; labels come from the splits held here."""
     labels = {name: frame["label"].tolist() for name, frame in splits.frames.items()}
-    return run_baselines(features_path, labels, config)
+    return run_baselines(features_path, labels, config, sentences_path)
 
 
 @task(name="publish-data-artifacts", cache_policy=NO_CACHE)

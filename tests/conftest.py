@@ -105,3 +105,11 @@ def candidate_source(body: str) -> str:
 def write_jsonl(path: Path, rows: list[object]) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
     return path
+
+
+@pytest.fixture(scope="session")
+def small_sentences(small_splits, feature_cache_dir: Path):
+    from evoformer.features import EncoderConfig
+    from evoformer.features.sentences import embed_sentences
+
+    return embed_sentences(small_splits.frames, small_splits.fingerprints, EncoderConfig(), feature_cache_dir)

@@ -76,3 +76,23 @@ def test_baselines_on_real_small_features(small_features, small_splits) -> None:
 
 def test_label_ids() -> None:
     assert label_ids(["REFUTES", "SUPPORTS", "NOT_ENOUGH_INFO"]).tolist() == [1, 0, 2]
+
+
+def test_logreg_feature_set_is_chosen_on_val(small_features, small_sentences, small_splits) -> None:
+    from evoformer.baselines import feature_set
+
+    labels = {name: frame["label"].tolist() for name, frame in small_splits.frames.items()}
+    y = {name: label_ids(values) for name, values in labels.items()}
+    config = BaselineConfig(c_grid=[0.01])
+    chosen = run_baselines(str(small_features.path), labels, config, str(small_sentences.path))["logreg"]
+    val = {}
+    for name in ("joint", "sentences", "joint+sentences"):
+        x = {s: feature_set(name, str(small_features.path), str(small_sentences.path), s) for s in ("train", "val", "test")}
+        assert len(x["val"]) == len(labels["val"])
+        val[name] = logreg_baseline(x["train"], y["train"], x["val"], y["val"], x["test"], y["test"], config).val.macro_f1
+    best = max(val, key=val.get)
+    assert chosen.detail.startswith(f"{best} features") and chosen.val.macro_f1 == pytest.approx(val[best])
+    joint_only = run_baselines(str(small_features.path), labels, config)["logreg"]
+    assert joint_only.detail.startswith("joint features") and joint_only.val.macro_f1 == pytest.approx(val["joint"])
+    with pytest.raises(ValueError, match="needs sentence embeddings"):
+        feature_set("sentences", str(small_features.path), None, "val")

@@ -47,7 +47,7 @@ def test_prepare_data_flow(prefect_harness, small_climate_fever: Path, tmp_path:
     run_dir = tmp_path / "runs" / "first"
     assert json.loads((run_dir / "summary.json").read_text()) == json.loads(json.dumps(summary, default=str))
     assert summary["claim_overlap"] == 0
-    assert summary["features_cached"] is False
+    assert summary["features_cached"] is False and summary["sentences_cached"] is False
     assert Path(summary["features_path"]).is_dir()
     for split in ("train", "val", "test"):
         frame = pd.read_parquet(run_dir / "data" / f"{split}.parquet")
@@ -64,7 +64,8 @@ def test_prepare_data_flow(prefect_harness, small_climate_fever: Path, tmp_path:
     assert {(r["baseline"], r["split"]) for r in baseline_table} == {(b, s) for b in ("majority", "logreg") for s in ("val", "test")}
 
     second = prepare_data(_params(small_climate_fever, tmp_path / "runs", cache, "second"), return_state=True).result()
-    assert second["features_cached"] is True
+    assert second["features_cached"] is True and second["sentences_cached"] is True
+    assert second["sentences_path"] == summary["sentences_path"]
     assert second["features_path"] == summary["features_path"]
     assert second["baselines"] == summary["baselines"]
     assert second["fingerprints"] == summary["fingerprints"]

@@ -1,19 +1,29 @@
-"""Sentence embeddings from the frozen encoder (mean pooling, unit length) for cosine similarity.
+"""Sentence embeddings from the frozen encoder (mean pooling, unit length), as sentence-transformers
+uses all-MiniLM-L6-v2: each text is encoded on its own.
 
-Unique texts are encoded once, in length-sorted batches, and cached on disk under a key of
-(encoder content hash, max_length, the texts), so repeated gate runs on the same splits are free.
+- :func:`embed_texts`: embeddings of any texts (cosine similarity for the synthetic-data gates),
+  cached under a key of (encoder content hash, max_length, the texts).
+- :func:`embed_sentences`: one folder per (split fingerprints, encoder, max_length, version) with
+  ``<split>/claim.npy`` and ``<split>/evidence.npy`` (float32, [pairs, dim], split row order) and a
+  manifest written last, built under a temporary name and renamed into place like the token
+  features (the logistic-regression baseline's sentence features).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from pydantic import BaseModel
 
 from evoformer.features.encoder import EncoderConfig, encoder_identity, load_encoder
+from evoformer.features.store import MANIFEST
 
 
 def embedding_key(texts: list[str], config: EncoderConfig) -> str:
@@ -75,3 +85,89 @@ def embed_texts(texts: list[str], config: EncoderConfig | None = None, cache_dir
         tmp.replace(path)
     index = {t: i for i, t in enumerate(unique)}
     return vectors[[index[t] for t in texts]]
+
+
+SENTENCE_VERSION = 1  # bump when the pooling or normalisation changes
+SENTENCE_MAX_LENGTH = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2
+
+
+class SentenceManifest(BaseModel):
+    """Describes a complete sentence-embedding folder."""
+
+    key: str
+    encoder: str
+    encoder_id: str
+    max_length: int
+    version: int
+    dim: int
+    texts: int
+    splits: dict[str, int]
+
+
+@dataclass
+class SentenceResult:
+    """Where the embeddings are, and whether they were reused from the cache."""
+
+    path: Path
+    reused: bool
+
+
+def sentence_key(fingerprints: dict[str, str], encoder_id: str, max_length: int) -> str:
+    """The cache key of a sentence-embedding folder."""
+    payload = {"splits": fingerprints, "encoder": encoder_id, "max_length": max_length, "version": SENTENCE_VERSION}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def sentence_folder(cache_dir: str | Path, fingerprints: dict[str, str], config: EncoderConfig) -> Path:
+    """The folder :func:`embed_sentences` uses for these splits and this encoder."""
+    key = sentence_key(fingerprints, encoder_identity(config.encoder), SENTENCE_MAX_LENGTH)
+    slug = Path(config.encoder).name.replace(" ", "_")[:40]
+    return Path(cache_dir) / "sentences" / f"{slug}-v{SENTENCE_VERSION}-{key}"
+
+
+def embed_sentences(
+    splits: dict[str, pd.DataFrame], fingerprints: dict[str, str], config: EncoderConfig, cache_dir: str | Path
+) -> SentenceResult:
+    """Return the sentence-embedding folder for ``splits``, computing it only when no complete one exists."""
+    folder = sentence_folder(cache_dir, fingerprints, config)
+    if (folder / MANIFEST).is_file():
+        return SentenceResult(path=folder, reused=True)
+    texts = sorted({text for frame in splits.values() for column in ("claim", "evidence") for text in frame[column]})
+    vectors = embed_texts(texts, config.model_copy(update={"max_length": SENTENCE_MAX_LENGTH}))
+    row = {text: i for i, text in enumerate(texts)}
+    tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=True)
+    try:
+        for name, frame in splits.items():
+            (tmp / name).mkdir()
+            for column in ("claim", "evidence"):
+                np.save(tmp / name / f"{column}.npy", vectors[[row[text] for text in frame[column]]])
+        manifest = SentenceManifest(
+            key=folder.name.rsplit("-", 1)[-1],  # the sentence_key part of the folder name
+            encoder=config.encoder,
+            encoder_id=encoder_identity(config.encoder),
+            max_length=SENTENCE_MAX_LENGTH,
+            version=SENTENCE_VERSION,
+            dim=int(vectors.shape[1]),
+            texts=len(texts),
+            splits={name: len(frame) for name, frame in splits.items()},
+        )
+        (tmp / MANIFEST).write_text(json.dumps(manifest.model_dump(), indent=2))
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not (folder / MANIFEST).is_file():  # not a concurrent writer that finished first
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            return SentenceResult(path=folder, reused=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return SentenceResult(path=folder, reused=False)
+
+
+def load_sentence_pairs(folder: str | Path, split: str) -> np.ndarray:
+    """``[u, v, |u-v|, u*v]`` of the claim embedding u and evidence embedding v, float32 [pairs, 4*dim]."""
+    u = np.load(Path(folder) / split / "claim.npy")
+    v = np.load(Path(folder) / split / "evidence.npy")
+    return np.hstack([u, v, np.abs(u - v), u * v])
