@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from evoformer.features.encoder import EncoderConfig, encoder_identity, load_encoder
+from evoformer.files import build_folder_atomic
 from evoformer.features.store import MANIFEST, FeatureManifest, SplitManifest, load_manifest, write_manifest
 
 
@@ -63,16 +62,16 @@ def featurize_splits(
 
     started = time.perf_counter()
     tokenizer, model = load_encoder(config.encoder)
-    tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
-    try:
+    manifests: list[FeatureManifest] = []
+
+    def build(tmp: Path) -> None:
         split_manifests = {}
         for name, frame in splits.items():
             split_manifests[name] = _encode_split(
                 frame, tokenizer, model, config, tmp / name, desc=f"featurize {name}", progress=progress
             )
             split_manifests[name].fingerprint = fingerprints[name]
-        manifest = FeatureManifest(
+        manifests.append(FeatureManifest(
             key=key,
             encoder=config.encoder,
             encoder_id=encoder_id,
@@ -80,18 +79,12 @@ def featurize_splits(
             dim=int(model.config.hidden_size),
             splits=split_manifests,
             seconds=round(time.perf_counter() - started, 3),
-        )
-        write_manifest(tmp, manifest)
-        try:
-            tmp.rename(folder)
-        except OSError:
-            if not (folder / MANIFEST).is_file():  # not a concurrent writer that finished first
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-            return FeaturizeResult(path=folder, reused=True, manifest=load_manifest(folder))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        ))
+        write_manifest(tmp, manifests[0])
+
+    if not build_folder_atomic(folder, build, MANIFEST):
+        return FeaturizeResult(path=folder, reused=True, manifest=load_manifest(folder))
+    manifest = manifests[0]
     return FeaturizeResult(path=folder, reused=False, manifest=manifest)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from pydantic import BaseModel
 
 from evoformer.features.encoder import EncoderConfig, encoder_identity, load_encoder
 from evoformer.features.store import MANIFEST
+from evoformer.files import build_folder_atomic
 
 
 def embedding_key(texts: list[str], config: EncoderConfig) -> str:
@@ -135,9 +135,8 @@ def embed_sentences(
     texts = sorted({text for frame in splits.values() for column in ("claim", "evidence") for text in frame[column]})
     vectors = embed_texts(texts, config.model_copy(update={"max_length": SENTENCE_MAX_LENGTH}))
     row = {text: i for i, text in enumerate(texts)}
-    tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
-    try:
+
+    def build(tmp: Path) -> None:
         for name, frame in splits.items():
             (tmp / name).mkdir()
             for column in ("claim", "evidence"):
@@ -153,17 +152,9 @@ def embed_sentences(
             splits={name: len(frame) for name, frame in splits.items()},
         )
         (tmp / MANIFEST).write_text(json.dumps(manifest.model_dump(), indent=2))
-        try:
-            tmp.rename(folder)
-        except OSError:
-            if not (folder / MANIFEST).is_file():  # not a concurrent writer that finished first
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-            return SentenceResult(path=folder, reused=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return SentenceResult(path=folder, reused=False)
+
+    published = build_folder_atomic(folder, build, MANIFEST)
+    return SentenceResult(path=folder, reused=not published)
 
 
 def load_sentence_pairs(folder: str | Path, split: str) -> np.ndarray:
