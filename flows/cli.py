@@ -109,6 +109,11 @@ def _run_compress(args: argparse.Namespace) -> dict[str, Any]:
     return summary | {"status": "failed" if failed else "ok"}
 
 
+def baseline_lines(baselines: dict[str, dict[str, float]]) -> list[str]:
+    """The baselines (majority class first) next to any quality figure."""
+    return [f"baseline {name:<10} val {scores['val']:.4f}  test {scores['test']:.4f}  (macro-F1)" for name, scores in baselines.items()]
+
+
 def format_compress_summary(summary: dict[str, Any]) -> str:
     """The comparison table of every compressed candidate (ratios against its fp32 model)."""
     import pandas as pd
@@ -123,6 +128,7 @@ def format_compress_summary(summary: dict[str, Any]) -> str:
             lines.append("size_x = fp32 bytes / variant bytes; speedup = fp32 ms / variant ms (same run, "
                          f"{entry['environment'].get('threads', '?')} thread); * = fastest at batch 1 within the val macro-F1 budget"
                          + ("" if entry["best"] else " (none within it)"))
+    lines += baseline_lines(summary["baselines"])
     return "\n".join(lines)
 
 
@@ -365,8 +371,7 @@ def format_evolve_summary(summary: dict[str, Any]) -> str:
     lines += ["", "final Pareto front (val macro-F1 against params):"]
     for entry in summary["front"]:
         lines.append(f"  {entry['id']:<22} {entry['params']:>9,} {entry['val_macro_f1']:>13.4f} {entry['test_macro_f1']:>14.4f}")
-    for name, scores in summary["baselines"].items():
-        lines.append(f"baseline {name:<10} val {scores['val']:.4f}  test {scores['test']:.4f}  (macro-F1)")
+    lines += baseline_lines(summary["baselines"])
     llm = summary["llm"]
     if summary["operator"] == "llm":
         lines.append(f"LLM: {llm['requests']} requests, {llm['retries']} retries, {llm['cache_hits']} cached, "

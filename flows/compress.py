@@ -77,7 +77,9 @@ def compress(params: CompressParams) -> dict[str, Any]:
     """Compress the chosen candidates; results under ``runs/<run-id>/compression/<candidate>/``."""
     logger = get_run_logger()
     run_dir = run_folder(params.storage, params.run_id)
-    features_path = json.loads((run_dir / SUMMARY).read_text()).get("features_path")
+    run_summary = json.loads((run_dir / SUMMARY).read_text())
+    features_path = run_summary.get("features_path")
+    baselines = {name: {split: b[split]["macro_f1"] for split in ("val", "test")} for name, b in run_summary.get("baselines", {}).items()}
     if not features_path or not Path(features_path).is_dir():
         raise CompressionError(f"the features of run {params.run_id} are gone ({features_path}); run `evoformer data` again")
     labels = split_labels(run_dir)
@@ -93,10 +95,10 @@ def compress(params: CompressParams) -> dict[str, Any]:
             report = state.result()
         except TransientCompressionFailure as exc:
             report = exc.report
-        publish_compression(report)
+        publish_compression(report, baselines)
         logger.info("%s: %s %s; best %s", candidate.id, report.status, report.reason, report.best)
         reports.append(report_summary(report))
-    summary = {"run_id": run_dir.name, "run_dir": str(run_dir.resolve()), "candidates": reports}
+    summary = {"run_id": run_dir.name, "run_dir": str(run_dir.resolve()), "candidates": reports, "baselines": baselines}
     update_summary(run_dir, {"compress": summary})
     return summary
 

@@ -65,12 +65,14 @@ def compress_candidate_task(
 
 
 @task(name="publish-compression", cache_policy=NO_CACHE)
-def publish_compression(report: CompressionReport) -> None:
-    """One table artifact per candidate: every variant with quality, size, latency and ratios."""
+def publish_compression(report: CompressionReport, baselines: dict[str, dict[str, float]]) -> None:
+    """One table artifact per candidate: every variant with quality, size, latency and ratios,
+    and the run's baselines (majority class) for scale."""
     key = "compress-" + "".join(c if c.isalnum() else "-" for c in report.candidate.lower())
     best = f" Best within the val macro-F1 budget: {report.best}." if report.best else " No variant stayed within the val macro-F1 budget."
     create_table_artifact(
         key=key, table=table_rows(report),
         description=(f"Compression of {report.candidate}: speed-ups and size ratios against the fp32 model measured in "
-                     f"the same run (size_x = fp32 bytes / variant bytes).{best} Status: {report.status} {report.reason}"),
+                     f"the same run (size_x = fp32 bytes / variant bytes).{best} Status: {report.status} {report.reason}. "
+                     + " ".join(f"Baseline {name}: val {b['val']:.4f}, test {b['test']:.4f} macro-F1." for name, b in baselines.items())),
     )

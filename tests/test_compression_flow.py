@@ -27,6 +27,7 @@ JSON_FIELDS = {"name", "test_macro_f1", "params_nonzero", "size_bytes", "latency
 @pytest.fixture(scope="module")
 def trained_run(small_features, small_splits, tmp_path_factory) -> tuple[Path, Path]:
     """A run folder as evolve leaves it, with one trained transformer candidate."""
+    from evoformer.baselines import majority_baseline
     from evoformer.candidates.evaluate import evaluate_candidate
     from evoformer.candidates.program import CandidateProgram
     from evoformer.seeds import SEED_DIR
@@ -37,9 +38,12 @@ def trained_run(small_features, small_splits, tmp_path_factory) -> tuple[Path, P
     (run_dir / "data").mkdir(parents=True)
     for name, frame in small_splits.frames.items():
         frame.to_parquet(run_dir / "data" / f"{name}.parquet", index=False)
-    update_summary(run_dir, {"run_id": "run-c", "features_path": str(small_features.path)})
+    labels = split_labels(run_dir)
+    majority = majority_baseline(labels["train"], labels["val"], labels["test"])
+    update_summary(run_dir, {"run_id": "run-c", "features_path": str(small_features.path),
+                             "baselines": {"majority": {"val": majority.val.model_dump(), "test": majority.test.model_dump()}}})
     result = evaluate_candidate(
-        CandidateProgram.from_file(SEED_DIR / "transformer_small.py"), small_features.path, split_labels(run_dir),
+        CandidateProgram.from_file(SEED_DIR / "transformer_small.py"), small_features.path, labels,
         run_dir / "candidates" / CANDIDATE, TrainConfig(max_epochs=1, max_train_pairs=128, latency_repeats=3),
     )
     assert result.status == "ok", result.reason
@@ -102,6 +106,8 @@ def test_cli_compress_top_k_json_and_errors(prefect_harness, trained_run) -> Non
     with contextlib.redirect_stdout(out):
         assert main(args) == 0
     assert "int8-onnxruntime" in out.getvalue() and "size_x" in out.getvalue()
+    majority = json.loads((trained_run[1] / "summary.json").read_text())["baselines"]["majority"]["test"]["macro_f1"]
+    assert "baseline majority   val" in out.getvalue() and f"test {majority:.4f}" in out.getvalue()  # quality beside the majority class
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
