@@ -12,6 +12,14 @@ Quantizer = Literal["torch_ao", "torchao", "onnxruntime"]
 QUANTIZER_LABELS: dict[str, str] = {"torch_ao": "int8-torch.ao", "torchao": "int8-torchao", "onnxruntime": "int8-onnxruntime"}
 
 
+def unstructured_variant(sparsity: float) -> str:
+    return f"unstructured-{sparsity:.0%}"
+
+
+def structured_variant(ratio: float) -> str:
+    return f"structured-{ratio:.0%}"
+
+
 def default_finetune() -> TrainConfig:
     """Short fine-tuning after pruning: a few epochs at a lower learning rate, best epoch on val."""
     return TrainConfig(max_epochs=3, time_budget_s=90.0, learning_rate=3e-4, patience=1)
@@ -42,3 +50,7 @@ class CompressConfig(BaseModel):
     latency_repeats: int = Field(default=50, ge=3, description="Timed runs per batch size (median after warm-up).")
     threads: int = Field(default=1, ge=1, description="Fixed torch / ONNX Runtime threads for every latency measurement.")
     max_f1_drop: float = Field(default=0.01, ge=0, description="Largest val macro-F1 drop a variant may have to be 'best'.")
+
+    def finetuned_variants(self) -> set[str]:
+        """Names of the variants that are fine-tuned (the only ones that may report epochs)."""
+        return {unstructured_variant(s) for s in self.sparsities} | {structured_variant(r) for r in self.structured_ratios}

@@ -76,7 +76,7 @@ class VariantStoppers:
 
     def __init__(self, y_val: np.ndarray, config: CompressConfig) -> None:
         self.y_val, self.config = y_val, config
-        self.allowed = {f"unstructured-{s:.0%}" for s in config.sparsities} | {f"structured-{r:.0%}" for r in config.structured_ratios}
+        self.allowed = config.finetuned_variants()
         self.stoppers: dict[str, EarlyStopping] = {}
 
     def __call__(self, message: dict) -> dict:

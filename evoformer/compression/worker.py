@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import shutil
 import sys
 import tempfile
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from evoformer.candidates.job import PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE
-from evoformer.compression.config import QUANTIZER_LABELS, CompressConfig
+from evoformer.compression.config import QUANTIZER_LABELS, CompressConfig, structured_variant, unstructured_variant
 from evoformer.compression.job import REFERENCE, VARIANTS_DIR, CompressJob, CompressWorkerResult, VariantOutput
 from evoformer.features.store import load_split_features
 from evoformer.sandbox import audit
@@ -55,6 +56,7 @@ class VariantMaker:
         self.folder, self.job, self.config = folder, job, job.config
         self.data, self.y_train, self.channel = data, y_train, channel
         self.variants: list[VariantOutput] = []
+        self.exports: dict[str, Path] = {}
         (folder / VARIANTS_DIR).mkdir(exist_ok=True)
         self.example = tensors(data["val"], np.arange(min(2, len(data["val"]))))
 
@@ -99,7 +101,7 @@ class VariantMaker:
             started = time.perf_counter()
             with self.attempt(name, quantizer):
                 if quantizer == "onnxruntime":
-                    self.onnx(model, name, quantize=True, started=started)
+                    self.onnx(model, base, name, quantize=True, started=started)
                     continue
                 import torch
 
@@ -113,13 +115,23 @@ class VariantMaker:
                 torch.save(quantized.state_dict(), file)
                 self.record(name, quantizer, forward, file, counts, started=started)
 
-    def onnx(self, model, name: str, quantize: bool, started: float) -> None:
+    def exported(self, model, base: str) -> Path:
+        """The ONNX export of the ``base`` model, made once and shared by its fp32 and int8 variants."""
         from evoformer.compression import onnx_runtime
 
-        fp32 = onnx_runtime.export_onnx(model, self.example, self.path(name + "-export", ".onnx"))
-        file = onnx_runtime.quantize_onnx(fp32, self.path(name, ".onnx"), self.config.onnx_int8_ops) if quantize else fp32.rename(self.path(name, ".onnx"))
+        if base not in self.exports:
+            scratch = self.folder / "tmp" / self.path(base, ".onnx").name
+            self.exports[base] = onnx_runtime.export_onnx(model, self.example, scratch)
+        return self.exports[base]
+
+    def onnx(self, model, base: str, name: str, quantize: bool, started: float) -> None:
+        from evoformer.compression import onnx_runtime
+
+        fp32, file = self.exported(model, base), self.path(name, ".onnx")
         if quantize:
-            fp32.unlink()
+            onnx_runtime.quantize_onnx(fp32, file, self.config.onnx_int8_ops)
+        else:
+            shutil.copyfile(fp32, file)
         session = onnx_runtime.OnnxModel(file, self.config.threads)
         self.record(name, "onnxruntime" if quantize else "onnxruntime-fp32", session, file,
                     onnx_runtime.onnx_counts(file), started=started)
@@ -170,10 +182,10 @@ def run(folder: Path, job: CompressJob) -> CompressWorkerResult:
     maker.quantized(model, REFERENCE, reference_counts)
     if config.onnx_fp32:
         with maker.attempt("onnx-fp32", "onnxruntime-fp32"):
-            maker.onnx(model, "onnx-fp32", quantize=False, started=time.perf_counter())
+            maker.onnx(model, REFERENCE, "onnx-fp32", quantize=False, started=time.perf_counter())
 
     for sparsity in config.sparsities:
-        name, started = f"unstructured-{sparsity:.0%}", time.perf_counter()
+        name, started = unstructured_variant(sparsity), time.perf_counter()
         with maker.attempt(name, "global-magnitude"):
             pruned = copy.deepcopy(model)
             weights = techniques.global_magnitude_prune(pruned, sparsity)
@@ -184,7 +196,7 @@ def run(folder: Path, job: CompressJob) -> CompressWorkerResult:
             maker.record(name, "global-magnitude", pruned, file, techniques.parameter_counts(pruned), epochs, started)
 
     for ratio in config.structured_ratios:
-        name, started = f"structured-{ratio:.0%}", time.perf_counter()
+        name, started = structured_variant(ratio), time.perf_counter()
         with maker.attempt(name, "structured"):
             pruned = techniques.structured_prune(model, maker.example, ratio, job.num_classes)
             probe(pruned, data["train"], job.num_classes)
