@@ -130,14 +130,18 @@ def candidate_table(run: str, candidate: str, runs_dir: str) -> None:
     from evoformer.compression.evaluate import compress_candidate, table_rows
     from flows.train import split_labels
 
+    from flows.cli import baseline_lines
+
     run_dir = Path(runs_dir) / run
-    features = json.loads((run_dir / "summary.json").read_text())["features_path"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    features = summary["features_path"]
     config = CompressConfig(quantizers=["torch_ao", "torchao", "onnxruntime"])
     report = compress_candidate(run_dir / "candidates" / candidate, features, split_labels(run_dir),
                                 run_dir / "compression" / f"{candidate}-benchmark", config)
     print(f"{candidate}: {report.status} {report.reason} (best within the val budget: {report.best}; {report.wall_seconds:.0f} s)")
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(pd.DataFrame(table_rows(report)).to_string(index=False, na_rep="-"))
+    print("\n".join(baseline_lines({n: {s: b[s]["macro_f1"] for s in ("val", "test")} for n, b in summary["baselines"].items()})))
 
 
 def main() -> None:
