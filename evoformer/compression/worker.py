@@ -31,21 +31,26 @@ def main(folder: Path) -> int:
     return run_job(folder, CompressJob, run, CompressWorkerResult)
 
 
-def _import_libraries() -> dict[str, str]:
-    """Import the compression libraries before the audit hook is on; report their versions."""
+def _import_libraries(config: CompressConfig) -> dict[str, str]:
+    """Import the libraries this configuration uses before the audit hook is on (they read and
+    cache files as they load); report their versions. A missing one fails only its variants."""
+    import importlib
+
     import torch
 
+    modules = ["onnx", "onnxruntime", "onnxscript", "onnxruntime.quantization", "torch.onnx._internal.exporter._core"]
+    wanted = (["torch_pruning"] if config.structured_ratios else []) + (["torchao", "torchao.quantization"] if "torchao" in config.quantizers else [])
+    if "onnxruntime" in config.quantizers or config.onnx_fp32:
+        wanted += modules
     versions = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-    for name in ("torch_pruning", "onnx", "onnxruntime", "onnxscript", "torchao"):
+    for name in wanted:
         try:
-            module = __import__(name)
-            versions[name] = getattr(module, "__version__", "?")
-        except Exception as exc:  # noqa: BLE001 - a missing library makes its variants not applicable
+            module = importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001
             versions[name] = f"unavailable: {type(exc).__name__}"
-    with contextlib.suppress(Exception):
-        import onnxruntime.quantization  # noqa: F401
-        import torch.onnx._internal.exporter._core  # noqa: F401
-        from torchao.quantization import quantize_  # noqa: F401
+            continue
+        if "." not in name:
+            versions[name] = getattr(module, "__version__", "?")
     return versions
 
 
@@ -159,7 +164,7 @@ def run(folder: Path, job: CompressJob) -> CompressWorkerResult:
     tmp = folder / "tmp"
     tmp.mkdir(exist_ok=True)
     tempfile.tempdir = str(tmp)  # exporters and quantizers write scratch files: keep them inside the folder
-    environment = _import_libraries() | {"threads": str(config.threads)}
+    environment = _import_libraries(config) | {"threads": str(config.threads)}
     from evoformer.compression import techniques
 
     channel = Channel()
