@@ -182,12 +182,27 @@ def _add_evolve_parser(sub: Any) -> None:
     evolve.add_argument("--seed-folder", help="folder of seed programs (*.py); default: the built-in library")
     evolve.add_argument("--prelude", help="static helper code prepended to every program")
     evolve.add_argument("--max-parallel", type=int, default=defaults.max_parallel, help="trainings at once")
+    _add_runner_args(evolve)
     evolve.add_argument("--compress-front", choices=["off", "subflow", "deployment"], default=defaults.compress.mode,
                         help="compress the final Pareto front: here (subflow) or via the compress deployment")
     _add_train_args(evolve, defaults.train, defaults.limits)
     _add_data_args(evolve)
     _add_storage_args(evolve)
     evolve.set_defaults(handler=_run_evolve, formatter=format_evolve_summary)
+
+
+def _add_runner_args(parser: argparse.ArgumentParser) -> None:
+    """The task runner of candidate training."""
+    parser.add_argument("--runner", choices=["thread", "process", "dask", "ray"], default="thread",
+                        help="Prefect task runner for candidate training")
+    parser.add_argument("--runner-address", help="dask scheduler (tcp://host:8786) or ray address; empty: a local cluster")
+    parser.add_argument("--local-workers", type=int, help="workers of a local Dask cluster / process pool (default: --max-parallel)")
+
+
+def _runner_config(args: argparse.Namespace):
+    from flows.runners import RunnerConfig
+
+    return RunnerConfig(kind=args.runner, address=args.runner_address, local_workers=args.local_workers)
 
 
 def _add_llm_args(parser: argparse.ArgumentParser, llm: Any) -> None:
@@ -348,7 +363,7 @@ def _run_evolve(args: argparse.Namespace) -> dict[str, Any]:
         selection=SelectionConfig(fitness=args.fitness, error_threshold=args.error_threshold, top_p=args.top_p,
                                   parents_k=args.k, crossover_rate=args.crossover_rate),
         seed_folder=args.seed_folder, prelude_path=args.prelude, data=prepare_data_params(args),
-        train=_train_config(args), limits=_limits(args), max_parallel=args.max_parallel,
+        train=_train_config(args), limits=_limits(args), max_parallel=args.max_parallel, runner=_runner_config(args),
         compress=CompressTrigger(mode=args.compress_front),
     )
     return evolve(params)

@@ -8,7 +8,6 @@ training is reusable, so re-running with the same ``run_id`` resumes a killed ru
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import json
 import shutil
@@ -39,6 +38,7 @@ from evoformer.sandbox.limits import SandboxLimits
 from evoformer.seeds import seed_files
 from flows.compress import CompressTrigger, trigger_compression
 from flows.data import PrepareDataParams, prepare_data
+from flows.runners import RunnerConfig, make_task_runner
 from flows.train import result_of, split_labels
 from tasks.candidates import train_candidate
 from tasks.evolution import propose_child, publish_generation, report_progress, start_progress
@@ -63,6 +63,7 @@ class EvolveParams(BaseModel):
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
     static: StaticCheckConfig = Field(default_factory=StaticCheckConfig)
     max_parallel: int = Field(default=1, ge=1, description="Trainings at once (each uses limits.threads cores).")
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Task runner of candidate training (thread, process, dask, ray).")
     compress: CompressTrigger = Field(default_factory=CompressTrigger,
                                       description="Compress the final Pareto front when the run ends (off by default).")
 
@@ -124,7 +125,8 @@ def _record(individual: Individual, result: CandidateResult, wall_seconds: float
 
 
 def train_all(jobs: list[_Job], ctx: dict[str, Any], max_parallel: int) -> list[Individual]:
-    """Train every job, at most ``max_parallel`` at once; finished trainings of a killed run are reused."""
+    """Train every job on the configured task runner, at most ``max_parallel`` at once; finished
+    trainings of a killed run are reused."""
     logger = get_run_logger()
     done: dict[str, Individual] = {}
     pending: list[tuple[_Job, Path, str, bool]] = []
@@ -137,17 +139,20 @@ def train_all(jobs: list[_Job], ctx: dict[str, Any], max_parallel: int) -> list[
             done[job.individual.id] = _record(job.individual, previous)
         else:
             pending.append((job, folder, key, False))
-    running: dict[Any, tuple[_Job, Path, str, Any, float]] = {}
-    while pending or running:
-        while pending and len(running) < max_parallel:
-            job, folder, key, refresh = pending.pop(0)
-            task = train_candidate.with_options(refresh_cache=True) if refresh else train_candidate
-            future = task.submit(job.program, ctx["features_path"], ctx["labels"], str(folder), ctx["train"], ctx["limits"])
-            running[future.wrapped_future] = (job, folder, key, future, time.perf_counter())
-        finished, _ = concurrent.futures.wait(list(running), return_when=concurrent.futures.FIRST_COMPLETED)
-        for inner in finished:
-            job, folder, key, future, started = running.pop(inner)
-            future.wait()  # sets the final state from the finished thread, not a stale API read
+    if not pending:
+        return [done[job.individual.id] for job in jobs]
+    running: dict[Any, tuple[_Job, Path, str, float]] = {}
+    with make_task_runner(ctx["runner"], max_parallel) as runner:
+        while pending or running:
+            while pending and len(running) < max_parallel:
+                job, folder, key, refresh = pending.pop(0)
+                task = train_candidate.with_options(refresh_cache=True) if refresh else train_candidate
+                parameters = {"program": job.program, "features_path": ctx["features_path"], "labels": ctx["labels"],
+                              "folder": str(folder), "train": ctx["train"], "limits": ctx["limits"]}
+                running[runner.submit(task, parameters)] = (job, folder, key, time.perf_counter())
+            future = next(as_completed(list(running)))
+            job, folder, key, started = running.pop(future)
+            future.wait()  # sets the final state from the finished worker, not a stale API read
             try:
                 result = result_of(future.state)
             except Exception as exc:  # noqa: BLE001 - an infrastructure failure after retries
@@ -323,7 +328,7 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
         logger.info("resuming %s after generation %d", data["run_id"], state.completed_generation)
     client, ledger = _llm_client(kind, params, run_dir)
     ctx = {"run_dir": run_dir, "features_path": data["features_path"], "labels": split_labels(run_dir),
-           "train": params.train, "limits": params.limits}
+           "train": params.train, "limits": params.limits, "runner": params.runner}
     majority = data["baselines"].get("majority", {}).get("val", {}).get("macro_f1")
     progress = start_progress(params.generations)
     report_progress(progress, max(state.completed_generation, 0), params.generations)
