@@ -2,7 +2,8 @@
 
 Two ways to run it:
 - ``python -m deployments.evolve`` serves it, with the ``compress`` deployment that its
-  ``compress.mode=deployment`` hands the final front to, from this process (no work pool needed);
+  ``compress.mode=deployment`` hands the final front to and the ``pipeline`` deployment, from this
+  process (no work pool needed);
 - ``prefect deploy --all`` (with ``prefect.yaml`` at the project root) registers it on the
   ``evoformer-process`` work pool, for ``prefect worker start --pool evoformer-process``.
 """
@@ -38,5 +39,6 @@ if __name__ == "__main__":
     from prefect import serve
 
     from deployments.compress import compress_deployment
+    from deployments.pipeline import pipeline_deployment
 
-    serve(evolve_deployment(), compress_deployment())
+    serve(evolve_deployment(), compress_deployment(), pipeline_deployment())

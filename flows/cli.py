@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_run_train, formatter=format_train_summary)
 
     _add_evolve_parser(sub)
+    _add_pipeline_parser(sub)
     _add_compress_parser(sub)
     _add_synth_parser(sub)
     return parser
@@ -72,14 +73,8 @@ def _add_compress_parser(sub: Any) -> None:
     which = compress.add_mutually_exclusive_group()
     which.add_argument("--candidate", action="append", default=[], help="candidate id (repeatable), e.g. g03-c05")
     which.add_argument("--top", type=int, default=1, help="the K best candidates by val macro-F1 (default 1)")
-    compress.add_argument("--sparsities", type=float, nargs="*", default=config.sparsities, help="unstructured pruning levels")
-    compress.add_argument("--structured-ratios", type=float, nargs="*", default=config.structured_ratios,
-                          help="share of channels / neurons removed by structured pruning")
-    compress.add_argument("--quantizers", nargs="*", choices=["torch_ao", "torchao", "onnxruntime"], default=config.quantizers)
-    compress.add_argument("--finetune-epochs", type=int, default=config.finetune.max_epochs)
-    compress.add_argument("--finetune-budget", type=float, default=config.finetune.time_budget_s, help="seconds per fine-tuning")
+    _add_compress_config_args(compress)
     compress.add_argument("--max-train-pairs", type=int, help="fine-tune on a subsample of train (smoke runs)")
-    compress.add_argument("--latency-repeats", type=int, default=config.latency_repeats)
     compress.add_argument("--threads", type=int, default=config.threads, help="fixed threads for every latency figure")
     compress.add_argument("--timeout", type=float, default=limits.timeout_s, help="hard wall-clock limit of the sandbox (s)")
     compress.add_argument("--memory-mb", type=int, default=limits.memory_mb)
@@ -88,19 +83,41 @@ def _add_compress_parser(sub: Any) -> None:
     compress.set_defaults(handler=_run_compress, formatter=format_compress_summary)
 
 
-def _run_compress(args: argparse.Namespace) -> dict[str, Any]:
+def _add_compress_config_args(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """Pruning, quantization and fine-tuning options (``prefix`` 'compress-' inside ``pipeline``)."""
     from evoformer.compression.config import CompressConfig
+
+    config = CompressConfig()
+    parser.add_argument(f"--{prefix}sparsities", type=float, nargs="*", default=config.sparsities, help="unstructured pruning levels")
+    parser.add_argument(f"--{prefix}structured-ratios", type=float, nargs="*", default=config.structured_ratios,
+                        help="share of channels / neurons removed by structured pruning")
+    parser.add_argument(f"--{prefix}quantizers", nargs="*", choices=["torch_ao", "torchao", "onnxruntime"], default=config.quantizers)
+    parser.add_argument(f"--{prefix}finetune-epochs", type=int, default=config.finetune.max_epochs)
+    parser.add_argument(f"--{prefix}finetune-budget", type=float, default=config.finetune.time_budget_s, help="seconds per fine-tuning")
+    parser.add_argument(f"--{prefix}latency-repeats", type=int, default=config.latency_repeats)
+
+
+def _compress_config(args: argparse.Namespace, prefix: str = "", **overrides: Any):
+    from evoformer.compression.config import CompressConfig
+
+    option = {name: getattr(args, prefix.replace("-", "_") + name) for name in
+              ("sparsities", "structured_ratios", "quantizers", "finetune_epochs", "finetune_budget", "latency_repeats")}
+    defaults = CompressConfig()
+    finetune = defaults.finetune.model_copy(update={
+        "max_epochs": option["finetune_epochs"], "time_budget_s": option["finetune_budget"],
+        "max_train_pairs": overrides.pop("max_train_pairs", None),
+    })
+    return CompressConfig(sparsities=option["sparsities"], structured_ratios=option["structured_ratios"], quantizers=option["quantizers"],
+                          finetune=finetune, latency_repeats=option["latency_repeats"], **overrides)
+
+
+def _run_compress(args: argparse.Namespace) -> dict[str, Any]:
     from evoformer.runs import StorageConfig
     from flows.compress import CompressParams, compress
 
-    defaults = CompressConfig()
-    finetune = defaults.finetune.model_copy(update={
-        "max_epochs": args.finetune_epochs, "time_budget_s": args.finetune_budget, "max_train_pairs": args.max_train_pairs,
-    })
     params = CompressParams(
         run_id=args.run, candidates=args.candidate, top_k=args.top,
-        config=CompressConfig(sparsities=args.sparsities, structured_ratios=args.structured_ratios, quantizers=args.quantizers,
-                              finetune=finetune, latency_repeats=args.latency_repeats, threads=args.threads),
+        config=_compress_config(args, max_train_pairs=args.max_train_pairs, threads=args.threads),
         limits=SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb, threads=args.threads),
         storage=StorageConfig(**({"runs_dir": args.runs_dir} if args.runs_dir else {})),
     )
@@ -163,9 +180,29 @@ def _limits(args: argparse.Namespace) -> SandboxLimits:
 def _add_evolve_parser(sub: Any) -> None:
     from flows.evolve import EvolveParams
 
+    evolve = sub.add_parser("evolve", help="evolve candidate programs from the seeds (flow evolve)")
+    _add_evolve_args(evolve)
+    evolve.add_argument("--compress-front", choices=["off", "subflow", "deployment"], default=EvolveParams().compress.mode,
+                        help="compress the final Pareto front: here (subflow) or via the compress deployment")
+    evolve.set_defaults(handler=_run_evolve, formatter=format_evolve_summary)
+
+
+def _add_pipeline_parser(sub: Any) -> None:
+    pipeline = sub.add_parser("pipeline", help="data, optional synthesis, evolve, compress the top K, report.html (flow pipeline)")
+    _add_evolve_args(pipeline)
+    pipeline.add_argument("--synthesize", action="store_true",
+                          help="run `synth` on the shared synthetic-seed files first and evolve on the augmented train set")
+    pipeline.add_argument("--compress-top", type=int, default=1, help="compress the K best candidates (0: skip)")
+    _add_compress_config_args(pipeline, prefix="compress-")
+    pipeline.set_defaults(handler=_run_pipeline, formatter=format_pipeline_summary)
+
+
+def _add_evolve_args(evolve: argparse.ArgumentParser) -> None:
+    """Options of ``evolve`` (also those of ``pipeline``); defaults come from EvolveParams."""
+    from flows.evolve import EvolveParams
+
     defaults = EvolveParams()
     op, sel, llm = defaults.operator, defaults.selection, defaults.operator.llm
-    evolve = sub.add_parser("evolve", help="evolve candidate programs from the seeds (flow evolve)")
     evolve.add_argument("--generations", type=int, default=defaults.generations)
     evolve.add_argument("--children", type=int, default=defaults.children, help="children per generation")
     evolve.add_argument("--seed", type=int, default=defaults.seed, help="seed of parent draws and operator choices")
@@ -183,12 +220,9 @@ def _add_evolve_parser(sub: Any) -> None:
     evolve.add_argument("--prelude", help="static helper code prepended to every program")
     evolve.add_argument("--max-parallel", type=int, default=defaults.max_parallel, help="trainings at once")
     _add_runner_args(evolve)
-    evolve.add_argument("--compress-front", choices=["off", "subflow", "deployment"], default=defaults.compress.mode,
-                        help="compress the final Pareto front: here (subflow) or via the compress deployment")
     _add_train_args(evolve, defaults.train, defaults.limits)
     _add_data_args(evolve)
     _add_storage_args(evolve)
-    evolve.set_defaults(handler=_run_evolve, formatter=format_evolve_summary)
 
 
 def _add_runner_args(parser: argparse.ArgumentParser) -> None:
@@ -348,13 +382,13 @@ def _run_train(args: argparse.Namespace) -> dict[str, Any]:
     return train_program(params)
 
 
-def _run_evolve(args: argparse.Namespace) -> dict[str, Any]:
+def _evolve_params(args: argparse.Namespace):
     from evoformer.evolution.operators import OperatorConfig
     from evoformer.evolution.population import SelectionConfig
     from flows.compress import CompressTrigger
-    from flows.evolve import EvolveParams, evolve
+    from flows.evolve import EvolveParams
 
-    params = EvolveParams(
+    return EvolveParams(
         generations=args.generations, children=args.children, seed=args.seed,
         operator=OperatorConfig(
             kind=args.operator, temperatures=args.temperatures,
@@ -364,9 +398,31 @@ def _run_evolve(args: argparse.Namespace) -> dict[str, Any]:
                                   parents_k=args.k, crossover_rate=args.crossover_rate),
         seed_folder=args.seed_folder, prelude_path=args.prelude, data=prepare_data_params(args),
         train=_train_config(args), limits=_limits(args), max_parallel=args.max_parallel, runner=_runner_config(args),
-        compress=CompressTrigger(mode=args.compress_front),
+        compress=CompressTrigger(mode=getattr(args, "compress_front", "off")),
     )
-    return evolve(params)
+
+
+def _run_evolve(args: argparse.Namespace) -> dict[str, Any]:
+    from flows.evolve import evolve
+
+    return evolve(_evolve_params(args))
+
+
+def _run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    from flows.pipeline import CompressionStep, PipelineParams, SynthesisStep, pipeline
+
+    params = PipelineParams(evolve=_evolve_params(args), synthesis=SynthesisStep(enabled=args.synthesize),
+                            compression=CompressionStep(top_k=args.compress_top, config=_compress_config(args, prefix="compress-")))
+    return pipeline(params)
+
+
+def format_pipeline_summary(summary: dict[str, Any]) -> str:
+    """The evolve summary, the compression tables, and where the report is."""
+    parts = [format_evolve_summary(summary["evolve"])]
+    if summary["compress"]:
+        parts.append(format_compress_summary(summary["compress"]))
+    parts.append(f"report: {summary['report']}")
+    return "\n\n".join(parts)
 
 
 def format_evolve_summary(summary: dict[str, Any]) -> str:

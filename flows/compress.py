@@ -20,6 +20,7 @@ from evoformer.runs import SUMMARY, StorageConfig, update_summary
 from evoformer.sandbox.limits import SandboxLimits
 from flows.train import split_labels
 from tasks.compression import TransientCompressionFailure, compress_candidate_task, publish_compression
+from tasks.report import write_report_task
 
 COMPRESSION_DIR = "compression"
 
@@ -100,6 +101,7 @@ def compress(params: CompressParams) -> dict[str, Any]:
         reports.append(report_summary(report))
     summary = {"run_id": run_dir.name, "run_dir": str(run_dir.resolve()), "candidates": reports, "baselines": baselines}
     update_summary(run_dir, {"compress": summary})
+    summary["report"] = write_report_task(str(run_dir))
     return summary
 
 

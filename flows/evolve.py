@@ -30,7 +30,7 @@ from evoformer.evolution.population import (
     Individual, SelectionConfig, best, dominates, pareto_front, parent_pool, retire,
 )
 from evoformer.evolution.state import (
-    EvolutionState, finished_training, load_proposals, load_state, mark_trained, save_proposals, save_state,
+    PROGRAMS_DIR, EvolutionState, finished_training, load_proposals, load_state, mark_trained, save_proposals, save_state,
 )
 from evoformer.llm import LLMClient, UsageLedger, UsageSnapshot, open_client
 from evoformer.runs import update_summary
@@ -42,9 +42,9 @@ from flows.runners import RunnerConfig, make_task_runner
 from flows.train import result_of, split_labels
 from tasks.candidates import train_candidate
 from tasks.evolution import propose_child, publish_generation, report_progress, start_progress
+from tasks.report import write_report_task
 
 NOT_TRAINED = {"rejected", "duplicate", "proposal_failed"}
-PROGRAMS_DIR = "programs"
 
 
 class EvolveParams(BaseModel):
@@ -300,7 +300,7 @@ def _llm_client(kind: Literal["llm", "offline"], params: EvolveParams, run_dir: 
     return open_client(params.operator.llm, run_dir / "llm")
 
 
-def _with_stable_run_id(params: EvolveParams) -> EvolveParams:
+def with_stable_run_id(params: EvolveParams) -> EvolveParams:
     """Without a run id, name the folder after this flow run, so a retry from the UI resumes it."""
     if params.data.storage.run_id:
         return params
@@ -316,7 +316,7 @@ def _with_stable_run_id(params: EvolveParams) -> EvolveParams:
 def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     """Seeds, then ``generations`` rounds of propose, check, train, select and publish."""
     logger = get_run_logger()
-    params = _with_stable_run_id(params)
+    params = with_stable_run_id(params)
     kind, reason = resolve_operator(params.operator)
     logger.info("operator: %s", reason)
     data = prepare_data(params.data)
@@ -402,6 +402,7 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
         "baselines": {name: {s: b[s]["macro_f1"] for s in ("val", "test")} for name, b in data["baselines"].items()},
     }
     update_summary(run_dir, {"evolve": summary})
+    summary["report"] = write_report_task(str(run_dir))
     if params.compress.mode != "off":
         front = [member["id"] for member in summary["front"]]
         logger.info("handing the final front to compress (%s): %s", params.compress.mode, ", ".join(front))

@@ -80,3 +80,25 @@ def test_automation_renders_the_evolve_flow_run_into_a_run_the_compress_flow_fin
     update_summary(tmp_path / "other", {"evolve": {"flow_run_id": str(uuid4())}})
     update_summary(tmp_path / "mine", {"evolve": {"flow_run_id": flow_run_id}})
     assert run_folder(StorageConfig(runs_dir=str(tmp_path)), params.run_id) == tmp_path / "mine"
+
+
+def test_pipeline_deployment_is_in_both_places_with_demo_parameters_and_a_form() -> None:
+    from prefect.utilities.callables import parameter_schema
+
+    from deployments.pipeline import DEPLOYMENT_NAME, pipeline_deployment
+    from flows.pipeline import PipelineParams, pipeline
+
+    deployment = pipeline_deployment()
+    assert deployment.name == DEPLOYMENT_NAME and deployment.flow_name == "pipeline"
+    served = PipelineParams.model_validate(deployment.parameters["params"])
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    (entry,) = [d for d in config["deployments"] if d["name"] == "pipeline"]
+    registered = PipelineParams.model_validate(entry["parameters"]["params"])
+    for params in (served, registered):
+        assert (params.evolve.generations, params.evolve.children, params.evolve.train.time_budget_s) == (2, 4, 30.0)
+        assert params.compression.top_k == 1 and not params.synthesis.enabled
+    path, name = entry["entrypoint"].split(":")
+    assert f"def {name}(" in (ROOT / path).read_text()
+    schema = json.dumps(parameter_schema(pipeline.fn).model_dump())
+    for field in ("evolve", "synthesis", "compression", "top_k", "generations", "runner", "structured_ratios"):
+        assert f'"{field}"' in schema, field

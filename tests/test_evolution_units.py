@@ -158,13 +158,13 @@ def test_plan_children_is_deterministic_and_respects_k() -> None:
 def test_a_retried_flow_run_gets_the_same_run_folder(prefect_harness) -> None:
     from prefect import flow
 
-    from flows.evolve import EvolveParams, _with_stable_run_id
+    from flows.evolve import EvolveParams, with_stable_run_id
 
     seen: list[str] = []
 
     @flow(retries=1, retry_delay_seconds=0)
     def flaky() -> str:
-        seen.append(_with_stable_run_id(EvolveParams()).data.storage.run_id)
+        seen.append(with_stable_run_id(EvolveParams()).data.storage.run_id)
         if len(seen) == 1:
             raise RuntimeError("first attempt fails")
         return seen[-1]
@@ -173,4 +173,4 @@ def test_a_retried_flow_run_gets_the_same_run_folder(prefect_harness) -> None:
     assert len(seen) == 2 and seen[0] == seen[1] and seen[0]
     explicit = EvolveParams()
     explicit.data.storage.run_id = "mine"
-    assert _with_stable_run_id(explicit).data.storage.run_id == "mine"
+    assert with_stable_run_id(explicit).data.storage.run_id == "mine"

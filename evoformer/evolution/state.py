@@ -3,6 +3,7 @@
 - ``evolution/state.json``: the population after the last completed generation, with the hash of
   the settings that shaped it (a resumed run must use the same ones).
 - ``evolution/proposals-gNN.json``: a generation's children, saved before they train.
+- ``programs/<id>.py``: every candidate's program as the orchestrator received it.
 - ``lineage.json``: every candidate with its parents, operator, temperature and prompt hash.
 - ``candidates/<id>/train_key``: written after a training finished; a resumed run reuses that
   candidate's ``metrics.json`` instead of training it again.
@@ -23,6 +24,7 @@ from evoformer.files import write_text_atomic
 
 STATE_FILE = Path("evolution") / "state.json"
 LINEAGE_FILE = "lineage.json"
+PROGRAMS_DIR = "programs"  # the orchestrator's copy of every program, outside any sandbox folder
 TRAIN_KEY_FILE = "train_key"
 
 

@@ -1,0 +1,243 @@
+"""``runs/<run-id>/report.html``: one self-contained page about a run.
+
+It shows the data and baselines (majority class included), the leaderboard, the Pareto plot
+(embedded PNG), the lineage tree (parents and operator of each child), the best programs with
+their diffs against their parents, and the compression tables. Everything is read from the run
+folder, so the page can be rebuilt at any time; the programs shown are the orchestrator's copies
+in ``programs/``, never files a sandbox could write.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from evoformer.evolution.population import Individual, pareto_front
+from evoformer.evolution.report import leaderboard_rows, plot_pareto
+from evoformer.evolution.state import LINEAGE_FILE, PROGRAMS_DIR
+from evoformer.files import write_text_atomic
+from evoformer.runs import SUMMARY
+
+REPORT_FILE = "report.html"
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
+h1{font-size:1.6rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2.2rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
+th{background:#f4f4f4}td.l,th.l{text-align:left}tr.front td{background:#eef7ee}tr.baseline td{color:#666;font-style:italic}
+tr.failed td{color:#999}pre{background:#f8f8f8;padding:.6rem;overflow-x:auto;font-size:.8rem;border:1px solid #eee}
+.add{color:#116611;background:#eaffea}.del{color:#991111;background:#ffecec}.hunk{color:#555}
+ul.tree{list-style:none;padding-left:1.2rem;border-left:1px dotted #bbb}ul.tree li{margin:.15rem 0}
+.muted{color:#777}.ok{color:#116611}.bad{color:#991111}img{max-width:100%;border:1px solid #eee}
+"""
+
+
+def _f(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return escape(str(value))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], left: set[str] = frozenset(),
+           row_class: Any = None) -> str:
+    head = "".join(f'<th class="{"l" if c in left else ""}">{escape(c)}</th>' for c in columns)
+    body = []
+    for row in rows:
+        css = row_class(row) if row_class else ""
+        cells = "".join(f'<td class="{"l" if c in left else ""}">{_f(row.get(c))}</td>' for c in columns)
+        body.append(f'<tr class="{css}">{cells}</tr>')
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _baseline_rows(baselines: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, scores in baselines.items():
+        row: dict[str, Any] = {"baseline": name}
+        for split in ("val", "test"):
+            value = scores.get(split)
+            row[f"{split}_macro_f1"] = value.get("macro_f1") if isinstance(value, dict) else value
+            row[f"{split}_accuracy"] = value.get("accuracy") if isinstance(value, dict) else None
+        rows.append(row)
+    return rows
+
+
+def _data_section(summary: dict[str, Any]) -> str:
+    splits = summary.get("splits") or {}
+    labels = sorted({label for s in splits.values() for label in s.get("labels", {})})
+    rows = [{"split": name, "pairs": s.get("pairs"), "claims": s.get("claims"), **s.get("labels", {})} for name, s in splits.items()]
+    source = summary.get("source") or {}
+    augmented = summary.get("augmented")
+    parts = [
+        "<h2>Data and baselines</h2>",
+        f"<p>Source <code>{escape(str(source.get('source', '?')))}</code> ({escape(str(source.get('kind', '?')))}), "
+        f"split by claim: claim overlap between splits {_f(summary.get('claim_overlap'))}.</p>",
+        _table(rows, ["split", "pairs", "claims", *labels], left={"split"}),
+    ]
+    if augmented:
+        parts.append(f"<p>Train augmented with {_f(augmented.get('synthetic_pairs'))} synthetic pairs "
+                     f"(set {escape(str(augmented.get('version')))}); val and test are the real ones.</p>")
+    parts.append(_table(_baseline_rows(summary.get("baselines", {})),
+                        ["baseline", "val_macro_f1", "val_accuracy", "test_macro_f1", "test_accuracy"], left={"baseline"},
+                        row_class=lambda r: "baseline"))
+    return "\n".join(parts)
+
+
+def _majority(summary: dict[str, Any]) -> tuple[float | None, float | None]:
+    majority = summary.get("baselines", {}).get("majority", {})
+    return tuple((majority.get(s) or {}).get("macro_f1") for s in ("val", "test"))  # type: ignore[return-value]
+
+
+def _leaderboard_section(people: list[Individual], summary: dict[str, Any]) -> str:
+    front = {i.id for i in pareto_front(people)}
+    rows = leaderboard_rows(people)
+    for row in rows:
+        row["front"] = "yes" if row["id"] in front else ""
+    val, test = _majority(summary)
+    rows.append({"id": "majority class", "val_macro_f1": val, "test_macro_f1": test, "status": "baseline"})
+    evolve = summary.get("evolve") or {}
+    counts = evolve.get("candidates") or {}
+    note = (f"<p>Operator: {escape(str(evolve.get('operator_reason', '?')))}. Generations: {_f(evolve.get('generations'))}. "
+            f"Candidates: {_f(counts.get('total'))} total, {_f(counts.get('ok'))} trained, {_f(counts.get('rejected'))} rejected "
+            f"before training, {_f(counts.get('failed'))} failed in training. Ranked by val macro-F1; test is reported, "
+            "never used to choose. Green rows are on the final Pareto front (val macro-F1 up, params down).</p>")
+
+    def css(row: dict[str, Any]) -> str:
+        if row["status"] == "baseline":
+            return "baseline"
+        return "front" if row.get("front") else ("" if row["status"] == "ok" else "failed")
+
+    columns = ["id", "generation", "operator", "parents", "params", "val_macro_f1", "test_macro_f1", "front", "status", "reason"]
+    return "<h2>Leaderboard</h2>" + note + _table(rows, columns, left={"id", "operator", "parents", "status", "reason"}, row_class=css)
+
+
+def _pareto_section(people: list[Individual], run_dir: Path, summary: dict[str, Any]) -> str:
+    if not any(i.trained for i in people):
+        return "<h2>Pareto plot</h2><p class='muted'>No trained candidate yet.</p>"
+    plot = plot_pareto(people, run_dir / "pareto.png", _majority(summary)[0])
+    data = base64.b64encode(plot.read_bytes()).decode()
+    return ("<h2>Pareto plot</h2><p>Val macro-F1 against parameters (log scale); seeds are red squares, the step line is "
+            f"the final front, the dashed line the majority class.</p><img alt='Pareto plot' src='data:image/png;base64,{data}'>")
+
+
+def _node(person: Individual, children: dict[str, list[Individual]], seen: set[str]) -> str:
+    seen.add(person.id)
+    status = (f"<span class='ok'>val {person.val_macro_f1:.4f}, {person.params:,} params</span>" if person.trained
+              else f"<span class='bad'>{escape(person.status)}</span>")
+    others = [p for p in person.parents[1:]]
+    via = f" × {', '.join(escape(p) for p in others)}" if others else ""
+    label = f"<b>{escape(person.id)}</b> <span class='muted'>{escape(person.operator)}{via}</span> {status}"
+    if person.description:
+        label += f" <span class='muted'>— {escape(person.description[:160])}</span>"
+    kids = [c for c in children.get(person.id, []) if c.id not in seen]
+    inner = "".join(_node(c, children, seen) for c in kids)
+    return f"<li>{label}{f'<ul class=tree>{inner}</ul>' if inner else ''}</li>"
+
+
+def _lineage_section(people: list[Individual]) -> str:
+    children: dict[str, list[Individual]] = {}
+    for person in people:
+        if person.parents:  # listed under its first parent; a crossover names its other parents
+            children.setdefault(person.parents[0], []).append(person)
+    seen: set[str] = set()
+    roots = [p for p in people if not p.parents]
+    items = "".join(_node(root, children, seen) for root in roots)
+    return ("<h2>Lineage</h2><p>Each child under its (first) parent, with the operator that made it; "
+            "a crossover names its other parents after ×.</p>" + f"<ul class='tree'>{items}</ul>")
+
+
+def _program(run_dir: Path, candidate_id: str) -> str | None:
+    path = run_dir / PROGRAMS_DIR / f"{candidate_id}.py"
+    return path.read_text() if path.is_file() else None
+
+
+def program_diff(parent_source: str, child_source: str, parent_id: str, child_id: str) -> str:
+    """Unified diff of a child's program against a parent's."""
+    return "".join(difflib.unified_diff(parent_source.splitlines(keepends=True), child_source.splitlines(keepends=True),
+                                        fromfile=f"{parent_id}.py", tofile=f"{child_id}.py"))
+
+
+def _diff_html(diff: str) -> str:
+    lines = []
+    for line in diff.splitlines():
+        css = "hunk" if line.startswith("@@") else "add" if line.startswith("+") else "del" if line.startswith("-") else ""
+        lines.append(f"<span class='{css}'>{escape(line)}</span>" if css else escape(line))
+    return "<pre>" + "\n".join(lines) + "</pre>"
+
+
+def _best_programs_section(people: list[Individual], run_dir: Path, top: int) -> str:
+    trained = sorted((i for i in people if i.trained), key=lambda i: (-(i.val_macro_f1 or 0.0), i.params or 0))[:top]
+    parts = [f"<h2>Best programs</h2><p>The {len(trained)} best by val macro-F1, each with its diff against its parents.</p>"]
+    for person in trained:
+        source = _program(run_dir, person.id) or "(program file missing)"
+        parts.append(f"<h3>{escape(person.id)} — val {person.val_macro_f1:.4f}, test {person.test_macro_f1:.4f}, "
+                     f"{person.params:,} params, {escape(person.operator)}</h3>")
+        if person.description:
+            parts.append(f"<p>{escape(person.description)}</p>")
+        for parent in person.parents:
+            parent_source = _program(run_dir, parent)
+            if parent_source is not None:
+                parts.append(f"<p>Diff against parent <b>{escape(parent)}</b>:</p>")
+                parts.append(_diff_html(program_diff(parent_source, source, parent, person.id) or "(identical)"))
+        parts.append(f"<details><summary>Full program</summary><pre>{escape(source)}</pre></details>")
+    return "\n".join(parts)
+
+
+def _compression_section(summary: dict[str, Any]) -> str:
+    compress = summary.get("compress")
+    if not compress:
+        return "<h2>Compression</h2><p class='muted'>No candidate of this run was compressed.</p>"
+    parts = ["<h2>Compression</h2><p>Every variant measured in the same sandbox run as its fp32 model; size_x and speedups "
+             "are fp32 / variant. The starred variant is the fastest at batch 1 within the val macro-F1 budget (chosen on val).</p>"]
+    for entry in compress.get("candidates", []):
+        parts.append(f"<h3>{escape(str(entry.get('candidate')))}: {escape(str(entry.get('status')))}"
+                     + (f" — {escape(str(entry.get('reason')))}" if entry.get("reason") else "") + "</h3>")
+        rows = [dict(row, variant=row["variant"] + (" *" if row["variant"] == entry.get("best") else "")) for row in entry.get("table", [])]
+        if rows:
+            columns = [c for c in rows[0] if c != "status"]
+            parts.append(_table(rows, columns, left={"variant", "note"}))
+    val, test = _majority(summary)
+    parts.append(_table([{"baseline": "majority class", "val_macro_f1": val, "test_macro_f1": test}],
+                        ["baseline", "val_macro_f1", "test_macro_f1"], left={"baseline"}, row_class=lambda r: "baseline"))
+    return "\n".join(parts)
+
+
+def load_population(run_dir: Path) -> list[Individual]:
+    """Every candidate of the run (``lineage.json``), empty before the seeds are trained."""
+    path = run_dir / LINEAGE_FILE
+    return [Individual.model_validate(row) for row in json.loads(path.read_text())] if path.is_file() else []
+
+
+def render_report(run_dir: Path, top_programs: int = 3) -> str:
+    """The report of ``run_dir`` as one HTML string (images embedded, no external resources)."""
+    run_dir = Path(run_dir)
+    summary_path = run_dir / SUMMARY
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{run_dir} holds no {SUMMARY}: not a run folder")
+    summary = json.loads(summary_path.read_text())
+    people = load_population(run_dir)
+    run_id = escape(str(summary.get("run_id", run_dir.name)))
+    sections = [_data_section(summary)]
+    if people:
+        sections += [_leaderboard_section(people, summary), _pareto_section(people, run_dir, summary),
+                     _lineage_section(people), _best_programs_section(people, run_dir, top_programs)]
+    else:
+        sections.append("<h2>Leaderboard</h2><p class='muted'>This run has no evolution yet.</p>")
+    sections.append(_compression_section(summary))
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>EvoFormer run {run_id}</title>"
+            f"<style>{_STYLE}</style></head><body><h1>EvoFormer run {run_id}</h1>"
+            f"<p class='muted'>{escape(str(run_dir.resolve()))}</p>{''.join(sections)}</body></html>")
+
+
+def write_report(run_dir: Path, top_programs: int = 3) -> Path:
+    """Render and write ``report.html`` into the run folder (atomically); return its path."""
+    path = Path(run_dir) / REPORT_FILE
+    write_text_atomic(path, render_report(run_dir, top_programs))
+    return path

@@ -1,0 +1,77 @@
+"""Flow ``pipeline``: prepare the data, optionally synthesize training examples, evolve, compress
+the top K, and write ``runs/<run-id>/report.html``. Every step is the flow of its own issue, run
+here as a subflow in one run folder, so a failed pipeline resumes from the steps' caches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, Field
+
+from evoformer.compression.config import CompressConfig
+from evoformer.sandbox.limits import SandboxLimits
+from evoformer.synthetic.gates import GateConfig
+from evoformer.synthetic.generator import GenerationConfig
+from evoformer.synthetic.importer import ImportConfig
+from flows.compress import CompressParams, compress
+from flows.data import prepare_data
+from flows.evolve import EvolveParams, evolve, with_stable_run_id
+from flows.synthesize import SynthesizeParams, synthesize
+from tasks.report import write_report_task
+
+
+class SynthesisStep(BaseModel):
+    """The optional synthetic-data step; its output replaces train for ``evolve``."""
+
+    enabled: bool = Field(default=False, description="Run `synthesize` and evolve on the augmented training set.")
+    imports: ImportConfig = Field(default_factory=ImportConfig, description="Files to import; empty and no generation: the shared synthetic-seed folder.")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig, description="LLM generation (per_label 0: none).")
+    gates: GateConfig = Field(default_factory=GateConfig)
+
+
+class CompressionStep(BaseModel):
+    """Which candidates the last step compresses, and how."""
+
+    top_k: int = Field(default=1, ge=0, description="Compress the k best candidates by val macro-F1 (0: skip).")
+    config: CompressConfig = Field(default_factory=CompressConfig)
+    limits: SandboxLimits = Field(default_factory=lambda: CompressParams.model_fields["limits"].default_factory())
+
+
+class PipelineParams(BaseModel):
+    """The whole pipeline in one form: data, budgets and operator live in ``evolve``."""
+
+    evolve: EvolveParams = Field(default_factory=EvolveParams, description="Data, operator, budgets, runner; its data also feeds the other steps.")
+    synthesis: SynthesisStep = Field(default_factory=SynthesisStep)
+    compression: CompressionStep = Field(default_factory=CompressionStep)
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline(params: PipelineParams = PipelineParams()) -> dict[str, Any]:
+    """prepare_data → (synthesize) → evolve → compress top K → report.html."""
+    logger = get_run_logger()
+    evolve_params = with_stable_run_id(params.evolve).model_copy(deep=True)
+    evolve_params.compress.mode = "off"  # compression is this pipeline's own step
+    real_data = evolve_params.data.model_copy(update={"augmented": None})
+    data = prepare_data(real_data)
+    if params.synthesis.enabled:
+        step = params.synthesis
+        synthetic = synthesize(SynthesizeParams(data=real_data, imports=step.imports, generation=step.generation, gates=step.gates))
+        evolve_params.data.augmented = synthetic["augmented"]["path"]
+        logger.info("evolving on the augmented training set %s (%d synthetic pairs kept)",
+                    synthetic["augmented"]["path"], synthetic["kept"])
+    evolved = evolve(evolve_params)
+    compressed = None
+    if params.compression.top_k > 0:
+        step = params.compression
+        compressed = compress(CompressParams(run_id=evolved["run_id"], top_k=step.top_k, config=step.config,
+                                             limits=step.limits, storage=evolve_params.data.storage))
+    report = write_report_task(evolved["run_dir"])
+    logger.info("report: %s", report)
+    return {
+        "run_id": evolved["run_id"], "run_dir": evolved["run_dir"], "report": report,
+        "data": {"splits": data["splits"], "baselines": evolved["baselines"]},
+        "synthesis": params.synthesis.enabled, "evolve": evolved, "compress": compressed,
+    }
+

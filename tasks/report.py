@@ -1,0 +1,20 @@
+"""Prefect task that writes a run's ``report.html`` and links it as an artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_link_artifact
+from prefect.cache_policies import NO_CACHE
+
+from evoformer.run_report import write_report
+
+
+@task(name="write-report", cache_policy=NO_CACHE)
+def write_report_task(run_dir: str) -> str:
+    """(Re)write ``runs/<id>/report.html`` from the run folder; publish a link artifact to it."""
+    path = write_report(Path(run_dir)).resolve()
+    create_link_artifact(key="run-report", link=path.as_uri(), link_text="Run report (HTML)",
+                         description=f"Leaderboard, Pareto plot, lineage, best programs with diffs, compression, data and baselines of {Path(run_dir).name}.")
+    return str(path)
