@@ -32,13 +32,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## The main job on the embedded default: shared Climate-FEVER file, local ephemeral Prefect,
 ## the offline operator unless an LLM endpoint is configured, and a demo budget.
+## It runs flow `pipeline` (data, evolve, compress the best) and ends by printing where report.html is.
 DEMO_RUN ?= demo-$(shell date -u +%Y%m%d-%H%M%S)
-DEMO_ARGS ?= --generations 2 --children 4 --time-budget 30
-DEMO_COMPRESS_ARGS ?= --top 1
+DEMO_ARGS ?= --generations 2 --children 4 --time-budget 30 --compress-top 1
 demo: setup
-	$(VENV)/bin/evoformer data --run-id $(DEMO_RUN)
-	$(VENV)/bin/evoformer evolve --run-id $(DEMO_RUN) $(DEMO_ARGS)
-	$(VENV)/bin/evoformer compress --run $(DEMO_RUN) $(DEMO_COMPRESS_ARGS)
+	$(VENV)/bin/evoformer pipeline --run-id $(DEMO_RUN) $(DEMO_ARGS)
 
 ## The default test suite (about 15 minutes at most on 2 cores).
 test: setup
