@@ -417,8 +417,8 @@ def _run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def format_pipeline_summary(summary: dict[str, Any]) -> str:
-    """The evolve summary, the compression tables, and where the report is."""
-    parts = [format_evolve_summary(summary["evolve"])]
+    """The data and baseline tables, the evolve summary, the compression tables, and where the report is."""
+    parts = [format_data_summary(summary["data"]), format_evolve_summary(summary["evolve"])]
     if summary["compress"]:
         parts.append(format_compress_summary(summary["compress"]))
     parts.append(f"report: {summary['report']}")

@@ -71,7 +71,7 @@ def pipeline(params: PipelineParams = PipelineParams()) -> dict[str, Any]:
     logger.info("report: %s", report)
     return {
         "run_id": evolved["run_id"], "run_dir": evolved["run_dir"], "report": report,
-        "data": {"splits": data["splits"], "baselines": evolved["baselines"]},
+        "data": data,
         "synthesis": params.synthesis.enabled, "evolve": evolved, "compress": compressed,
     }
 

@@ -95,4 +95,5 @@ def test_pipeline_command_prints_where_the_report_is(prefect_harness, small_clim
     assert code == 0, err
     report = tmp_path / "runs" / "cli-pipe" / "report.html"
     assert f"report: {report.resolve()}" in out and report.is_file()
+    assert "split   pairs  claims" in out and "majority" in out and "seed-tiny" in out  # data, baselines, leaderboard
     assert "seed-tiny" in report.read_text()
