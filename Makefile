@@ -40,7 +40,7 @@ demo: setup
 
 ## The default test suite (about 15 minutes at most on 2 cores).
 test: setup
-	$(PY) -m pytest -m "not slow" tests
+	$(PY) -m pytest -m "not slow" --durations=15 tests
 
 ## Heavier tests on the full shared data.
 test-slow: setup
