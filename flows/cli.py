@@ -59,7 +59,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evolve_parser(sub)
     _add_compress_parser(sub)
     _add_synth_parser(sub)
+    _add_ui_parser(sub)
     return parser
+
+
+def _add_ui_parser(sub: Any) -> None:
+    ui = sub.add_parser("ui", help="start the GUI (a Streamlit app): upload seeds, evolve, watch, compress")
+    ui.add_argument("--port", type=int, default=8501)
+    ui.add_argument("--address", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    ui.add_argument("--runs-dir", help="root of run folders (default: $EVOFORMER_RUNS or ./runs)")
+    ui.add_argument("--cache-dir", help="feature cache (default: $EVOFORMER_CACHE or ./.cache/evoformer)")
+    ui.set_defaults(handler=_run_ui)
+
+
+def streamlit_command(args: argparse.Namespace) -> list[str]:
+    """``streamlit run ui/app.py`` headless, telemetry off, on the given address and port."""
+    from pathlib import Path
+
+    import ui
+
+    app = Path(ui.__file__).with_name("app.py")
+    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
+            "--browser.gatherUsageStats", "false", "--server.port", str(args.port), "--server.address", args.address]
+
+
+def _run_ui(args: argparse.Namespace) -> dict[str, Any]:
+    import os
+    import subprocess
+
+    env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", DO_NOT_TRACK="1")
+    if args.runs_dir:
+        env["EVOFORMER_RUNS"] = args.runs_dir
+    if args.cache_dir:
+        env["EVOFORMER_CACHE"] = args.cache_dir
+    print(f"EvoFormer GUI on http://{args.address}:{args.port}", file=sys.stderr, flush=True)
+    try:
+        code = subprocess.call(streamlit_command(args), env=env)
+    except KeyboardInterrupt:
+        code = 0
+    return {"status": "ok" if code == 0 else "failed", "exit_code": code}
 
 
 def _add_compress_parser(sub: Any) -> None:
@@ -89,24 +127,30 @@ def _add_compress_parser(sub: Any) -> None:
 
 
 def _run_compress(args: argparse.Namespace) -> dict[str, Any]:
+    from flows.compress import compress
+
+    summary = compress(compress_params(args))
+    failed = [c["candidate"] for c in summary["candidates"] if c["status"] != "ok"]
+    return summary | {"status": "failed" if failed else "ok"}
+
+
+def compress_params(args: argparse.Namespace):
+    """Translate ``compress`` arguments into the flow's parameter model (also used by the GUI)."""
     from evoformer.compression.config import CompressConfig
     from evoformer.runs import StorageConfig
-    from flows.compress import CompressParams, compress
+    from flows.compress import CompressParams
 
     defaults = CompressConfig()
     finetune = defaults.finetune.model_copy(update={
         "max_epochs": args.finetune_epochs, "time_budget_s": args.finetune_budget, "max_train_pairs": args.max_train_pairs,
     })
-    params = CompressParams(
+    return CompressParams(
         run_id=args.run, candidates=args.candidate, top_k=args.top,
         config=CompressConfig(sparsities=args.sparsities, structured_ratios=args.structured_ratios, quantizers=args.quantizers,
                               finetune=finetune, latency_repeats=args.latency_repeats, threads=args.threads),
         limits=SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb, threads=args.threads),
         storage=StorageConfig(**({"runs_dir": args.runs_dir} if args.runs_dir else {})),
     )
-    summary = compress(params)
-    failed = [c["candidate"] for c in summary["candidates"] if c["status"] != "ok"]
-    return summary | {"status": "failed" if failed else "ok"}
 
 
 def baseline_lines(baselines: dict[str, dict[str, float]]) -> list[str]:
@@ -194,6 +238,8 @@ def _add_llm_args(parser: argparse.ArgumentParser, llm: Any) -> None:
     """Endpoint, retries, prices and budget of the shared LLM client (evolve and synth)."""
     parser.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
     parser.add_argument("--llm-model", default=llm.model)
+    parser.add_argument("--llm-api-key-env", default=llm.api_key_env,
+                        help="NAME of the environment variable that holds the API key (the key is never a parameter)")
     parser.add_argument("--llm-timeout", type=float, default=llm.timeout_s)
     parser.add_argument("--llm-max-retries", type=int, default=llm.max_retries)
     parser.add_argument("--price-prompt", type=float, default=llm.price_prompt_per_1k, help="USD per 1K prompt tokens")
@@ -206,7 +252,7 @@ def _llm_config(args: argparse.Namespace):
     from evoformer.llm import LLMConfig
 
     return LLMConfig(
-        base_url=args.llm_base_url, model=args.llm_model, timeout_s=args.llm_timeout, max_retries=args.llm_max_retries,
+        base_url=args.llm_base_url, model=args.llm_model, api_key_env=args.llm_api_key_env, timeout_s=args.llm_timeout, max_retries=args.llm_max_retries,
         price_prompt_per_1k=args.price_prompt, price_completion_per_1k=args.price_completion,
         budget_usd=args.llm_budget_usd, budget_tokens=args.llm_budget_tokens,
     )
@@ -334,12 +380,19 @@ def _run_train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_evolve(args: argparse.Namespace) -> dict[str, Any]:
+    from flows.evolve import evolve
+
+    return evolve(evolve_params(args))
+
+
+def evolve_params(args: argparse.Namespace):
+    """Translate ``evolve`` arguments into the flow's parameter model (also used by the GUI)."""
     from evoformer.evolution.operators import OperatorConfig
     from evoformer.evolution.population import SelectionConfig
     from flows.compress import CompressTrigger
-    from flows.evolve import EvolveParams, evolve
+    from flows.evolve import EvolveParams
 
-    params = EvolveParams(
+    return EvolveParams(
         generations=args.generations, children=args.children, seed=args.seed,
         operator=OperatorConfig(
             kind=args.operator, temperatures=args.temperatures,
@@ -351,7 +404,6 @@ def _run_evolve(args: argparse.Namespace) -> dict[str, Any]:
         train=_train_config(args), limits=_limits(args), max_parallel=args.max_parallel,
         compress=CompressTrigger(mode=args.compress_front),
     )
-    return evolve(params)
 
 
 def format_evolve_summary(summary: dict[str, Any]) -> str:
@@ -429,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     except (DataSourceError, MalformedRowError, ValueError, LLMError, EvolutionError, CompressionError, SynthesisError) as exc:
         print(f"evoformer: error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "ui":
+        return 0 if summary["status"] == "ok" else 1
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
