@@ -140,10 +140,15 @@ def pareto_chart(points: list[dict], majority_val: float | None) -> alt.Chart:
 def run_view(run_dir: Path) -> None:
     """The live view of one run, refreshed every few seconds."""
     st.title(f"Run {run_dir.name}")
+    busy = _status(run_dir)[0].running or _status(run_dir, "compress")[0].running
+    st.session_state[f"busy-{run_dir.name}"] = busy
 
-    @st.fragment(run_every=POLL_S)
+    @st.fragment(run_every=POLL_S if busy else None)
     def live() -> None:
         state, launched = _status(run_dir)
+        if st.session_state.get(f"busy-{run_dir.name}") and not (state.running or _status(run_dir, "compress")[0].running):
+            st.session_state[f"busy-{run_dir.name}"] = False
+            st.rerun()  # the run ended: redraw the page once, and stop polling
         prog = progress(run_dir)
         base = baselines(run_dir)
         majority = base.get("majority", {})
@@ -254,7 +259,7 @@ def compress_section(run_dir: Path, trained_ids: list[str]) -> None:
             st.error(f"Could not compress ({type(exc).__name__}): {str(exc)[:500]}")
         else:
             _processes()[f"compress:{key}"] = (started, process)
-            state, launched = _status(run_dir, "compress")
+            st.rerun()  # poll while it runs
     if launched:
         st.caption(f"Compression of {', '.join(launched.candidates)}: {state.state}" + (f" ({state.detail})" if state.detail else ""))
     for table in compression_tables(run_dir):
