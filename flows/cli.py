@@ -80,12 +80,12 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
 
     app = Path(ui.__file__).with_name("app.py")
     return [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false", "--server.port", str(args.port), "--server.address", args.address]
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal", "--server.port", str(args.port), "--server.address", args.address]
 
 
 def _run_ui(args: argparse.Namespace) -> dict[str, Any]:
+    """Replace this process with the Streamlit server (so signals reach it directly)."""
     import os
-    import subprocess
 
     env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", DO_NOT_TRACK="1")
     if args.runs_dir:
@@ -93,11 +93,9 @@ def _run_ui(args: argparse.Namespace) -> dict[str, Any]:
     if args.cache_dir:
         env["EVOFORMER_CACHE"] = args.cache_dir
     print(f"EvoFormer GUI on http://{args.address}:{args.port}", file=sys.stderr, flush=True)
-    try:
-        code = subprocess.call(streamlit_command(args), env=env)
-    except KeyboardInterrupt:
-        code = 0
-    return {"status": "ok" if code == 0 else "failed", "exit_code": code}
+    command = streamlit_command(args)
+    os.execve(command[0], command, env)
+    return {"status": "failed"}  # not reached
 
 
 def _add_compress_parser(sub: Any) -> None:

@@ -130,7 +130,7 @@ def pareto_chart(points: list[dict], majority_val: float | None) -> alt.Chart:
                                                                   shape=alt.Shape("kind:N", title=""), tooltip=tooltip)
     front = alt.Chart(df[df["front"]]).mark_line(interpolate="step-after", color="black", point=alt.OverlayMarkDef(
         size=220, filled=False, color="black")).encode(x=x, y=y, tooltip=tooltip)
-    layers = [dots, front]
+    layers = [front, dots]  # the front's circles and steps under the points
     if majority_val is not None:
         rule = pd.DataFrame({"val_macro_f1": [majority_val], "label": [f"majority class ({majority_val:.3f})"]})
         layers.insert(0, alt.Chart(rule).mark_rule(strokeDash=[4, 4], color="grey").encode(y="val_macro_f1:Q", tooltip=["label"]))
@@ -240,7 +240,7 @@ def compress_section(run_dir: Path, trained_ids: list[str]) -> None:
         c1.number_input("Fine-tune epochs", min_value=1, value=3, key=f"ft-epochs-{key}")
         c2.number_input("Fine-tune s", min_value=1.0, value=90.0, key=f"ft-budget-{key}")
         c1.number_input("Fine-tune pairs (0: all)", min_value=0, value=0, step=100, key=f"ft-pairs-{key}")
-        c2.number_input("Latency repeats", min_value=3, value=50, key=f"lat-{key}")
+        c2.number_input("Latency repeats (compression)", min_value=3, value=50, key=f"lat-{key}")
     state, launched = _status(run_dir, "compress")
     if st.button("Compress", key=f"compress-{key}", disabled=not chosen or state.running):
         ss = st.session_state
