@@ -23,6 +23,14 @@ system-deps:
 	  else \
 	    echo "WARNING: bubblewrap (bwrap) is missing; install it (e.g. sudo apt-get install bubblewrap) for full sandbox isolation"; \
 	  fi; }
+	@# chromium drives the GUI in the browser test (tests/test_browser.py, via Playwright); installed here when possible.
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)) \
+	      || echo "WARNING: could not install chromium; the browser test of the GUI (tests/test_browser.py) will be SKIPPED"; \
+	  else \
+	    echo "WARNING: chromium is missing; install it (e.g. sudo apt-get install chromium) or the browser test of the GUI will be SKIPPED"; \
+	  fi; }
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

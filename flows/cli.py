@@ -60,7 +60,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_parser(sub)
     _add_compress_parser(sub)
     _add_synth_parser(sub)
+    _add_ui_parser(sub)
     return parser
+
+
+def _add_ui_parser(sub: Any) -> None:
+    ui = sub.add_parser("ui", help="start the GUI (a Streamlit app): upload seeds, evolve, watch, compress")
+    ui.add_argument("--port", type=int, default=8501)
+    ui.add_argument("--address", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    ui.add_argument("--runs-dir", help="root of run folders (default: $EVOFORMER_RUNS or ./runs)")
+    ui.add_argument("--cache-dir", help="feature cache (default: $EVOFORMER_CACHE or ./.cache/evoformer)")
+    ui.set_defaults(handler=_run_ui)
+
+
+def streamlit_command(args: argparse.Namespace) -> list[str]:
+    """``streamlit run ui/app.py`` headless, telemetry off, on the given address and port."""
+    from pathlib import Path
+
+    import ui
+
+    app = Path(ui.__file__).with_name("app.py")
+    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal", "--server.port", str(args.port), "--server.address", args.address]
+
+
+def _run_ui(args: argparse.Namespace) -> dict[str, Any]:
+    """Replace this process with the Streamlit server (so signals reach it directly)."""
+    import os
+
+    env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", DO_NOT_TRACK="1")
+    if args.runs_dir:
+        env["EVOFORMER_RUNS"] = args.runs_dir
+    if args.cache_dir:
+        env["EVOFORMER_CACHE"] = args.cache_dir
+    print(f"EvoFormer GUI on http://{args.address}:{args.port}", file=sys.stderr, flush=True)
+    command = streamlit_command(args)
+    os.execve(command[0], command, env)
+    return {"status": "failed"}  # not reached
 
 
 def _add_compress_parser(sub: Any) -> None:
@@ -112,18 +148,24 @@ def _compress_config(args: argparse.Namespace, prefix: str = "", **overrides: An
 
 
 def _run_compress(args: argparse.Namespace) -> dict[str, Any]:
-    from evoformer.runs import StorageConfig
-    from flows.compress import CompressParams, compress
+    from flows.compress import compress
 
-    params = CompressParams(
+    summary = compress(compress_params(args))
+    failed = [c["candidate"] for c in summary["candidates"] if c["status"] != "ok"]
+    return summary | {"status": "failed" if failed else "ok"}
+
+
+def compress_params(args: argparse.Namespace):
+    """Translate ``compress`` arguments into the flow's parameter model (also used by the GUI)."""
+    from evoformer.runs import StorageConfig
+    from flows.compress import CompressParams
+
+    return CompressParams(
         run_id=args.run, candidates=args.candidate, top_k=args.top,
         config=_compress_config(args, max_train_pairs=args.max_train_pairs, threads=args.threads),
         limits=SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb, threads=args.threads),
         storage=StorageConfig(**({"runs_dir": args.runs_dir} if args.runs_dir else {})),
     )
-    summary = compress(params)
-    failed = [c["candidate"] for c in summary["candidates"] if c["status"] != "ok"]
-    return summary | {"status": "failed" if failed else "ok"}
 
 
 def baseline_lines(baselines: dict[str, dict[str, float]]) -> list[str]:
@@ -243,6 +285,8 @@ def _add_llm_args(parser: argparse.ArgumentParser, llm: Any) -> None:
     """Endpoint, retries, prices and budget of the shared LLM client (evolve and synth)."""
     parser.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
     parser.add_argument("--llm-model", default=llm.model)
+    parser.add_argument("--llm-api-key-env", default=llm.api_key_env,
+                        help="NAME of the environment variable that holds the API key (the key is never a parameter)")
     parser.add_argument("--llm-timeout", type=float, default=llm.timeout_s)
     parser.add_argument("--llm-max-retries", type=int, default=llm.max_retries)
     parser.add_argument("--price-prompt", type=float, default=llm.price_prompt_per_1k, help="USD per 1K prompt tokens")
@@ -255,7 +299,7 @@ def _llm_config(args: argparse.Namespace):
     from evoformer.llm import LLMConfig
 
     return LLMConfig(
-        base_url=args.llm_base_url, model=args.llm_model, timeout_s=args.llm_timeout, max_retries=args.llm_max_retries,
+        base_url=args.llm_base_url, model=args.llm_model, api_key_env=args.llm_api_key_env, timeout_s=args.llm_timeout, max_retries=args.llm_max_retries,
         price_prompt_per_1k=args.price_prompt, price_completion_per_1k=args.price_completion,
         budget_usd=args.llm_budget_usd, budget_tokens=args.llm_budget_tokens,
     )
@@ -382,7 +426,8 @@ def _run_train(args: argparse.Namespace) -> dict[str, Any]:
     return train_program(params)
 
 
-def _evolve_params(args: argparse.Namespace):
+def evolve_params(args: argparse.Namespace):
+    """Translate ``evolve`` arguments into the flow's parameter model (also used by the GUI and ``pipeline``)."""
     from evoformer.evolution.operators import OperatorConfig
     from evoformer.evolution.population import SelectionConfig
     from flows.compress import CompressTrigger
@@ -405,13 +450,13 @@ def _evolve_params(args: argparse.Namespace):
 def _run_evolve(args: argparse.Namespace) -> dict[str, Any]:
     from flows.evolve import evolve
 
-    return evolve(_evolve_params(args))
+    return evolve(evolve_params(args))
 
 
 def _run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     from flows.pipeline import CompressionStep, PipelineParams, SynthesisStep, pipeline
 
-    params = PipelineParams(evolve=_evolve_params(args), synthesis=SynthesisStep(enabled=args.synthesize),
+    params = PipelineParams(evolve=evolve_params(args), synthesis=SynthesisStep(enabled=args.synthesize),
                             compression=CompressionStep(top_k=args.compress_top, config=_compress_config(args, prefix="compress-")))
     return pipeline(params)
 
@@ -500,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     except (DataSourceError, MalformedRowError, ValueError, LLMError, EvolutionError, CompressionError, SynthesisError) as exc:
         print(f"evoformer: error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "ui":
+        return 0 if summary["status"] == "ok" else 1
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:

@@ -297,7 +297,9 @@ def evolution_summary(state: EvolutionState, ledger: UsageLedger | None, reason:
 def _llm_client(kind: Literal["llm", "offline"], params: EvolveParams, run_dir: Path) -> tuple[LLMClient | None, UsageLedger | None]:
     if kind != "llm":
         return None, None
-    return open_client(params.operator.llm, run_dir / "llm")
+    from flows.secrets import with_secret_key
+
+    return open_client(with_secret_key(params.operator.llm), run_dir / "llm")
 
 
 def with_stable_run_id(params: EvolveParams) -> EvolveParams:

@@ -23,6 +23,11 @@ class LLMConfig(BaseModel):
     api_key_env: str = Field(
         default="OPENAI_API_KEY", description="Name of the environment variable that holds the API key."
     )
+    api_key_secret: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the API key, resolved inside the flow (deployment runs); "
+        "the key itself never enters the parameters.",
+    )
     timeout_s: float = Field(default=60, gt=0, description="Timeout of one HTTP attempt, in seconds.")
     max_retries: int = Field(default=5, ge=0, description="Re-sends after transient errors (429, 5xx, network).")
     backoff_initial_s: float = Field(default=1.0, ge=0, description="First backoff wait; doubles each retry.")
@@ -46,8 +51,8 @@ class LLMConfig(BaseModel):
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or None
 
     def is_configured(self) -> bool:
-        """True when an endpoint is set (field or env) or the API-key env var is set."""
-        return self.resolved_base_url() is not None or bool(os.environ.get(self.api_key_env))
+        """True when an endpoint is set (field or env), the API-key env var is set, or a Secret block is named."""
+        return self.resolved_base_url() is not None or bool(os.environ.get(self.api_key_env)) or bool(self.api_key_secret)
 
     def api_key(self) -> str:
         """The key from ``$<api_key_env>``; a placeholder for a custom endpoint without one (local servers)."""

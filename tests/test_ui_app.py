@@ -1,0 +1,272 @@
+"""The GUI's logic without training anything: run-folder views (ui/runs.py), launch arguments and
+parameters (ui/launch.py), the Secret-block key resolution (flows/secrets.py), the `evoformer ui`
+command line, and the Streamlit page through AppTest on a hand-made run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evoformer.compression.evaluate import CompressionReport, VariantMetrics
+from evoformer.evolution.population import Individual
+from evoformer.metrics import ClassificationMetrics
+
+APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
+PARENT = "import torch.nn as nn\n\n\ndef build_model(input_dim, num_classes):\n    return nn.Linear(input_dim, 32)\n"
+CHILD = PARENT.replace("32", "16")
+
+
+def _m(f1: float) -> ClassificationMetrics:
+    return ClassificationMetrics(macro_f1=f1, weighted_f1=f1, accuracy=f1, per_class_f1={}, support=10)
+
+
+def make_run(root: Path, run_id: str = "fake-run") -> Path:
+    """A run folder as evolve and compress leave it: two seeds, two children (one failed), one compression."""
+    run = root / run_id
+    people = [
+        Individual(id="seed-a", generation=0, operator="seed", status="ok", params=5000, val_macro_f1=0.40, test_macro_f1=0.38, retired=True),
+        Individual(id="seed-b", generation=0, operator="seed", status="ok", params=2000, val_macro_f1=0.35, test_macro_f1=0.33),
+        Individual(id="g01-c00", generation=1, parents=["seed-a"], operator="ast-mutation", status="ok", params=3000,
+                   val_macro_f1=0.42, test_macro_f1=0.39),
+        Individual(id="g01-c01", generation=1, parents=["seed-a", "seed-b"], operator="ast-crossover", status="build_error",
+                   reason="boom"),
+    ]
+    (run / "evolution").mkdir(parents=True)
+    (run / "programs").mkdir()
+    (run / "lineage.json").write_text(json.dumps([p.model_dump() for p in people]))
+    (run / "evolution" / "state.json").write_text(json.dumps({"settings_hash": "x", "operator": "offline", "completed_generation": 1,
+                                                              "individuals": [p.model_dump() for p in people]}))
+    for p in people:
+        (run / "programs" / f"{p.id}.py").write_text(CHILD if p.id == "g01-c00" else PARENT)
+        (run / "candidates" / p.id).mkdir(parents=True)
+        (run / "candidates" / p.id / "metrics.json").write_text(json.dumps({"status": p.status, "reason": p.reason}))
+    majority = {"macro_f1": 0.2613, "weighted_f1": 0.5, "accuracy": 0.64, "per_class_f1": {}}
+    (run / "summary.json").write_text(json.dumps({
+        "run_id": run_id, "baselines": {"majority": {"val": majority, "test": majority | {"macro_f1": 0.2609}},
+                                        "logreg": {"val": majority | {"macro_f1": 0.48}, "test": majority | {"macro_f1": 0.45}}},
+        "evolve": {"generations": 1},
+    }))
+    report = CompressionReport(candidate="g01-c00", status="ok", folder=str(run / "compression" / "g01-c00"), best="int8-onnxruntime",
+                               environment={"threads": "1"}, variants=[
+        VariantMetrics(name="fp32", technique="none", status="ok", val=_m(0.42), test=_m(0.39), params_total=3000,
+                       params_nonzero=3000, size_bytes=12000, latency_ms={"batch1": 0.2, "batch64": 0.1}, speedup_batch1=1.0, size_ratio=1.0),
+        VariantMetrics(name="int8-onnxruntime", technique="quantize", status="ok", val=_m(0.42), test=_m(0.39), params_total=3000,
+                       params_nonzero=3000, size_bytes=4000, latency_ms={"batch1": 0.1, "batch64": 0.05}, speedup_batch1=2.0, size_ratio=3.0),
+    ])
+    (run / "compression" / "g01-c00").mkdir(parents=True)
+    (run / "compression" / "g01-c00" / "compression.json").write_text(report.model_dump_json())
+    return run
+
+
+# -- ui/runs.py -------------------------------------------------------------------------------------
+
+def test_run_folder_views(tmp_path: Path) -> None:
+    from ui import runs
+
+    run = make_run(tmp_path)
+    (tmp_path / "not-a-run").mkdir()
+    assert [r.run_id for r in runs.list_runs(tmp_path)] == ["fake-run"]
+    people = runs.load_individuals(run)
+    board = runs.leaderboard(people)
+    assert [r["id"] for r in board][:3] == ["g01-c00", "seed-a", "seed-b"] and board[-1]["status"] == "build_error"
+    points = {p["id"]: p for p in runs.pareto_points(people)}
+    assert set(points) == {"seed-a", "seed-b", "g01-c00"}  # only trained candidates are plotted
+    assert points["g01-c00"]["front"] and points["seed-b"]["front"] and not points["seed-a"]["front"]  # smallest, best
+    assert points["seed-a"]["kind"] == "seed" and points["g01-c00"]["kind"] == "child"
+    prog = runs.progress(run, total_generations=1)
+    assert prog.finished and prog.fraction == 1.0 and prog.completed_generation == 1
+    assert [g["ok"] for g in prog.per_generation] == [2, 1] and prog.per_generation[1]["failed"] == 1
+    assert runs.baselines(run)["majority"] == {"val": 0.2613, "test": 0.2609}
+
+    detail = runs.candidate_detail(run, "g01-c01", people)
+    assert set(detail.diffs) == {"seed-a", "seed-b"} and detail.metrics["reason"] == "boom"
+    diff = runs.candidate_detail(run, "g01-c00", people).diffs["seed-a"]
+    assert "-    return nn.Linear(input_dim, 32)" in diff and "+    return nn.Linear(input_dim, 16)" in diff
+    assert runs.candidate_detail(run, "nope", people) is None
+
+    (table,) = runs.compression_tables(run)
+    assert table.best == "int8-onnxruntime" and [r["variant"] for r in table.rows] == ["fp32", "int8-onnxruntime *"]
+
+
+# -- ui/launch.py ---------------------------------------------------------------------------------
+
+def test_cli_args_carry_the_key_name_only(tmp_path: Path) -> None:
+    from flows.cli import build_parser, evolve_params
+    from ui.launch import KEY_ENV, EvolveSettings, LLMSettings, child_env, evolve_cli_args
+
+    s = EvolveSettings(run_id="r1", runs_dir=str(tmp_path), cache_dir=str(tmp_path / "c"), source="data.jsonl", operator="llm",
+                       llm=LLMSettings(base_url="http://127.0.0.1:9/v1", model="m"), generations=1, children=2, time_budget_s=5,
+                       max_train_pairs=50, seed_folder=str(tmp_path))
+    args = evolve_cli_args(s, KEY_ENV)
+    params = evolve_params(build_parser().parse_args(args))  # the CLI accepts every argument we build
+    assert params.operator.llm.api_key_env == KEY_ENV and params.operator.llm.base_url == "http://127.0.0.1:9/v1"
+    assert params.train.max_train_pairs == 50 and params.data.data.source == "data.jsonl" and params.data.storage.run_id == "r1"
+    env = child_env("sk-secret")
+    assert env[KEY_ENV] == "sk-secret" and "sk-secret" not in " ".join(args)
+    assert KEY_ENV not in child_env(None)
+
+
+def test_compress_args_round_trip(tmp_path: Path) -> None:
+    from ui.launch import CompressSettings, compress_params
+
+    s = CompressSettings(run_id="r1", runs_dir=str(tmp_path), candidates=["a", "b"], sparsities=[], structured_ratios=[0.5],
+                         quantizers=["onnxruntime"], finetune_epochs=1, finetune_budget_s=5, max_train_pairs=64, latency_repeats=3)
+    p = compress_params(s)
+    assert p.candidates == ["a", "b"] and p.config.sparsities == [] and p.config.structured_ratios == [0.5]
+    assert p.config.quantizers == ["onnxruntime"] and p.config.finetune.max_train_pairs == 64 and p.config.latency_repeats == 3
+
+
+def test_uploads_are_written_under_the_run(tmp_path: Path) -> None:
+    from ui.launch import write_uploads
+
+    folder, prelude = write_uploads(tmp_path / "r", {"a.py": b"x = 1\n"}, b"y = 2\n")
+    assert (Path(folder) / "a.py").read_bytes() == b"x = 1\n" and Path(prelude).read_bytes() == b"y = 2\n"
+    with pytest.raises(ValueError, match="seed file name"):
+        write_uploads(tmp_path / "r", {"../evil.sh": b""}, None)
+
+
+def test_secret_block_key_resolved_in_memory(prefect_harness) -> None:
+    from prefect.blocks.system import Secret
+
+    from evoformer.llm import LLMConfig
+    from flows.secrets import with_secret_key
+
+    Secret(value="sk-from-block").save("ui-test-llm-key", overwrite=True)
+    plain = LLMConfig(base_url="http://127.0.0.1:9/v1")
+    assert with_secret_key(plain) is plain
+    keyed = with_secret_key(plain.model_copy(update={"api_key_secret": "ui-test-llm-key"}))
+    assert keyed.api_key() == "sk-from-block"
+    assert "sk-from-block" not in keyed.model_dump_json() and "sk-from-block" not in repr(keyed)
+
+
+def test_ui_command_line() -> None:
+    from flows.cli import build_parser, streamlit_command
+
+    args = build_parser().parse_args(["ui", "--port", "8765", "--runs-dir", "somewhere"])
+    cmd = streamlit_command(args)
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("ui/app.py")
+    assert "--browser.gatherUsageStats" in cmd and cmd[cmd.index("--browser.gatherUsageStats") + 1] == "false"
+    assert cmd[cmd.index("--server.headless") + 1] == "true" and cmd[cmd.index("--server.port") + 1] == "8765"
+    assert args.runs_dir == "somewhere"
+
+
+# -- the page (AppTest) -----------------------------------------------------------------------------
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("EVOFORMER_RUNS", str(tmp_path / "runs"))
+    import ui.launch
+
+    monkeypatch.setattr(ui.launch, "prefect_server_url", lambda: None)  # no server: local runs (the session's test harness is one)
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+def test_app_shows_a_past_run(app, tmp_path: Path) -> None:
+    make_run(tmp_path / "runs")
+    app.run()
+    assert not app.exception
+    assert app.sidebar.selectbox(key="run_select").value == "fake-run"
+    captions = [c.value for c in app.caption]
+    assert "Leaderboard: 4 candidates, 3 trained ok" in captions
+    assert any("majority val 0.2613 / test 0.2609" in c for c in captions)  # the baseline beside the metrics
+    metrics = {m.label: m for m in app.metric}
+    assert metrics["Best val macro-F1"].value == "0.4200" and "+0.1587 vs majority" in metrics["Best val macro-F1"].delta
+    assert metrics["Majority class (val / test)"].value == "0.2613 / 0.2609"
+    board = app.dataframe[1].value  # after the per-generation table
+    assert list(board["id"])[:3] == ["g01-c00", "seed-a", "seed-b"] and "front" in board
+    assert any("Pareto front: 2 of 3" in c for c in captions)
+
+    app.selectbox(key="candidate-fake-run").select("g01-c00").run()
+    codes = [c.value for c in app.code]
+    assert CHILD.strip() in codes and any(c.startswith("--- seed-a.py") and "+    return nn.Linear(input_dim, 16)" in c for c in codes)
+    assert any("Compressed g01-c00: ok, 2 variants; best: int8-onnxruntime" in c.value for c in app.caption)
+    table = app.dataframe[-1].value
+    assert list(table["variant"]) == ["fp32", "int8-onnxruntime *"]
+
+
+def test_evolve_button_starts_a_local_run_with_the_key_in_memory(app, tmp_path: Path, monkeypatch) -> None:
+    import ui.launch
+
+    calls = []
+
+    def fake_start(settings, api_key, mode, seeds, prelude):
+        calls.append((settings, api_key, mode, seeds, prelude))
+        run = Path(settings.runs_dir) / settings.run_id
+        (run / "ui").mkdir(parents=True)
+        launched = ui.launch.Launched(kind="evolve", mode=mode, run_id=settings.run_id, run_dir=str(run))
+        (run / "ui" / "launch.json").write_text(launched.model_dump_json())
+        return launched, None
+
+    monkeypatch.setattr(ui.launch, "start_evolve", fake_start)
+    app.run()
+    app.file_uploader(key="seed_files").set_value(("tiny.py", PARENT.encode(), "text/x-python"))
+    app.radio(key="operator").set_value("llm")
+    app.text_input(key="llm_base_url").input("http://127.0.0.1:9/v1")
+    app.text_input(key="api_key").input("sk-test-123")
+    app.number_input(key="generations").set_value(1)
+    app.number_input(key="children").set_value(2)
+    app.number_input(key="max_train_pairs").set_value(100)
+    app.text_input(key="source").input("/data/small.jsonl")
+    app.text_input(key="new_run_id").input("ui-run")
+    app.button(key="evolve").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    ((settings, api_key, mode, seeds, _),) = calls
+    assert api_key == "sk-test-123" and mode == "local" and seeds == {"tiny.py": PARENT.encode()}
+    assert settings.operator == "llm" and settings.llm.base_url == "http://127.0.0.1:9/v1" and settings.generations == 1
+    assert settings.max_train_pairs == 100 and settings.source == "/data/small.jsonl" and settings.run_id == "ui-run"
+    assert "sk-test-123" not in settings.model_dump_json()
+    assert app.sidebar.selectbox(key="run_select").value == "ui-run"  # the new run is shown at once
+
+
+def test_deployment_run_gets_the_secret_block_name_only(app, tmp_path: Path, monkeypatch) -> None:
+    import prefect.blocks.system
+    import prefect.deployments
+
+    import ui.launch
+
+    saved, started = [], []
+    monkeypatch.setattr(ui.launch, "prefect_server_url", lambda: "http://127.0.0.1:9/api")
+    monkeypatch.setattr(prefect.blocks.system.Secret, "save", lambda self, name, overwrite=False: saved.append((name, self.get())))
+    monkeypatch.setattr(prefect.deployments, "run_deployment",
+                        lambda name, parameters, timeout: started.append((name, parameters, timeout)) or type("R", (), {"id": "fr-1"}))
+    app.run()
+    assert app.radio(key="mode").value == "deployment"  # a configured server is the default
+    app.radio(key="operator").set_value("llm")
+    app.text_input(key="llm_base_url").input("http://127.0.0.1:9/v1")
+    app.text_input(key="api_key").input("sk-deploy-456")
+    app.text_input(key="new_run_id").input("dep-run")
+    app.button(key="evolve").click().run()
+    assert not app.error, [e.value for e in app.error]
+    assert saved == [("evoformer-llm-key", "sk-deploy-456")]
+    ((name, parameters, timeout),) = started
+    assert name == "evolve/evolve-nightly" and timeout == 0
+    assert parameters["params"]["operator"]["llm"]["api_key_secret"] == "evoformer-llm-key"
+    assert parameters["params"]["data"]["storage"]["run_id"] == "dep-run"
+    assert "sk-deploy-456" not in json.dumps(parameters)
+    record = (tmp_path / "runs" / "dep-run" / "ui" / "launch.json").read_text()
+    assert "fr-1" in record and "sk-deploy-456" not in record
+
+
+def test_compress_button_starts_compression_of_the_chosen_candidates(app, tmp_path: Path, monkeypatch) -> None:
+    import ui.launch
+
+    calls = []
+    monkeypatch.setattr(ui.launch, "start_compress", lambda settings, mode: calls.append((settings, mode)) or (
+        ui.launch.Launched(kind="compress", mode=mode, run_id=settings.run_id, run_dir="x", candidates=settings.candidates), None))
+    make_run(tmp_path / "runs")
+    app.run()
+    app.multiselect(key="compress-ids-fake-run").select("g01-c00").run()
+    app.text_input(key="sparsities-fake-run").input("")
+    app.text_input(key="ratios-fake-run").input("0.5")
+    app.multiselect(key="quantizers-fake-run").unselect("torch_ao")
+    app.number_input(key="ft-epochs-fake-run").set_value(1)
+    app.number_input(key="lat-fake-run").set_value(3)
+    app.button(key="compress-fake-run").click().run()
+    assert not app.error, [e.value for e in app.error]
+    ((settings, mode),) = calls
+    assert mode == "local" and settings.candidates == ["g01-c00"] and settings.sparsities == [] and settings.structured_ratios == [0.5]
+    assert settings.quantizers == ["onnxruntime"] and settings.finetune_epochs == 1 and settings.latency_repeats == 3

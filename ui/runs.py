@@ -1,0 +1,227 @@
+"""Read-only views of run folders for the GUI: runs, progress, leaderboard, Pareto data, code,
+diffs against parents and compression tables. Nothing here writes or imports Prefect."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from evoformer.candidates.job import METRICS_FILE, PROGRAM_FILE
+from evoformer.compression.evaluate import REPORT_FILE, CompressionReport, table_rows
+from evoformer.evolution.population import Individual, pareto_front
+from evoformer.evolution.report import leaderboard_rows
+from evoformer.evolution.state import LINEAGE_FILE, STATE_FILE
+from evoformer.runs import SUMMARY, StorageConfig
+
+UI_DIR = "ui"  # per-run files the GUI writes: launch.json (settings, never the key), logs, uploaded seeds
+LAUNCH_FILE = "launch.json"
+
+
+def runs_root(runs_dir: str | None = None) -> Path:
+    """The runs root: ``runs_dir``, else ``$EVOFORMER_RUNS``, else ``./runs`` (as every flow resolves it)."""
+    return Path(runs_dir or StorageConfig().runs_dir)
+
+
+def read_json(path: Path) -> Any:
+    """The parsed file, or None when it is missing or half written."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class RunInfo(BaseModel):
+    """One run folder as listed in the GUI."""
+
+    run_id: str
+    path: str
+    modified: float = Field(description="Latest change of its summary, state or lineage (epoch seconds).")
+    kinds: list[str] = Field(default_factory=list, description="Sections of summary.json (data, evolve, compress, ...).")
+    completed_generation: int | None = None
+
+
+def list_runs(root: Path) -> list[RunInfo]:
+    """Run folders under ``root`` (those with a summary, a state or a GUI launch record), newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in root.iterdir():
+        marks = [folder / SUMMARY, folder / STATE_FILE, folder / LINEAGE_FILE, folder / UI_DIR / LAUNCH_FILE]
+        present = [m for m in marks if m.is_file()]
+        if not folder.is_dir() or not present:
+            continue
+        summary = read_json(folder / SUMMARY) or {}
+        state = read_json(folder / STATE_FILE) or {}
+        found.append(RunInfo(
+            run_id=folder.name, path=str(folder.resolve()), modified=max(m.stat().st_mtime for m in present),
+            kinds=[k for k in ("data", "evolve", "compress", "synthesize") if k in summary or (k == "data" and "splits" in summary)],
+            completed_generation=state.get("completed_generation"),
+        ))
+    return sorted(found, key=lambda r: (-r.modified, r.run_id))
+
+
+def load_individuals(run_dir: Path) -> list[Individual]:
+    """The population as last saved (``lineage.json``, else ``evolution/state.json``)."""
+    run_dir = Path(run_dir)
+    rows = read_json(run_dir / LINEAGE_FILE)
+    if rows is None:
+        rows = (read_json(run_dir / STATE_FILE) or {}).get("individuals", [])
+    people = []
+    for row in rows or []:
+        try:
+            people.append(Individual.model_validate(row))
+        except ValidationError:
+            continue
+    return people
+
+
+def baselines(run_dir: Path) -> dict[str, dict[str, float]]:
+    """Val and test macro-F1 of each baseline (majority first), from the run's summary."""
+    summary = read_json(Path(run_dir) / SUMMARY) or {}
+    out = {}
+    for name, result in (summary.get("baselines") or {}).items():
+        try:
+            out[name] = {split: float(result[split]["macro_f1"]) for split in ("val", "test")}
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+class Progress(BaseModel):
+    """Where an evolve run stands, from its folder alone."""
+
+    completed_generation: int = Field(default=-1, description="-1: seeds not trained yet; 0: seeds done.")
+    total_generations: int | None = None
+    proposed_generations: list[int] = Field(default_factory=list, description="Generations whose children were proposed.")
+    trained_folders: int = Field(default=0, description="Candidate folders holding a finished training.")
+    finished: bool = Field(default=False, description="The evolve summary is written (the flow returned).")
+    stopped: str = ""
+    per_generation: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def fraction(self) -> float:
+        if self.finished:
+            return 1.0
+        if not self.total_generations:
+            return 0.0 if self.completed_generation < 0 else 1.0
+        return max(0.0, min(1.0, (self.completed_generation + 1) / (self.total_generations + 1)))
+
+
+def progress(run_dir: Path, total_generations: int | None = None) -> Progress:
+    """Generations done, per-generation counts (ok / not trained / failed, best val macro-F1)."""
+    run_dir = Path(run_dir)
+    state = read_json(run_dir / STATE_FILE) or {}
+    summary = read_json(run_dir / SUMMARY) or {}
+    launch = read_json(run_dir / UI_DIR / LAUNCH_FILE) or {}
+    total = total_generations if total_generations is not None else launch.get("generations")
+    proposed = sorted(int(p.stem.split("-g")[-1]) for p in (run_dir / "evolution").glob("proposals-g*.json")) if (run_dir / "evolution").is_dir() else []
+    trained = sum(1 for _ in (run_dir / "candidates").glob(f"*/{METRICS_FILE}")) if (run_dir / "candidates").is_dir() else 0
+    per_gen: dict[int, dict[str, Any]] = {}
+    for i in load_individuals(run_dir):
+        row = per_gen.setdefault(i.generation, {"generation": i.generation, "candidates": 0, "ok": 0, "not_trained": 0, "failed": 0,
+                                                "best_val_macro_f1": None})
+        row["candidates"] += 1
+        if i.trained:
+            row["ok"] += 1
+            row["best_val_macro_f1"] = max(row["best_val_macro_f1"] or 0.0, round(i.val_macro_f1, 4))
+        elif i.status in ("rejected", "duplicate", "proposal_failed"):
+            row["not_trained"] += 1
+        else:
+            row["failed"] += 1
+    evolve = summary.get("evolve") or {}
+    return Progress(
+        completed_generation=int(state.get("completed_generation", -1)), total_generations=total, proposed_generations=proposed,
+        trained_folders=trained, finished=bool(evolve), stopped=state.get("stopped", "") or evolve.get("stopped", "") or "",
+        per_generation=[per_gen[g] for g in sorted(per_gen)],
+    )
+
+
+def leaderboard(individuals: list[Individual]) -> list[dict[str, Any]]:
+    """Every candidate, trained ones first by val macro-F1 (the ``evolve-leaderboard`` artifact's rows)."""
+    front = {i.id for i in pareto_front(individuals)}
+    return [row | {"front": row["id"] in front} for row in leaderboard_rows(individuals)]
+
+
+def pareto_points(individuals: list[Individual]) -> list[dict[str, Any]]:
+    """Trained candidates as plot points: params, val / test macro-F1, generation, seed or child, on the front."""
+    front = {i.id for i in pareto_front(individuals)}
+    return [
+        {"id": i.id, "params": i.params, "val_macro_f1": round(i.val_macro_f1, 4),
+         "test_macro_f1": None if i.test_macro_f1 is None else round(i.test_macro_f1, 4), "generation": i.generation,
+         "kind": "seed" if i.generation == 0 else "child", "front": i.id in front, "operator": i.operator}
+        for i in individuals if i.trained
+    ]
+
+
+def program_source(run_dir: Path, candidate_id: str) -> str | None:
+    """The program as the orchestrator saved it (``programs/<id>.py``), else the candidate folder's copy."""
+    for path in (Path(run_dir) / "programs" / f"{candidate_id}.py", Path(run_dir) / "candidates" / candidate_id / PROGRAM_FILE):
+        if path.is_file():
+            try:
+                return path.read_text()
+            except (OSError, UnicodeDecodeError):
+                return None
+    return None
+
+
+def unified_diff(parent_source: str, child_source: str, parent_id: str, child_id: str) -> str:
+    """``diff -u`` of a parent's program against its child's."""
+    lines = difflib.unified_diff(parent_source.splitlines(keepends=True), child_source.splitlines(keepends=True),
+                                 fromfile=f"{parent_id}.py", tofile=f"{child_id}.py")
+    return "".join(lines)
+
+
+class CandidateDetail(BaseModel):
+    """One candidate: its record, code, sandbox verdict and diffs against each parent."""
+
+    individual: Individual
+    source: str | None = None
+    metrics: dict[str, Any] | None = Field(default=None, description="candidates/<id>/metrics.json (the orchestrator's verdict).")
+    diffs: dict[str, str] = Field(default_factory=dict, description="Parent id -> unified diff parent -> this candidate.")
+
+
+def candidate_detail(run_dir: Path, candidate_id: str, individuals: list[Individual] | None = None) -> CandidateDetail | None:
+    """Code, metrics and parent diffs of ``candidate_id``; None if the run does not know it."""
+    run_dir = Path(run_dir)
+    people = {i.id: i for i in (individuals if individuals is not None else load_individuals(run_dir))}
+    individual = people.get(candidate_id)
+    if individual is None:
+        return None
+    source = program_source(run_dir, candidate_id)
+    diffs = {}
+    for parent in individual.parents:
+        parent_source = program_source(run_dir, parent)
+        if source is not None and parent_source is not None:
+            diffs[parent] = unified_diff(parent_source, source, parent, candidate_id)
+    return CandidateDetail(individual=individual, source=source, metrics=read_json(run_dir / "candidates" / candidate_id / METRICS_FILE),
+                           diffs=diffs)
+
+
+class CompressionTable(BaseModel):
+    """One compressed candidate's comparison table (rows of ``table_rows``)."""
+
+    candidate: str
+    status: str
+    reason: str = ""
+    best: str | None = None
+    rows: list[dict[str, Any]] = Field(default_factory=list)
+    threads: str | None = None
+
+
+def compression_tables(run_dir: Path) -> list[CompressionTable]:
+    """Every ``compression/<candidate>/compression.json`` of the run, as tables."""
+    folder = Path(run_dir) / "compression"
+    tables = []
+    for path in sorted(folder.glob(f"*/{REPORT_FILE}")) if folder.is_dir() else []:
+        try:
+            report = CompressionReport.model_validate_json(path.read_text())
+        except (OSError, ValidationError, ValueError):
+            continue
+        tables.append(CompressionTable(candidate=report.candidate, status=report.status, reason=report.reason, best=report.best,
+                                       rows=table_rows(report), threads=report.environment.get("threads")))
+    return tables
