@@ -41,8 +41,13 @@ def test_dask_cluster_of_two_workers_trains_the_candidates(
     lineage = json.loads((Path(summary["run_dir"]) / "lineage.json").read_text())
     trained = [row for row in lineage if row["status"] == "ok"]
     assert len(trained) >= 3, [(r["id"], r["status"], r["reason"]) for r in lineage]
+    from evoformer.sandbox.isolation import bubblewrap_problem
+
+    expected = "bubblewrap(" if bubblewrap_problem() is None else "NO-NAMESPACES"
     for row in trained:  # weights and verdicts landed in the run folder, written by the remote task
         assert (Path(row["folder"]) / "weights.safetensors").is_file() and (Path(row["folder"]) / "metrics.json").is_file()
+        verdict = json.loads((Path(row["folder"]) / "metrics.json").read_text())
+        assert expected in verdict["isolation"] and "rlimit-as" in verdict["isolation"], verdict["isolation"]  # the sandbox holds there
     trainings = sum(1 for row in lineage if row["status"] not in ("rejected", "duplicate", "proposal_failed"))
     assert sum(executed.values()) == trainings, executed  # every training ran on the cluster, none in the flow process
     assert all(count >= 1 for count in executed.values()), executed  # both workers took trainings

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from evoformer.compression.config import CompressConfig
 from evoformer.runs import StorageConfig, new_run_id
 from ui.runs import LAUNCH_FILE, UI_DIR, read_json
 
@@ -78,14 +79,14 @@ class CompressSettings(BaseModel):
     run_id: str
     runs_dir: str = Field(default_factory=lambda: StorageConfig().runs_dir)
     candidates: list[str] = Field(min_length=1)
-    sparsities: list[float] = Field(default_factory=lambda: [0.5, 0.8])
-    structured_ratios: list[float] = Field(default_factory=lambda: [0.25, 0.5])
-    quantizers: list[Literal["torch_ao", "torchao", "onnxruntime"]] = Field(default_factory=lambda: ["torch_ao", "onnxruntime"])
-    finetune_epochs: int = Field(default=3, ge=1)
-    finetune_budget_s: float = Field(default=90.0, gt=0)
+    sparsities: list[float] = Field(default_factory=lambda: CompressConfig().sparsities)
+    structured_ratios: list[float] = Field(default_factory=lambda: CompressConfig().structured_ratios)
+    quantizers: list[Literal["torch_ao", "torchao", "onnxruntime"]] = Field(default_factory=lambda: CompressConfig().quantizers)
+    finetune_epochs: int = Field(default_factory=lambda: CompressConfig().finetune.max_epochs, ge=1)
+    finetune_budget_s: float = Field(default_factory=lambda: CompressConfig().finetune.time_budget_s, gt=0)
     max_train_pairs: int | None = Field(default=None, ge=1)
-    latency_repeats: int = Field(default=50, ge=3)
-    threads: int = Field(default=1, ge=1)
+    latency_repeats: int = Field(default_factory=lambda: CompressConfig().latency_repeats, ge=3)
+    threads: int = Field(default_factory=lambda: CompressConfig().threads, ge=1)
     timeout_s: float = Field(default=1800.0, gt=0)
 
 
