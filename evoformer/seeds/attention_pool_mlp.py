@@ -1,24 +1,52 @@
-"""Attention pooling (a learned scorer over tokens) followed by an MLP."""
+"""Attention pooling (a learned scorer over tokens, softmax within the claim and within the evidence,
+segments split at the middle [SEP]) beside the segments' pair features [u, v, |u - v|, u * v] of
+mean states, followed by an MLP."""
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+
+def segments(x, mask):
+    """Claim and evidence masks of the joint ``claim [SEP] evidence [SEP]`` encoding. The middle
+    [SEP] is the token (not the first, not the last two) whose state is closest to the final [SEP]'s."""
+    b, t, _ = x.shape
+    lengths = mask.sum(1)
+    last = x[torch.arange(b), (lengths - 1).clamp(min=0)]
+    sim = (F.normalize(x, dim=-1) * F.normalize(last, dim=-1).unsqueeze(1)).sum(-1)
+    pos = torch.arange(t, device=x.device).unsqueeze(0)
+    inner = (pos >= 1) & (pos < (lengths - 2).unsqueeze(1))
+    sep = sim.masked_fill(~inner, -2.0).argmax(1).unsqueeze(1)
+    return mask & (pos <= sep), mask & (pos > sep)
+
+
+def masked_mean(x, m):
+    m = m.unsqueeze(-1).float()
+    return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def pair_features(x, claim, evidence):
+    """``[u, v, |u - v|, u * v]`` of the mean states u of the claim and v of the evidence."""
+    u, v = masked_mean(x, claim), masked_mean(x, evidence)
+    return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
 
 
 class AttentionPoolMLP(nn.Module):
     def __init__(self, input_dim: int, num_classes: int, hidden: int = 256):
         super().__init__()
+        self.drop_in = nn.Dropout(0.1)
         self.score = nn.Sequential(nn.Linear(input_dim, 128), nn.Tanh(), nn.Linear(128, 1))
         self.mlp = nn.Sequential(
-            nn.Linear(2 * input_dim, hidden), nn.GELU(), nn.Dropout(0.2), nn.Linear(hidden, num_classes)
+            nn.LayerNorm(6 * input_dim), nn.Dropout(0.25), nn.Linear(6 * input_dim, hidden), nn.GELU(),
+            nn.Dropout(0.5), nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x, mask):
-        scores = self.score(x).squeeze(-1).masked_fill(~mask, -1e4)
-        weights = torch.softmax(scores, dim=1).unsqueeze(-1)
-        attended = (weights * x).sum(1)
-        m = mask.unsqueeze(-1).float()
-        mean = (x * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return self.mlp(torch.cat([attended, mean], dim=-1))
+        claim, evidence = segments(x, mask)
+        x = self.drop_in(x)
+        scores = self.score(x).squeeze(-1)
+        attended = [(torch.softmax(scores.masked_fill(~s, -1e4), dim=1).unsqueeze(-1) * x).sum(1) for s in (claim, evidence)]
+        return self.mlp(torch.cat(attended + [pair_features(x, claim, evidence)], dim=-1))
 
 
 def build_model(input_dim: int, num_classes: int) -> nn.Module:
