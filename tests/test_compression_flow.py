@@ -70,7 +70,8 @@ def test_compress_subflow_measures_every_variant(prefect_harness, trained_run) -
     assert unstructured["params_total"] == reference["params_total"]
     assert unstructured["params_nonzero"] < 0.55 * unstructured["params_total"]  # nearly every number is a prunable weight
     structured = variants["structured-50%"]
-    assert structured["params_total"] < 0.6 * reference["params_total"] and structured["size_ratio"] > 1.5
+    # Layers that read the frozen input (384 wide, also through the pair features) keep their input width.
+    assert structured["params_total"] < 0.75 * reference["params_total"] and structured["size_ratio"] > 1.3
     assert variants["int8-torch.ao"]["size_ratio"] > 1.2
     assert variants["int8-onnxruntime"]["size_ratio"] > 2.5
     assert variants["structured-50%+int8-onnxruntime"]["size_ratio"] > variants["int8-onnxruntime"]["size_ratio"]

@@ -147,7 +147,8 @@ def test_children_duplicating_a_known_program_are_not_trained(seed_folder, tmp_p
     from flows.evolve import check_children
 
     source = (seed_folder / "conv_text.py").read_text()
-    reformatted = "# same program, other comments and spacing\n" + source.replace("    ", "        ")
+    reformatted = "# same program, other comments and spacing\n" + "\n".join(  # strings (docstrings) left as they are
+        line + ("  # a comment" if line.strip().startswith("return ") else "") for line in source.replace("\n\n\n", "\n\n\n\n").splitlines())
     plan = lambda i: ChildPlan(child_id=f"g01-c0{i}", generation=1, index=i, parents=["seed-x"], kind="mutation", rng_seed="")  # noqa: E731
     proposals = [
         Proposal(plan=plan(0), operator="llm-mutation", source=reformatted),

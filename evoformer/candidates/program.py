@@ -8,6 +8,8 @@ The model's ``forward(x, mask)`` takes frozen token states ``x`` [B, T, D] (floa
 from __future__ import annotations
 
 import ast
+
+from evoformer import pyast
 import hashlib
 from pathlib import Path
 
@@ -38,7 +40,7 @@ class CandidateProgram(BaseModel):
     def program_hash(self) -> str:
         """Hash of the normalised AST of the full source (formatting and comments do not count)."""
         try:
-            text = ast.dump(ast.parse(self.full_source()), annotate_fields=False)
+            text = ast.dump(pyast.parse(self.full_source()), annotate_fields=False)
         except (SyntaxError, RecursionError, MemoryError, ValueError):
             text = self.full_source()
         return hashlib.sha256(text.encode()).hexdigest()

@@ -10,6 +10,7 @@ import ast
 
 from pydantic import BaseModel, Field
 
+from evoformer import pyast
 from evoformer.candidates.program import ENTRY_POINT
 
 DEFAULT_ALLOWED_IMPORTS = [
@@ -46,7 +47,7 @@ def check_source(source: str, config: StaticCheckConfig | None = None) -> Static
     if size > config.max_source_bytes:
         return StaticReport(ok=False, reasons=[f"source is {size} bytes, over the limit of {config.max_source_bytes}"])
     try:
-        tree = ast.parse(source)
+        tree = pyast.parse(source)
     except SyntaxError as exc:
         return StaticReport(ok=False, reasons=[f"syntax error at line {exc.lineno}: {exc.msg}"])
     visitor = _Visitor(set(config.allowed_imports))

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from evoformer import pyast
 from evoformer.candidates.program import ENTRY_POINT, CandidateProgram
 from evoformer.candidates.static_check import check_source
 
@@ -220,7 +221,7 @@ class _Program:
     """A parsed program with its import aliases, scopes, constant values and layer constructors."""
 
     def __init__(self, source: str) -> None:
-        self.tree = ast.parse(source)
+        self.tree = pyast.parse(source)
         self.parent: dict[int, ast.AST] = {}
         for node in ast.walk(self.tree):
             for child in ast.iter_child_nodes(node):
@@ -1129,7 +1130,7 @@ def _edit_sequential(prog: _Program, seq: ast.Call, owner: str, action: object) 
         width = prog.bound(linear, "Linear").get("out_features" if what == "norm_after" else "in_features")
         if width is None:
             return None
-        new = prog.nn_call("LayerNorm", ast.parse(ast.unparse(width), mode="eval").body)
+        new = prog.nn_call("LayerNorm", pyast.parse(ast.unparse(width), mode="eval").body)
     if new is None:
         return None
     seq.args.insert(i, new)
@@ -1168,7 +1169,7 @@ def _wrap_sites(prog: _Program) -> list[_Site]:
 def _wrap(prog: _Program, stmt: ast.Assign, width: ast.expr | None, name: str, action: object) -> str | None:
     what, u = action
     if what == "norm" and width is not None:
-        first = prog.nn_call("LayerNorm", ast.parse(ast.unparse(width), mode="eval").body)
+        first = prog.nn_call("LayerNorm", pyast.parse(ast.unparse(width), mode="eval").body)
     else:
         first = prog.nn_call("Dropout", ast.Constant(_pick((0.1, 0.2, 0.3), u)))
     seq = prog.nn_call("Sequential", first, stmt.value)

@@ -6,6 +6,7 @@ import ast
 import builtins
 import re
 
+from evoformer import pyast
 from evoformer.candidates.program import ENTRY_POINT
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
@@ -38,7 +39,7 @@ def _defines_entry(tree: ast.Module) -> bool:
 
 def _parse(text: str) -> ast.Module | None:
     try:
-        return ast.parse(text)
+        return pyast.parse(text)
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return None
 
@@ -79,7 +80,7 @@ def _from_plain_text(reply: str) -> str:
 
 def _syntax_error(text: str) -> str:
     try:
-        ast.parse(text)
+        pyast.parse(text)
     except SyntaxError as exc:
         return f"line {exc.lineno}: {exc.msg}"
     except (RecursionError, MemoryError, ValueError) as exc:
