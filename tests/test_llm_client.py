@@ -405,11 +405,11 @@ def test_is_configured_and_api_key(monkeypatch):
 
     local = LLMConfig(base_url="http://localhost:8000/v1", api_key_env="MY_LLM_KEY")
     assert local.is_configured() and local.api_key() == "not-needed"
-    monkeypatch.setenv("MY_LLM_KEY", "secret")
-    assert local.api_key() == "secret"
-    assert "secret" not in LLMConfig(api_key_env="MY_LLM_KEY").model_dump_json()
+    monkeypatch.setenv("MY_LLM_KEY", "sk-my-llm-key-7f3")
+    assert local.api_key() == "sk-my-llm-key-7f3"
+    assert "sk-my-llm-key-7f3" not in LLMConfig(api_key_env="MY_LLM_KEY").model_dump_json()
     custom = LLMConfig(api_key_env="MY_LLM_KEY")
-    assert custom.is_configured() and custom.api_key() == "secret"
+    assert custom.is_configured() and custom.api_key() == "sk-my-llm-key-7f3"
     monkeypatch.delenv("MY_LLM_KEY")
     assert not custom.is_configured()
 
