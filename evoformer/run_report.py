@@ -10,15 +10,14 @@ in ``programs/``, never files a sandbox could write.
 from __future__ import annotations
 
 import base64
-import difflib
 import json
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from evoformer.evolution.population import Individual, pareto_front
-from evoformer.evolution.report import leaderboard_rows, plot_pareto
-from evoformer.evolution.state import LINEAGE_FILE, PROGRAMS_DIR
+from evoformer.evolution.report import leaderboard_rows, plot_pareto, program_diff
+from evoformer.evolution.state import PROGRAMS_DIR, load_population
 from evoformer.files import write_text_atomic
 from evoformer.runs import SUMMARY
 
@@ -158,12 +157,6 @@ def _program(run_dir: Path, candidate_id: str) -> str | None:
     return path.read_text() if path.is_file() else None
 
 
-def program_diff(parent_source: str, child_source: str, parent_id: str, child_id: str) -> str:
-    """Unified diff of a child's program against a parent's."""
-    return "".join(difflib.unified_diff(parent_source.splitlines(keepends=True), child_source.splitlines(keepends=True),
-                                        fromfile=f"{parent_id}.py", tofile=f"{child_id}.py"))
-
-
 def _diff_html(diff: str) -> str:
     lines = []
     for line in diff.splitlines():
@@ -207,12 +200,6 @@ def _compression_section(summary: dict[str, Any]) -> str:
     parts.append(_table([{"baseline": "majority class", "val_macro_f1": val, "test_macro_f1": test}],
                         ["baseline", "val_macro_f1", "test_macro_f1"], left={"baseline"}, row_class=lambda r: "baseline"))
     return "\n".join(parts)
-
-
-def load_population(run_dir: Path) -> list[Individual]:
-    """Every candidate of the run (``lineage.json``), empty before the seeds are trained."""
-    path = run_dir / LINEAGE_FILE
-    return [Individual.model_validate(row) for row in json.loads(path.read_text())] if path.is_file() else []
 
 
 def render_report(run_dir: Path, top_programs: int = 3) -> str:

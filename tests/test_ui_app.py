@@ -68,7 +68,7 @@ def test_run_folder_views(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     (tmp_path / "not-a-run").mkdir()
     assert [r.run_id for r in runs.list_runs(tmp_path)] == ["fake-run"]
-    people = runs.load_individuals(run)
+    people = runs.load_population(run)
     board = runs.leaderboard(people)
     assert [r["id"] for r in board][:3] == ["g01-c00", "seed-a", "seed-b"] and board[-1]["status"] == "build_error"
     points = {p["id"]: p for p in runs.pareto_points(people)}

@@ -22,7 +22,7 @@ from ui.launch import (
     start_compress, start_evolve, status,
 )
 from ui.runs import (
-    baselines, candidate_detail, compression_tables, list_runs, load_individuals, leaderboard, pareto_points, progress,
+    baselines, candidate_detail, compression_tables, list_runs, load_population, leaderboard, pareto_points, progress,
     read_json, runs_root,
 )
 
@@ -152,7 +152,7 @@ def run_view(run_dir: Path) -> None:
         prog = progress(run_dir)
         base = baselines(run_dir)
         majority = base.get("majority", {})
-        people = load_individuals(run_dir)
+        people = load_population(run_dir)
         trained = [i for i in people if i.trained]
         cols = st.columns(4)
         cols[0].metric("State", state.state, help=state.detail or None)

@@ -3,7 +3,6 @@ diffs against parents and compression tables. Nothing here writes or imports Pre
 
 from __future__ import annotations
 
-import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ from pydantic import BaseModel, Field, ValidationError
 from evoformer.candidates.job import METRICS_FILE, PROGRAM_FILE
 from evoformer.compression.evaluate import REPORT_FILE, CompressionReport, table_rows
 from evoformer.evolution.population import Individual, pareto_front
-from evoformer.evolution.report import leaderboard_rows
-from evoformer.evolution.state import LINEAGE_FILE, STATE_FILE
+from evoformer.evolution.report import leaderboard_rows, program_diff
+from evoformer.evolution.state import LINEAGE_FILE, STATE_FILE, load_population
 from evoformer.runs import SUMMARY, StorageConfig
 
 UI_DIR = "ui"  # per-run files the GUI writes: launch.json (settings, never the key), logs, uploaded seeds
@@ -65,21 +64,6 @@ def list_runs(root: Path) -> list[RunInfo]:
     return sorted(found, key=lambda r: (-r.modified, r.run_id))
 
 
-def load_individuals(run_dir: Path) -> list[Individual]:
-    """The population as last saved (``lineage.json``, else ``evolution/state.json``)."""
-    run_dir = Path(run_dir)
-    rows = read_json(run_dir / LINEAGE_FILE)
-    if rows is None:
-        rows = (read_json(run_dir / STATE_FILE) or {}).get("individuals", [])
-    people = []
-    for row in rows or []:
-        try:
-            people.append(Individual.model_validate(row))
-        except ValidationError:
-            continue
-    return people
-
-
 def baselines(run_dir: Path) -> dict[str, dict[str, float]]:
     """Val and test macro-F1 of each baseline (majority first), from the run's summary."""
     summary = read_json(Path(run_dir) / SUMMARY) or {}
@@ -122,7 +106,7 @@ def progress(run_dir: Path, total_generations: int | None = None) -> Progress:
     proposed = sorted(int(p.stem.split("-g")[-1]) for p in (run_dir / "evolution").glob("proposals-g*.json")) if (run_dir / "evolution").is_dir() else []
     trained = sum(1 for _ in (run_dir / "candidates").glob(f"*/{METRICS_FILE}")) if (run_dir / "candidates").is_dir() else 0
     per_gen: dict[int, dict[str, Any]] = {}
-    for i in load_individuals(run_dir):
+    for i in load_population(run_dir):
         row = per_gen.setdefault(i.generation, {"generation": i.generation, "candidates": 0, "ok": 0, "not_trained": 0, "failed": 0,
                                                 "best_val_macro_f1": None})
         row["candidates"] += 1
@@ -169,13 +153,6 @@ def program_source(run_dir: Path, candidate_id: str) -> str | None:
     return None
 
 
-def unified_diff(parent_source: str, child_source: str, parent_id: str, child_id: str) -> str:
-    """``diff -u`` of a parent's program against its child's."""
-    lines = difflib.unified_diff(parent_source.splitlines(keepends=True), child_source.splitlines(keepends=True),
-                                 fromfile=f"{parent_id}.py", tofile=f"{child_id}.py")
-    return "".join(lines)
-
-
 class CandidateDetail(BaseModel):
     """One candidate: its record, code, sandbox verdict and diffs against each parent."""
 
@@ -188,7 +165,7 @@ class CandidateDetail(BaseModel):
 def candidate_detail(run_dir: Path, candidate_id: str, individuals: list[Individual] | None = None) -> CandidateDetail | None:
     """Code, metrics and parent diffs of ``candidate_id``; None if the run does not know it."""
     run_dir = Path(run_dir)
-    people = {i.id: i for i in (individuals if individuals is not None else load_individuals(run_dir))}
+    people = {i.id: i for i in (individuals if individuals is not None else load_population(run_dir))}
     individual = people.get(candidate_id)
     if individual is None:
         return None
@@ -197,7 +174,7 @@ def candidate_detail(run_dir: Path, candidate_id: str, individuals: list[Individ
     for parent in individual.parents:
         parent_source = program_source(run_dir, parent)
         if source is not None and parent_source is not None:
-            diffs[parent] = unified_diff(parent_source, source, parent, candidate_id)
+            diffs[parent] = program_diff(parent_source, source, parent, candidate_id)
     return CandidateDetail(individual=individual, source=source, metrics=read_json(run_dir / "candidates" / candidate_id / METRICS_FILE),
                            diffs=diffs)
 

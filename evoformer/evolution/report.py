@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from evoformer.evolution.population import Individual, pareto_front
@@ -67,3 +68,9 @@ def plot_pareto(individuals: list[Individual], path: Path, majority_f1: float | 
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def program_diff(parent_source: str, child_source: str, parent_id: str, child_id: str) -> str:
+    """Unified diff (``diff -u``) of a child's program against a parent's."""
+    return "".join(difflib.unified_diff(parent_source.splitlines(keepends=True), child_source.splitlines(keepends=True),
+                                        fromfile=f"{parent_id}.py", tofile=f"{child_id}.py"))

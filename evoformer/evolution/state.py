@@ -94,3 +94,21 @@ def finished_training(folder: Path, key: str) -> CandidateResult | None:
     except (ValidationError, OSError):
         return None
     return None if result.transient else result
+
+
+def load_population(run_dir: Path) -> list[Individual]:
+    """The population as last saved: ``lineage.json``, else ``evolution/state.json`` (empty before
+    the seeds are trained); a half-written file or an invalid row is skipped."""
+    for name, key in ((LINEAGE_FILE, None), (STATE_FILE, "individuals")):
+        try:
+            data = json.loads((Path(run_dir) / name).read_text())
+        except (OSError, ValueError):
+            continue
+        people = []
+        for row in (data if key is None else data.get(key, [])) or []:
+            try:
+                people.append(Individual.model_validate(row))
+            except ValidationError:
+                continue
+        return people
+    return []
