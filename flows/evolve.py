@@ -125,8 +125,8 @@ def _record(individual: Individual, result: CandidateResult, wall_seconds: float
 
 
 def train_all(jobs: list[_Job], ctx: dict[str, Any], max_parallel: int) -> list[Individual]:
-    """Train every job on the configured task runner, at most ``max_parallel`` at once; finished
-    trainings of a killed run are reused."""
+    """Train every job on the run's task runner (``ctx["runner"]``, started), at most ``max_parallel``
+    at once; finished trainings of a killed run are reused."""
     logger = get_run_logger()
     done: dict[str, Individual] = {}
     pending: list[tuple[_Job, Path, str, bool]] = []
@@ -139,34 +139,31 @@ def train_all(jobs: list[_Job], ctx: dict[str, Any], max_parallel: int) -> list[
             done[job.individual.id] = _record(job.individual, previous)
         else:
             pending.append((job, folder, key, False))
-    if not pending:
-        return [done[job.individual.id] for job in jobs]
     running: dict[Any, tuple[_Job, Path, str, float]] = {}
-    with make_task_runner(ctx["runner"], max_parallel) as runner:
-        while pending or running:
-            while pending and len(running) < max_parallel:
-                job, folder, key, refresh = pending.pop(0)
-                task = train_candidate.with_options(refresh_cache=True) if refresh else train_candidate
-                parameters = {"program": job.program, "features_path": ctx["features_path"], "labels": ctx["labels"],
-                              "folder": str(folder), "train": ctx["train"], "limits": ctx["limits"]}
-                running[runner.submit(task, parameters)] = (job, folder, key, time.perf_counter())
-            future = next(as_completed(list(running)))
-            job, folder, key, started = running.pop(future)
-            future.wait()  # sets the final state from the finished worker, not a stale API read
-            try:
-                result = result_of(future.state)
-            except Exception as exc:  # noqa: BLE001 - an infrastructure failure after retries
-                done[job.individual.id] = job.individual.model_copy(update={"status": "sandbox_error", "reason": str(exc)[:500]})
-                continue
-            result = _into_run_folder(result, folder, key)
-            if result is None:  # a cached result whose files are gone or were replaced: train again
-                logger.info("%s: the cached training's folder is gone; training again", job.individual.id)
-                pending.append((job, folder, key, True))
-                continue
-            if not result.transient:
-                mark_trained(folder, key)
-            done[job.individual.id] = _record(job.individual, result, round(time.perf_counter() - started, 3))
-            logger.info("%s: %s %s", job.individual.id, result.status, result.reason)
+    while pending or running:
+        while pending and len(running) < max_parallel:
+            job, folder, key, refresh = pending.pop(0)
+            task = train_candidate.with_options(refresh_cache=True) if refresh else train_candidate
+            parameters = {"program": job.program, "features_path": ctx["features_path"], "labels": ctx["labels"],
+                          "folder": str(folder), "train": ctx["train"], "limits": ctx["limits"]}
+            running[ctx["runner"].submit(task, parameters)] = (job, folder, key, time.perf_counter())
+        future = next(as_completed(list(running)))
+        job, folder, key, started = running.pop(future)
+        future.wait()  # sets the final state from the finished worker, not a stale API read
+        try:
+            result = result_of(future.state)
+        except Exception as exc:  # noqa: BLE001 - an infrastructure failure after retries
+            done[job.individual.id] = job.individual.model_copy(update={"status": "sandbox_error", "reason": str(exc)[:500]})
+            continue
+        result = _into_run_folder(result, folder, key)
+        if result is None:  # a cached result whose files are gone or were replaced: train again
+            logger.info("%s: the cached training's folder is gone; training again", job.individual.id)
+            pending.append((job, folder, key, True))
+            continue
+        if not result.transient:
+            mark_trained(folder, key)
+        done[job.individual.id] = _record(job.individual, result, round(time.perf_counter() - started, 3))
+        logger.info("%s: %s %s", job.individual.id, result.status, result.reason)
     return [done[job.individual.id] for job in jobs]
 
 
@@ -330,7 +327,7 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
         logger.info("resuming %s after generation %d", data["run_id"], state.completed_generation)
     client, ledger = _llm_client(kind, params, run_dir)
     ctx = {"run_dir": run_dir, "features_path": data["features_path"], "labels": split_labels(run_dir),
-           "train": params.train, "limits": params.limits, "runner": params.runner}
+           "train": params.train, "limits": params.limits}
     majority = data["baselines"].get("majority", {}).get("val", {}).get("macro_f1")
     progress = start_progress(params.generations)
     report_progress(progress, max(state.completed_generation, 0), params.generations)
@@ -344,50 +341,53 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
         publish_generation(state.individuals, generation, str(run_dir), majority)
         report_progress(progress, generation, params.generations)
 
-    if state.completed_generation < 0:
-        seed_jobs, known = [], {}
-        for program in seeds:
-            recorded, jobs = check_children(
-                [Proposal(plan=ChildPlan(child_id=program.name, generation=0, index=0, parents=[], kind="mutation", rng_seed=""),
-                           operator="seed", source=program.source)], known, prelude, params.static, run_dir
-            )
-            state.individuals += recorded
-            seed_jobs += jobs
-        state.individuals += train_all(seed_jobs, ctx, params.max_parallel)
-        if not any(i.trained for i in state.individuals):
-            reasons = "; ".join(f"{i.id}: {i.status} {i.reason[:120]}" for i in state.individuals)
-            raise EvolutionError(f"no seed program trained successfully: {reasons}")
-        finish_generation(0)
+    with make_task_runner(params.runner, params.max_parallel) as runner:  # started once: a Dask cluster is not cheap
+        ctx["runner"] = runner
+        if state.completed_generation < 0:
+            seed_jobs, known = [], {}
+            for program in seeds:
+                recorded, jobs = check_children(
+                    [Proposal(plan=ChildPlan(child_id=program.name, generation=0, index=0, parents=[], kind="mutation", rng_seed=""),
+                               operator="seed", source=program.source)], known, prelude, params.static, run_dir
+                )
+                state.individuals += recorded
+                seed_jobs += jobs
+            state.individuals += train_all(seed_jobs, ctx, params.max_parallel)
+            if not any(i.trained for i in state.individuals):
+                reasons = "; ".join(f"{i.id}: {i.status} {i.reason[:120]}" for i in state.individuals)
+                raise EvolutionError(f"no seed program trained successfully: {reasons}")
+            finish_generation(0)
 
-    state.stopped = ""  # a resumed run may have a larger budget: the ledger decides below
-    for generation in range(state.completed_generation + 1, params.generations + 1):
-        if ledger and ledger.budget_reached():
-            state.stopped = f"LLM budget reached after generation {generation - 1}"
-            break
-        pool, note = parent_pool(state.individuals, params.selection)
-        if note:
-            logger.warning("generation %d: %s", generation, note)
-        if not pool:
-            raise EvolutionError("no trained candidate is left to be a parent")
-        proposals = load_proposals(run_dir, generation)
-        if proposals is None:
-            proposals = _propose_generation(state, pool, generation, params, kind, prelude, client, ledger, run_dir)
-            proposals = [p for p in proposals if p.status != "budget_exhausted"]
-            if not proposals:
-                state.stopped = f"LLM budget reached before generation {generation}"
+        state.stopped = ""  # a resumed run may have a larger budget: the ledger decides below
+        for generation in range(state.completed_generation + 1, params.generations + 1):
+            if ledger and ledger.budget_reached():
+                state.stopped = f"LLM budget reached after generation {generation - 1}"
                 break
-            save_proposals(run_dir, generation, proposals)
-        else:
-            logger.info("generation %d: reusing the %d children proposed before the interruption", generation, len(proposals))
-        plans = [p.plan for p in proposals]
-        known = {i.program_hash: i.id for i in state.individuals if i.program_hash and i.status != "duplicate"}
-        recorded, jobs = check_children(proposals, known, prelude, params.static, run_dir)
-        trained = train_all(jobs, ctx, params.max_parallel)
-        retire(state.individuals, {p for plan in plans for p in plan.parents})
-        state.individuals += sorted(recorded + trained, key=lambda i: i.id)
-        ok = sum(i.status == "ok" for i in trained)
-        logger.info("generation %d: %d proposed, %d trained ok, %d not trained", generation, len(plans), ok, len(recorded))
-        finish_generation(generation)
+            pool, note = parent_pool(state.individuals, params.selection)
+            if note:
+                logger.warning("generation %d: %s", generation, note)
+            if not pool:
+                raise EvolutionError("no trained candidate is left to be a parent")
+            proposals = load_proposals(run_dir, generation)
+            if proposals is None:
+                proposals = _propose_generation(state, pool, generation, params, kind, prelude, client, ledger, run_dir)
+                proposals = [p for p in proposals if p.status != "budget_exhausted"]
+                if not proposals:
+                    state.stopped = f"LLM budget reached before generation {generation}"
+                    break
+                save_proposals(run_dir, generation, proposals)
+            else:
+                logger.info("generation %d: reusing the %d children proposed before the interruption", generation, len(proposals))
+            plans = [p.plan for p in proposals]
+            known = {i.program_hash: i.id for i in state.individuals if i.program_hash and i.status != "duplicate"}
+            recorded, jobs = check_children(proposals, known, prelude, params.static, run_dir)
+            trained = train_all(jobs, ctx, params.max_parallel)
+            retire(state.individuals, {p for plan in plans for p in plan.parents})
+            state.individuals += sorted(recorded + trained, key=lambda i: i.id)
+            ok = sum(i.status == "ok" for i in trained)
+            logger.info("generation %d: %d proposed, %d trained ok, %d not trained", generation, len(plans), ok, len(recorded))
+            finish_generation(generation)
+
     if state.stopped:
         logger.warning("not proposing more children: %s", state.stopped)
         save_state(run_dir, state)
