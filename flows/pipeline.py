@@ -12,22 +12,16 @@ from pydantic import BaseModel, Field
 
 from evoformer.compression.config import CompressConfig
 from evoformer.sandbox.limits import SandboxLimits
-from evoformer.synthetic.gates import GateConfig
-from evoformer.synthetic.generator import GenerationConfig
-from evoformer.synthetic.importer import ImportConfig
 from flows.compress import CompressParams, compress
 from flows.data import prepare_data
 from flows.evolve import EvolveParams, evolve, with_stable_run_id
-from flows.synthesize import SynthesizeParams, synthesize
+from flows.synthesize import SynthesisSettings, SynthesizeParams, synthesize
 
 
-class SynthesisStep(BaseModel):
+class SynthesisStep(SynthesisSettings):
     """The optional synthetic-data step; its output replaces train for ``evolve``."""
 
     enabled: bool = Field(default=False, description="Run `synthesize` and evolve on the augmented training set.")
-    imports: ImportConfig = Field(default_factory=ImportConfig, description="Files to import; empty and no generation: the shared synthetic-seed folder.")
-    generation: GenerationConfig = Field(default_factory=GenerationConfig, description="LLM generation (per_label 0: none).")
-    gates: GateConfig = Field(default_factory=GateConfig)
 
 
 class CompressionStep(BaseModel):

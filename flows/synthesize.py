@@ -24,13 +24,18 @@ from tasks.synthetic import gates_task, generate_task, import_task, publish_synt
 SYNTHETIC_DIR = "synthetic"
 
 
-class SynthesizeParams(BaseModel):
-    """Everything ``synthesize`` needs; rendered as a form in the Prefect UI."""
+class SynthesisSettings(BaseModel):
+    """What to import or generate, and how to gate it (``synthesize`` and the pipeline's step)."""
 
-    data: PrepareDataParams = Field(default_factory=PrepareDataParams, description="The real data and its splits.")
     imports: ImportConfig = Field(default_factory=ImportConfig, description="Files to import; empty and no generation: the shared synthetic-seed folder.")
     generation: GenerationConfig = Field(default_factory=GenerationConfig, description="LLM generation (per_label 0: none).")
     gates: GateConfig = Field(default_factory=GateConfig)
+
+
+class SynthesizeParams(SynthesisSettings):
+    """Everything ``synthesize`` needs; rendered as a form in the Prefect UI."""
+
+    data: PrepareDataParams = Field(default_factory=PrepareDataParams, description="The real data and its splits.")
 
 
 class SynthesisError(RuntimeError):

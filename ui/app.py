@@ -95,14 +95,20 @@ def new_run_form(runs_dir: str) -> None:
             seeds = {f.name: f.getvalue() for f in uploads or []}
             launched, process = start_evolve(settings, api_key, st.session_state.get("mode", "local"), seeds,
                                              prelude.getvalue() if prelude else None)
-        except (ValueError, ValidationError, OSError) as exc:
-            st.error(f"Could not start: {exc}")
-        except Exception as exc:  # noqa: BLE001 - e.g. the deployment is not registered on the server
-            st.error(f"Could not start ({type(exc).__name__}): {str(exc)[:500]}")
+        except Exception as exc:  # noqa: BLE001 - shown to the user, e.g. the deployment is not registered on the server
+            _show_failure("start", exc)
         else:
             _processes()[f"evolve:{launched.run_id}"] = (launched, process)
             st.session_state.run_select = launched.run_id
             st.success(f"Started {launched.run_id} ({launched.mode})")
+
+
+def _show_failure(action: str, exc: Exception) -> None:
+    """A start that failed: bad input or files plainly, anything else with its type (cut short)."""
+    if isinstance(exc, (ValueError, ValidationError, OSError)):
+        st.error(f"Could not {action}: {exc}")
+    else:
+        st.error(f"Could not {action} ({type(exc).__name__}): {str(exc)[:500]}")
 
 
 # -- main: one run ------------------------------------------------------------------------------
@@ -253,10 +259,8 @@ def compress_section(run_dir: Path, trained_ids: list[str]) -> None:
             )
             mode = "deployment" if (launched_of(run_dir) and launched_of(run_dir).mode == "deployment") else "local"
             started, process = start_compress(settings, mode)
-        except (ValueError, ValidationError, OSError) as exc:
-            st.error(f"Could not compress: {exc}")
-        except Exception as exc:  # noqa: BLE001 - e.g. the deployment is not registered on the server
-            st.error(f"Could not compress ({type(exc).__name__}): {str(exc)[:500]}")
+        except Exception as exc:  # noqa: BLE001 - shown to the user, e.g. the deployment is not registered on the server
+            _show_failure("compress", exc)
         else:
             _processes()[f"compress:{key}"] = (started, process)
             st.rerun()  # poll while it runs
