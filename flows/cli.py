@@ -35,6 +35,8 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split-seed", type=int, default=split.seed)
     parser.add_argument("--encoder", default=encoder.encoder, help="bundled default or a local HF model folder")
     parser.add_argument("--max-length", type=int, default=encoder.max_length)
+    parser.add_argument("--encoder-layers", type=int, default=encoder.layers,
+                        help="token states are the mean of the encoder's last N hidden layers")
     parser.add_argument("--batch-size", type=int, default=encoder.batch_size)
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--augmented", help="augmented training set from `evoformer synth` (folder); replaces train only")
@@ -399,7 +401,9 @@ def prepare_data_params(args: argparse.Namespace):
             on_bad_rows="skip" if args.skip_bad_rows else "error",
         ),
         split=SplitConfig(train=train, val=val, test=test, seed=args.split_seed),
-        encoder=EncoderConfig(encoder=args.encoder, max_length=args.max_length, batch_size=args.batch_size),
+        encoder=EncoderConfig(
+            encoder=args.encoder, max_length=args.max_length, layers=args.encoder_layers, batch_size=args.batch_size
+        ),
         baselines=BaselineConfig(),
         storage=StorageConfig(**storage),
         progress=not args.no_progress,

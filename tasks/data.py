@@ -40,8 +40,8 @@ def augment_task(splits: DataSplits, path: str) -> tuple[DataSplits, AugmentedMa
 
 
 def _featurize_cache_key(_context: Any, parameters: dict[str, Any]) -> str | None:
-    """Key = the feature folder's absolute path, which holds the content hash of splits, encoder and
-    max_length. No key (so the task runs) when that folder is gone."""
+    """Key = the feature folder's absolute path, which holds the content hash of splits, encoder,
+    max_length and layers. No key (so the task runs) when that folder is gone."""
     folder = planned_feature_folder(
         Path(parameters["cache_dir"]), parameters["splits"].fingerprints, parameters["encoder"]
     ).resolve()

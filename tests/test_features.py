@@ -17,6 +17,7 @@ from evoformer.features.encoder import EncoderNotFoundError, encoder_identity, r
 def test_layout_dtype_and_manifest(small_features, small_splits) -> None:
     manifest = load_manifest(small_features.path)
     assert manifest.encoder == "all-MiniLM-L6-v2" and manifest.dim == 384 and manifest.max_length == 128
+    assert manifest.layers == EncoderConfig().layers
     for name, frame in small_splits.frames.items():
         feats = load_split_features(small_features.path, name)
         assert feats.states.dtype == np.float16
@@ -30,14 +31,17 @@ def test_layout_dtype_and_manifest(small_features, small_splits) -> None:
 
 
 def test_states_match_unpadded_encoding(small_features, small_splits) -> None:
-    """Length-sorted, dynamically padded batches give the same states as encoding one pair alone."""
+    """Length-sorted, dynamically padded batches give the same states as encoding one pair alone:
+    the mean of the last ``layers`` hidden layers."""
     tokenizer, model = load_encoder("all-MiniLM-L6-v2")
+    layers = EncoderConfig().layers
     feats = load_split_features(small_features.path, "val")
     frame = small_splits["val"]
     for i in (0, len(frame) // 2, len(frame) - 1):
         inputs = tokenizer(frame["claim"][i], frame["evidence"][i], truncation=True, max_length=128, return_tensors="pt")
         with torch.inference_mode():
-            expected = model(**inputs).last_hidden_state[0].numpy()
+            hidden = model(**inputs, output_hidden_states=True).hidden_states
+            expected = torch.stack(hidden[-layers:]).mean(0)[0].numpy()
         x, mask = feats.batch([i])
         assert mask.sum() == expected.shape[0]
         np.testing.assert_allclose(x[0, : expected.shape[0]], expected, atol=2e-2, rtol=1e-2)
@@ -89,6 +93,30 @@ def test_key_changes_with_max_length_and_data(small_splits, tmp_path) -> None:
     changed = dict(fps, train="0" * 64)
     c = featurize_splits(part, changed, EncoderConfig(max_length=32), tmp_path, progress=False)
     assert c.path != a.path
+
+
+def test_layers_option_averages_the_last_hidden_layers(small_splits, tmp_path) -> None:
+    """layers=1 is the last hidden layer; layers=N is its own cache folder with the mean of the last N."""
+    part = {name: frame.head(3) for name, frame in small_splits.frames.items()}
+    from evoformer.data.splits import fingerprint
+
+    fps = {name: fingerprint(frame) for name, frame in part.items()}
+    last = featurize_splits(part, fps, EncoderConfig(max_length=32, layers=1), tmp_path, progress=False)
+    three = featurize_splits(part, fps, EncoderConfig(max_length=32, layers=3), tmp_path, progress=False)
+    assert last.path != three.path and load_manifest(three.path).layers == 3
+    tokenizer, model = load_encoder("all-MiniLM-L6-v2")
+    frame = part["train"]
+    inputs = tokenizer(frame["claim"][0], frame["evidence"][0], truncation=True, max_length=32, return_tensors="pt")
+    with torch.inference_mode():
+        out = model(**inputs, output_hidden_states=True)
+    n = inputs["input_ids"].shape[1]
+    x_last, _ = load_split_features(last.path, "train").batch([0])
+    x_three, _ = load_split_features(three.path, "train").batch([0])
+    np.testing.assert_allclose(x_last[0, :n], out.last_hidden_state[0].numpy(), atol=2e-2, rtol=1e-2)
+    np.testing.assert_allclose(x_three[0, :n], torch.stack(out.hidden_states[-3:]).mean(0)[0].numpy(), atol=2e-2, rtol=1e-2)
+    assert np.abs(x_three[0, :n] - x_last[0, :n]).max() > 0.1
+    with pytest.raises(ValueError, match="layers=7"):
+        featurize_splits(part, fps, EncoderConfig(max_length=32, layers=7), tmp_path, progress=False)
 
 
 def test_interrupted_featurize_leaves_nothing_behind(small_splits, tmp_path, monkeypatch) -> None:

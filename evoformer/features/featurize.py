@@ -30,9 +30,12 @@ class FeaturizeResult:
     manifest: FeatureManifest
 
 
-def feature_key(fingerprints: dict[str, str], encoder_id: str, max_length: int) -> str:
+def feature_key(fingerprints: dict[str, str], encoder_id: str, max_length: int, layers: int = 1) -> str:
     """The cache key of a feature folder."""
-    payload = json.dumps({"splits": fingerprints, "encoder": encoder_id, "max_length": max_length}, sort_keys=True)
+    spec = {"splits": fingerprints, "encoder": encoder_id, "max_length": max_length}
+    if layers != 1:  # keys of last-layer folders are unchanged
+        spec["layers"] = layers
+    payload = json.dumps(spec, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -43,7 +46,7 @@ def feature_folder(cache_dir: Path, config: EncoderConfig, key: str) -> Path:
 
 def planned_feature_folder(cache_dir: Path, fingerprints: dict[str, str], config: EncoderConfig) -> Path:
     """The folder that :func:`featurize_splits` would use, without computing anything."""
-    return feature_folder(cache_dir, config, feature_key(fingerprints, encoder_identity(config.encoder), config.max_length))
+    return feature_folder(cache_dir, config, feature_key(fingerprints, encoder_identity(config.encoder), config.max_length, config.layers))
 
 
 def featurize_splits(
@@ -55,7 +58,7 @@ def featurize_splits(
 ) -> FeaturizeResult:
     """Return the feature folder for ``splits``, computing it only when no complete one exists."""
     encoder_id = encoder_identity(config.encoder)
-    key = feature_key(fingerprints, encoder_id, config.max_length)
+    key = feature_key(fingerprints, encoder_id, config.max_length, config.layers)
     folder = feature_folder(Path(cache_dir), config, key)
     if (folder / MANIFEST).is_file():
         return FeaturizeResult(path=folder, reused=True, manifest=load_manifest(folder))
@@ -76,6 +79,7 @@ def featurize_splits(
             encoder=config.encoder,
             encoder_id=encoder_id,
             max_length=config.max_length,
+            layers=config.layers,
             dim=int(model.config.hidden_size),
             splits=split_manifests,
             seconds=round(time.perf_counter() - started, 3),
@@ -121,7 +125,7 @@ def _encode_split(frame, tokenizer, model, config: EncoderConfig, out: Path, des
             inputs = {"input_ids": ids, "attention_mask": attention}
             if token_type_ids is not None:
                 inputs["token_type_ids"] = types
-            hidden = model(**inputs).last_hidden_state.to(torch.float16).numpy()
+            hidden = token_states(model, inputs, config.layers).to(torch.float16).numpy()
             for row, i in enumerate(batch):
                 states[offsets[i] : offsets[i + 1]] = hidden[row, : lengths[i]]
     states.flush()
@@ -129,6 +133,18 @@ def _encode_split(frame, tokenizer, model, config: EncoderConfig, out: Path, des
     np.save(out / "lengths.npy", lengths)
     np.save(out / "claim_lengths.npy", _claim_segment_lengths(input_ids, token_type_ids, tokenizer.sep_token_id))
     return SplitManifest(fingerprint="", pairs=len(frame), tokens=int(offsets[-1]))
+
+
+def token_states(model, inputs: dict, layers: int):
+    """The mean of the encoder's last ``layers`` hidden layers, [B, T, D] (1: ``last_hidden_state``)."""
+    import torch
+
+    if layers == 1:
+        return model(**inputs).last_hidden_state
+    hidden = model(**inputs, output_hidden_states=True).hidden_states[1:]  # [0] is the embedding layer
+    if layers > len(hidden):
+        raise ValueError(f"layers={layers}, but the encoder has {len(hidden)} layers")
+    return torch.stack(hidden[-layers:]).mean(0)
 
 
 def _claim_segment_lengths(input_ids, token_type_ids, sep_token_id: int | None) -> np.ndarray:

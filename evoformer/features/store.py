@@ -33,6 +33,7 @@ class FeatureManifest(BaseModel):
     encoder: str
     encoder_id: str
     max_length: int
+    layers: int = 1
     dim: int
     dtype: str = "float16"
     splits: dict[str, SplitManifest]
