@@ -219,6 +219,67 @@ def test_invalid_outputs(small_features, labels, tmp_path, forward, reason) -> N
     assert result.status == "invalid_output" and reason in result.reason
 
 
+TWO_HEADS = """
+class TwoHeads(M):
+    def __init__(self, d, c):
+        super().__init__(d, c)
+        self.other = nn.Linear(d, c)
+    def forward(self, x, mask):
+        heads = (self.lin(x[:, 0]), {second})
+        if self.training:
+            return heads
+        return torch.stack([h.log_softmax(-1) for h in heads]).mean(0)
+return TwoHeads(input_dim, num_classes)
+"""
+
+
+def test_training_heads_each_train_on_their_own_loss(small_features, labels, tmp_path) -> None:
+    """A tuple of logits in training mode: every head is trained; eval returns one tensor."""
+    from safetensors.numpy import load_file
+
+    result = _run(small_features, labels, tmp_path, TWO_HEADS.format(second="self.other(x[:, 0])"))
+    assert result.status == "ok", result.reason + result.stderr_tail
+    assert result.metrics.params == 2 * (384 * 3 + 3)
+    weights = load_file(tmp_path / "cand" / "weights.safetensors")
+    assert not np.allclose(weights["lin.weight"], weights["other.weight"])
+
+
+def test_training_loss_is_the_mean_of_the_heads_losses() -> None:
+    """Not the loss of averaged logits: each head's gradient is its own cross-entropy's."""
+    import torch
+
+    from evoformer.sandbox.worker import Outcome, training_loss
+
+    torch.manual_seed(0)
+    a, b = torch.randn(8, 3, requires_grad=True), torch.randn(8, 3, requires_grad=True)
+    y = torch.randint(0, 3, (8,))
+    ce = torch.nn.CrossEntropyLoss()
+    loss = training_loss(ce, (a, b), y, 3)
+    assert torch.isclose(loss, (ce(a, y) + ce(b, y)) / 2)
+    assert not torch.isclose(loss, ce((a + b) / 2, y))
+    loss.backward()
+    single = a.detach().clone().requires_grad_()
+    (ce(single, y) / 2).backward()
+    assert torch.allclose(a.grad, single.grad)
+    assert torch.isclose(training_loss(ce, a, y, 3), ce(a, y))
+    with pytest.raises(Outcome, match="heads"):
+        training_loss(ce, (), y, 3)
+    with pytest.raises(Outcome, match="shape"):
+        training_loss(ce, (a, torch.zeros(8, 5)), y, 3)
+
+
+def test_training_heads_with_a_bad_head_are_invalid_output(small_features, labels, tmp_path) -> None:
+    body = """
+    class BadHead(M):
+        def forward(self, x, mask):
+            logits = self.lin(x[:, 0])
+            return (logits, torch.zeros(x.shape[0], 5)) if self.training else logits
+    return BadHead(input_dim, num_classes)
+    """
+    result = _run(small_features, labels, tmp_path, body)
+    assert result.status == "invalid_output" and "shape" in result.reason
+
+
 def test_build_and_runtime_errors(small_features, labels, tmp_path) -> None:
     assert _run(small_features, labels, tmp_path, "return 42").status == "build_error"
     body = "class Bad(M):\n    def forward(self, x, mask):\n        return self.lin(x[:, :, :5])\nreturn Bad(input_dim, num_classes)"

@@ -1,7 +1,8 @@
 """A candidate program: one Python source defining ``build_model(input_dim, num_classes)``.
 
 The model's ``forward(x, mask)`` takes frozen token states ``x`` [B, T, D] (float) and ``mask``
-[B, T] (bool, True = real token) and returns logits [B, num_classes]. An optional prelude
+[B, T] (bool, True = real token) and returns logits [B, num_classes]; in training mode it may return
+a tuple of such logits (ensemble heads, one loss each). An optional prelude
 (static helper code) is prepended to every program.
 """
 

@@ -12,6 +12,7 @@ Each program is one Python file defining `build_model(input_dim: int, num_classe
 The model's `forward(x, mask)` receives `x`, a float tensor [B, T, input_dim] of frozen token states
 (all-MiniLM-L6-v2, input_dim 384) for a claim/evidence pair, and `mask`, a bool tensor [B, T] where True
 marks a real token. It returns logits [B, num_classes] (SUPPORTS, REFUTES, NOT_ENOUGH_INFO).
+In training mode it may instead return a tuple of such logits (ensemble heads, each trained on its own loss).
 Only these imports are allowed: {imports}. No file, network or process access.
 Reply with exactly one complete program in a single ```python code block."""
 

@@ -153,9 +153,7 @@ def fit(model, train, val, y_train: np.ndarray, config: TrainConfig, num_classes
                 out_of_time = True  # the budget also ends an epoch that is too long for it
                 break
             x, mask = tensors(train, batch)
-            logits = model(x, mask)
-            check_logits(logits, len(batch), num_classes)
-            loss = loss_fn(logits, torch.from_numpy(y_train[batch]))
+            loss = training_loss(loss_fn, model(x, mask), torch.from_numpy(y_train[batch]), num_classes)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -212,6 +210,22 @@ def tensors(features, batch):
 
     x, mask = features.batch(batch)
     return torch.from_numpy(x), torch.from_numpy(mask)
+
+
+MAX_TRAINING_HEADS = 64
+
+
+def training_loss(loss_fn, output, targets, num_classes: int):
+    """The loss of one training batch. In training mode a program may return a tuple or list of
+    logits (ensemble heads) instead of one tensor: each head gets its own cross-entropy and the
+    loss is their mean, so the heads learn independently. In eval mode it returns one tensor,
+    e.g. the heads' mean log-probability."""
+    heads = list(output) if isinstance(output, (tuple, list)) else [output]
+    if not 1 <= len(heads) <= MAX_TRAINING_HEADS:
+        raise Outcome("invalid_output", f"forward returned {len(heads)} heads in training; 1 to {MAX_TRAINING_HEADS} allowed")
+    for logits in heads:
+        check_logits(logits, len(targets), num_classes)
+    return sum(loss_fn(logits, targets) for logits in heads) / len(heads)
 
 
 def check_logits(logits, batch: int, num_classes: int) -> None:
