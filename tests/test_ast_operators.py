@@ -167,7 +167,8 @@ for child in children:
         torch.manual_seed(0)
         model = namespace["build_model"](384, 3)
         model.train()
-        model(x, mask).sum().backward()
+        out = model(x, mask)  # training mode: one logits tensor, or a tuple of heads (the contract)
+        sum(h.sum() for h in (out if isinstance(out, (tuple, list)) else (out,))).backward()
         model.eval()
         with torch.no_grad():
             out = model(x, mask)
