@@ -23,10 +23,10 @@ import tempfile
 import numpy as np
 import torch
 
+from evoformer.baselines import label_ids
 from evoformer.data import DataSourceConfig, load_pairs
 from evoformer.data.splits import SplitConfig, make_splits
 from evoformer.features import EncoderConfig, featurize_splits, load_split_features
-from evoformer.labels import LABEL_TO_ID
 
 
 def pair_features(splits, layers: int, cache_dir: str) -> np.ndarray:
@@ -104,8 +104,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     splits = make_splits(load_pairs(DataSourceConfig(source=args.source)).frame, SplitConfig())
-    frame = np.concatenate([splits["train"]["label"].to_numpy(), splits["val"]["label"].to_numpy()])
-    y = np.array([LABEL_TO_ID[label] for label in frame])
+    y = np.concatenate([label_ids(splits[name]["label"]) for name in ("train", "val")])
     groups = np.concatenate([splits["train"]["claim_id"].to_numpy(), splits["val"]["claim_id"].to_numpy()])
     folds = list(GroupKFold(n_splits=args.folds).split(y, y, groups))
     c_grid = [3e-5, 1e-4, 3e-4, 1e-3, 3e-3]

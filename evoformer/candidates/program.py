@@ -9,12 +9,12 @@ a tuple of such logits (ensemble heads, one loss each). An optional prelude
 from __future__ import annotations
 
 import ast
-
-from evoformer import pyast
 import hashlib
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+
+from evoformer import pyast
 
 ENTRY_POINT = "build_model"
 

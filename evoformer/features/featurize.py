@@ -30,12 +30,10 @@ class FeaturizeResult:
     manifest: FeatureManifest
 
 
-def feature_key(fingerprints: dict[str, str], encoder_id: str, max_length: int, layers: int = 1) -> str:
+def feature_key(fingerprints: dict[str, str], encoder_id: str, max_length: int, layers: int) -> str:
     """The cache key of a feature folder."""
-    spec = {"splits": fingerprints, "encoder": encoder_id, "max_length": max_length}
-    if layers != 1:  # keys of last-layer folders are unchanged
-        spec["layers"] = layers
-    payload = json.dumps(spec, sort_keys=True)
+    payload = json.dumps({"splits": fingerprints, "encoder": encoder_id, "max_length": max_length, "layers": layers},
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -139,8 +137,6 @@ def token_states(model, inputs: dict, layers: int):
     """The mean of the encoder's last ``layers`` hidden layers, [B, T, D] (1: ``last_hidden_state``)."""
     import torch
 
-    if layers == 1:
-        return model(**inputs).last_hidden_state
     hidden = model(**inputs, output_hidden_states=True).hidden_states[1:]  # [0] is the embedding layer
     if layers > len(hidden):
         raise ValueError(f"layers={layers}, but the encoder has {len(hidden)} layers")
