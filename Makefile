@@ -46,7 +46,7 @@ DEMO_ARGS ?= --generations 2 --children 4 --time-budget 30 --compress-top 1
 demo: setup
 	$(VENV)/bin/evoformer pipeline --run-id $(DEMO_RUN) $(DEMO_ARGS)
 
-## The default test suite (about 15 minutes at most on 2 cores).
+## The default test suite (about 17 minutes on 2 cores).
 test: setup
 	$(PY) -m pytest -m "not slow" --durations=15 tests
 
