@@ -41,10 +41,11 @@ $(STAMP): pyproject.toml constraints.txt
 ## The main job on the embedded default: shared Climate-FEVER file, local ephemeral Prefect,
 ## the offline operator unless an LLM endpoint is configured, and a demo budget.
 ## It runs flow `pipeline` (data, evolve, compress the best) and ends by printing where report.html is.
+## Budget and steps come from configs/demo.yaml; DEMO_ARGS adds options (e.g. DEMO_ARGS="--operator offline").
 DEMO_RUN ?= demo-$(shell date -u +%Y%m%d-%H%M%S)
-DEMO_ARGS ?= --generations 2 --children 4 --time-budget 30 --compress-top 1
+DEMO_ARGS ?=
 demo: setup
-	$(VENV)/bin/evoformer pipeline --run-id $(DEMO_RUN) $(DEMO_ARGS)
+	$(VENV)/bin/evoformer pipeline --config configs/demo.yaml --run-id $(DEMO_RUN) $(DEMO_ARGS)
 
 ## The default test suite (about 17 minutes on 2 cores).
 test: setup

@@ -2,7 +2,7 @@
 an automation that compresses each finished evolve run's best candidates.
 
 - ``python -m deployments.evolve`` serves ``evolve`` and ``compress`` together;
-- ``prefect deploy --all`` registers both on the ``evoformer-process`` work pool (``prefect.yaml``);
+- ``python -m deployments.register`` registers both on the ``evoformer-process`` work pool;
 - ``python -m deployments.compress --automation [--top K]`` creates the automation on the server.
 """
 
@@ -16,16 +16,22 @@ import flows  # noqa: F401  (telemetry off before Prefect loads)
 from flows.compress import FLOW_RUN_PREFIX, compress
 
 DEPLOYMENT_NAME = "compress"
+ENTRYPOINT = "flows/compress.py:compress"
 AUTOMATION_NAME = "compress-after-evolve"
 
 
+def deployment_settings() -> dict[str, Any]:
+    """What the served and the registered deployment share: no schedule, no defaults (the form asks for the run id)."""
+    return {
+        "name": DEPLOYMENT_NAME,
+        "tags": ["evoformer", "compress"],
+        "description": "Prune and quantize chosen candidates of a run; every variant measured against its fp32 model.",
+    }
+
+
 def compress_deployment():
-    """The deployment object: no schedule, no defaults; the dashboard form asks for the run id."""
-    return compress.to_deployment(
-        name=DEPLOYMENT_NAME,
-        tags=["evoformer", "compress"],
-        description="Prune and quantize chosen candidates of a run; every variant measured against its fp32 model.",
-    )
+    """The deployment object, used by ``serve`` and by the tests."""
+    return compress.to_deployment(**deployment_settings())
 
 
 def automation_parameters(top_k: int) -> dict[str, Any]:

@@ -1,11 +1,11 @@
-"""The ``evolve`` deployment: an example nightly schedule with demo-sized parameters.
+"""The ``evolve`` deployment: a nightly schedule with the parameters of ``configs/nightly.yaml``.
 
 Two ways to run it:
 - ``python -m deployments.evolve`` serves it, with the ``compress`` deployment that its
   ``compress.mode=deployment`` hands the final front to and the ``pipeline`` deployment, from this
   process (no work pool needed);
-- ``prefect deploy --all`` (with ``prefect.yaml`` at the project root) registers it on the
-  ``evoformer-process`` work pool, for ``prefect worker start --pool evoformer-process``.
+- ``python -m deployments.register`` registers all three on the ``evoformer-process`` work pool,
+  for ``prefect worker start --pool evoformer-process`` (the schedule starts inactive there).
 """
 
 from __future__ import annotations
@@ -13,26 +13,35 @@ from __future__ import annotations
 from typing import Any
 
 import flows  # noqa: F401  (telemetry off before Prefect loads)
-from flows.evolve import EvolveParams, evolve
+from evoformer.config import EvolveParams, load_params
+from evoformer.config.files import NIGHTLY
+from flows.evolve import evolve
 
 DEPLOYMENT_NAME = "evolve-nightly"
+ENTRYPOINT = "flows/evolve.py:evolve"
 CRON = "0 2 * * *"
+PARAMETERS_FILE = NIGHTLY
 
 
 def example_parameters() -> dict[str, Any]:
-    """Parameters of the scheduled run: 3 generations of 6 children, offline unless an LLM is configured."""
-    return {"params": EvolveParams(generations=3, children=6).model_dump(mode="json")}
+    """Parameters of the scheduled run (configs/nightly.yaml): 3 generations of 6 children, offline
+    unless an LLM is configured."""
+    return {"params": load_params(EvolveParams, PARAMETERS_FILE).model_dump(mode="json")}
+
+
+def deployment_settings() -> dict[str, Any]:
+    """What the served and the registered deployment share."""
+    return {
+        "name": DEPLOYMENT_NAME,
+        "parameters": example_parameters(),
+        "tags": ["evoformer", "evolve"],
+        "description": "Nightly EvoPrompting run; trigger it from the dashboard with other parameters.",
+    }
 
 
 def evolve_deployment():
     """The deployment object, used by ``serve`` here and by the tests."""
-    return evolve.to_deployment(
-        name=DEPLOYMENT_NAME,
-        cron=CRON,
-        parameters=example_parameters(),
-        tags=["evoformer", "evolve"],
-        description="Nightly EvoPrompting run; trigger it from the dashboard with other parameters.",
-    )
+    return evolve.to_deployment(cron=CRON, **deployment_settings())
 
 
 if __name__ == "__main__":

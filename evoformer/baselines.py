@@ -7,27 +7,11 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from evoformer.config.data import BaselineConfig  # noqa: F401  (declared with the other settings)
 from evoformer.features.sentences import load_sentence_pairs
 from evoformer.features.store import load_split_features
 from evoformer.labels import LABEL_TO_ID
 from evoformer.metrics import ClassificationMetrics, classification_metrics
-
-
-class BaselineConfig(BaseModel):
-    """Logistic-regression settings; the feature set and C are chosen on val macro-F1.
-
-    Feature sets: ``joint`` (segments of the joint pair encoding), ``sentences`` (separate
-    sentence embeddings) and ``joint+sentences`` (both, concatenated); those needing sentence
-    embeddings are skipped when none are given.
-    """
-
-    c_grid: list[float] = Field(default_factory=lambda: [float(f"{c:.1g}") for c in np.logspace(-5, 1, 19)])
-    feature_sets: list[Literal["joint", "sentences", "joint+sentences"]] = Field(
-        default_factory=lambda: ["joint", "sentences", "joint+sentences"]
-    )
-    class_weight: str | None = "balanced"
-    max_iter: int = 2000
-    seed: int = 0
 
 
 class BaselineResult(BaseModel):

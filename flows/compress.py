@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from evoformer.compression.config import CompressConfig
 from evoformer.compression.evaluate import CompressionError, CompressionReport, table_rows, variant_json
 from evoformer.compression.select import select_candidates
+from evoformer.config.compress import CompressParams, CompressTrigger  # noqa: F401  (declared in evoformer/config)
 from evoformer.runs import SUMMARY, StorageConfig, update_summary
 from evoformer.sandbox.limits import SandboxLimits
 from flows.train import split_labels
@@ -23,27 +24,6 @@ from tasks.compression import TransientCompressionFailure, compress_candidate_ta
 from tasks.report import write_report_task
 
 COMPRESSION_DIR = "compression"
-
-
-class CompressParams(BaseModel):
-    """Which models of which run to compress, and how; rendered as a form in the Prefect UI."""
-
-    run_id: str = Field(description="The run whose trained candidates are compressed (a folder under storage.runs_dir).")
-    candidates: list[str] = Field(default_factory=list, description="Candidate ids (e.g. g03-c05); empty: the top_k.")
-    top_k: int = Field(default=1, ge=1, description="Without candidate ids: the k best by val macro-F1.")
-    config: CompressConfig = Field(default_factory=CompressConfig)
-    limits: SandboxLimits = Field(default_factory=lambda: SandboxLimits(timeout_s=1800.0))
-    storage: StorageConfig = Field(default_factory=StorageConfig)
-
-
-class CompressTrigger(BaseModel):
-    """How ``evolve`` hands its final Pareto front to ``compress`` when it ends."""
-
-    mode: Literal["off", "subflow", "deployment"] = Field(
-        default="off", description="off; subflow (runs here, waits); deployment (run_deployment, returns at once)."
-    )
-    deployment: str = Field(default="compress/compress", description="'flow/deployment' name for mode=deployment.")
-    config: CompressConfig = Field(default_factory=CompressConfig)
 
 
 FLOW_RUN_PREFIX = "flow-run:"

@@ -9,27 +9,13 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
 from evoformer.baselines import BaselineConfig
+from evoformer.config.data import PrepareDataParams  # noqa: F401  (declared in evoformer/config)
 from evoformer.data import DataSourceConfig, SplitConfig
 from evoformer.features import EncoderConfig
 from evoformer.runs import StorageConfig, open_run, update_summary
 from tasks.data import (
     augment_task, baselines_task, featurize_task, load_pairs_task, publish_data_artifacts, sentences_task, split_task,
 )
-
-
-class PrepareDataParams(BaseModel):
-    """Everything ``prepare_data`` needs; rendered as a form in the Prefect UI."""
-
-    data: DataSourceConfig = Field(default_factory=DataSourceConfig)
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
-    baselines: BaselineConfig = Field(default_factory=BaselineConfig)
-    storage: StorageConfig = Field(default_factory=StorageConfig)
-    progress: bool = Field(default=True, description="Show a progress bar while featurizing.")
-    augmented: str | None = Field(
-        default=None,
-        description="Augmented training set from `evoformer synth` (its folder): replaces train; val/test are verified unchanged.",
-    )
 
 
 @flow(name="prepare_data", log_prints=True)

@@ -23,6 +23,7 @@ from evoformer.candidates.evaluate import CandidateResult, training_key
 from evoformer.candidates.job import METRICS_FILE, TrainConfig
 from evoformer.candidates.program import CandidateProgram
 from evoformer.candidates.static_check import StaticCheckConfig, check_source
+from evoformer.config.evolve import EvolveParams  # noqa: F401  (declared in evoformer/config)
 from evoformer.evolution.operators import (
     ChildPlan, OperatorConfig, Proposal, parent_view, plan_children, recent_failures, resolve_operator,
 )
@@ -45,27 +46,6 @@ from tasks.evolution import propose_child, publish_generation, report_progress, 
 from tasks.report import write_report_task
 
 NOT_TRAINED = {"rejected", "duplicate", "proposal_failed"}
-
-
-class EvolveParams(BaseModel):
-    """Everything ``evolve`` needs; rendered as a form in the Prefect UI."""
-
-    generations: int = Field(default=3, ge=0, description="Generations after the seeds.")
-    children: int = Field(default=6, ge=1, description="Children proposed per generation.")
-    seed: int = Field(default=0, description="Seeds parent draws and operator choices (training has train.seed).")
-    operator: OperatorConfig = Field(default_factory=OperatorConfig)
-    selection: SelectionConfig = Field(default_factory=SelectionConfig)
-    seed_folder: str | None = Field(default=None, description="Folder of seed programs (*.py); empty: the built-in library.")
-    prelude_path: str | None = Field(default=None, description="Static helper code prepended to every program.")
-    data: PrepareDataParams = Field(default_factory=PrepareDataParams)
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(time_budget_s=120.0),
-                               description="Per-candidate training (default budget 120 s).")
-    limits: SandboxLimits = Field(default_factory=SandboxLimits)
-    static: StaticCheckConfig = Field(default_factory=StaticCheckConfig)
-    max_parallel: int = Field(default=1, ge=1, description="Trainings at once (each uses limits.threads cores).")
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Task runner of candidate training (thread, process, dask, ray).")
-    compress: CompressTrigger = Field(default_factory=CompressTrigger,
-                                      description="Compress the final Pareto front when the run ends (off by default).")
 
 
 class EvolutionError(RuntimeError):

@@ -11,33 +11,12 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
 from evoformer.compression.config import CompressConfig
+from evoformer.config.pipeline import CompressionStep, PipelineParams, SynthesisStep  # noqa: F401  (declared in evoformer/config)
 from evoformer.sandbox.limits import SandboxLimits
 from flows.compress import CompressParams, compress
 from flows.data import prepare_data
 from flows.evolve import EvolveParams, evolve, with_stable_run_id
 from flows.synthesize import SynthesisSettings, SynthesizeParams, synthesize
-
-
-class SynthesisStep(SynthesisSettings):
-    """The optional synthetic-data step; its output replaces train for ``evolve``."""
-
-    enabled: bool = Field(default=False, description="Run `synthesize` and evolve on the augmented training set.")
-
-
-class CompressionStep(BaseModel):
-    """Which candidates the last step compresses, and how."""
-
-    top_k: int = Field(default=1, ge=0, description="Compress the k best candidates by val macro-F1 (0: skip).")
-    config: CompressConfig = Field(default_factory=CompressConfig)
-    limits: SandboxLimits = Field(default_factory=lambda: CompressParams.model_fields["limits"].default_factory())
-
-
-class PipelineParams(BaseModel):
-    """The whole pipeline in one form: data, budgets and operator live in ``evolve``."""
-
-    evolve: EvolveParams = Field(default_factory=EvolveParams, description="Data, operator, budgets, runner; its data also feeds the other steps.")
-    synthesis: SynthesisStep = Field(default_factory=SynthesisStep)
-    compression: CompressionStep = Field(default_factory=CompressionStep)
 
 
 @flow(name="pipeline", log_prints=True)

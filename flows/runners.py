@@ -8,29 +8,13 @@ same paths (shared storage; see the README's "Past one machine").
 
 from __future__ import annotations
 
-from typing import Literal
-
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
+
+from evoformer.config.runners import RunnerConfig  # noqa: F401  (declared in evoformer/config)
 
 
 class RunnerError(RuntimeError):
     """The chosen runner cannot be built here (a missing optional package)."""
-
-
-class RunnerConfig(BaseModel):
-    """The task runner for candidate training; rendered as a form in the Prefect UI."""
-
-    kind: Literal["thread", "process", "dask", "ray"] = Field(
-        default="thread", description="thread (default), process, dask (a scheduler address or a LocalCluster) or ray."
-    )
-    address: str | None = Field(
-        default=None,
-        description="dask: scheduler address (tcp://host:8786); empty starts a LocalCluster. ray: cluster address.",
-    )
-    local_workers: int | None = Field(
-        default=None, ge=1, description="Workers of a LocalCluster / processes of the pool (default: max_parallel)."
-    )
 
 
 def make_task_runner(config: RunnerConfig, max_parallel: int) -> TaskRunner:

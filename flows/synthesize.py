@@ -7,35 +7,19 @@ from collections import Counter
 from typing import Any
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
 
+from evoformer.config.synthesize import SynthesisSettings, SynthesizeParams  # noqa: F401  (declared in evoformer/config)
 from evoformer.data.sources import resolve_source
 from evoformer.llm import UsageSnapshot, open_client
 from evoformer.runs import open_run, update_summary
 from evoformer.synthetic.augmented import build_augmented_train, write_augmented
-from evoformer.synthetic.gates import GateConfig, schema_report
-from evoformer.synthetic.generator import GenerationConfig
-from evoformer.synthetic.importer import ImportConfig, default_import_paths
+from evoformer.synthetic.gates import schema_report
+from evoformer.synthetic.importer import default_import_paths
 from evoformer.synthetic.report import KEPT_FILE, REJECTED_FILE, REPORT_FILE, write_report_files
-from flows.data import PrepareDataParams
 from tasks.data import load_pairs_task, split_task
 from tasks.synthetic import gates_task, generate_task, import_task, publish_synthetic_artifacts
 
 SYNTHETIC_DIR = "synthetic"
-
-
-class SynthesisSettings(BaseModel):
-    """What to import or generate, and how to gate it (``synthesize`` and the pipeline's step)."""
-
-    imports: ImportConfig = Field(default_factory=ImportConfig, description="Files to import; empty and no generation: the shared synthetic-seed folder.")
-    generation: GenerationConfig = Field(default_factory=GenerationConfig, description="LLM generation (per_label 0: none).")
-    gates: GateConfig = Field(default_factory=GateConfig)
-
-
-class SynthesizeParams(SynthesisSettings):
-    """Everything ``synthesize`` needs; rendered as a form in the Prefect UI."""
-
-    data: PrepareDataParams = Field(default_factory=PrepareDataParams, description="The real data and its splits.")
 
 
 class SynthesisError(RuntimeError):

@@ -13,20 +13,11 @@ from evoformer.baselines import label_ids
 from evoformer.candidates.evaluate import CandidateResult
 from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.program import CandidateProgram
+from evoformer.config.train import TrainProgramParams  # noqa: F401  (declared in evoformer/config)
 from evoformer.runs import update_summary
 from evoformer.sandbox.limits import SandboxLimits
 from flows.data import PrepareDataParams, prepare_data
 from tasks.candidates import TransientCandidateFailure, train_candidate
-
-
-class TrainProgramParams(BaseModel):
-    """One program to train, with its data, training and sandbox settings."""
-
-    program_path: str = Field(description="Path of the candidate program (.py).")
-    prelude_path: str | None = Field(default=None, description="Static helper code prepended to the program.")
-    data: PrepareDataParams = Field(default_factory=PrepareDataParams)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    limits: SandboxLimits = Field(default_factory=SandboxLimits)
 
 
 def split_labels(run_dir: Path) -> dict[str, Any]:

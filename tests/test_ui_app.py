@@ -1,5 +1,5 @@
-"""The GUI's logic without training anything: run-folder views (ui/runs.py), launch arguments and
-parameters (ui/launch.py), the Secret-block key resolution (flows/secrets.py), the `evoformer ui`
+"""The GUI's logic without training anything: run-folder views (ui/runs.py), the parameter models it
+builds and the params files of local runs (ui/launch.py), the Secret-block key resolution (flows/secrets.py), the `evoformer ui`
 command line, and the Streamlit page through AppTest on a hand-made run folder."""
 
 from __future__ import annotations
@@ -92,30 +92,58 @@ def test_run_folder_views(tmp_path: Path) -> None:
 
 # -- ui/launch.py ---------------------------------------------------------------------------------
 
-def test_cli_args_carry_the_key_name_only(tmp_path: Path) -> None:
-    from flows.cli import build_parser, evolve_params
-    from ui.launch import KEY_ENV, EvolveSettings, LLMSettings, child_env, evolve_cli_args
+def test_form_defaults_come_from_demo_yaml() -> None:
+    from evoformer.config import PipelineParams, load_params
+    from evoformer.config.files import DEMO
+    from ui.launch import form_defaults
 
-    s = EvolveSettings(run_id="r1", runs_dir=str(tmp_path), cache_dir=str(tmp_path / "c"), source="data.jsonl", operator="llm",
-                       llm=LLMSettings(base_url="http://127.0.0.1:9/v1", model="m"), generations=1, children=2, time_budget_s=5,
-                       max_train_pairs=50, seed_folder=str(tmp_path))
-    args = evolve_cli_args(s, KEY_ENV)
-    params = evolve_params(build_parser().parse_args(args))  # the CLI accepts every argument we build
-    assert params.operator.llm.api_key_env == KEY_ENV and params.operator.llm.base_url == "http://127.0.0.1:9/v1"
-    assert params.train.max_train_pairs == 50 and params.data.data.source == "data.jsonl" and params.data.storage.run_id == "r1"
-    env = child_env("sk-secret")
+    demo, form = load_params(PipelineParams, DEMO), form_defaults()
+    assert (form.evolve.generations, form.evolve.children, form.evolve.train.time_budget_s) == (2, 4, 30.0)
+    assert form.evolve.train == demo.evolve.train and form.compression == demo.compression
+    assert form.evolve.operator.kind == "offline" and not form.evolve.data.progress  # the GUI's own two settings
+
+
+def test_local_run_gets_a_params_file_with_the_key_name_only(tmp_path: Path, monkeypatch) -> None:
+    import ui.launch
+    from flows.cli import parse
+    from ui.launch import KEY_ENV, child_env, evolve_params, start_evolve
+
+    spawned = []
+    monkeypatch.setattr(ui.launch, "_spawn", lambda args, env, log: spawned.append((args, env)) or type("P", (), {"pid": 1})())
+    params = evolve_params({"operator": {"kind": "llm", "llm": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}},
+                            "generations": 1, "children": 2, "train": {"time_budget_s": 5, "max_train_pairs": 50},
+                            "seed_folder": str(tmp_path), "data": {"data": {"source": "data.jsonl"},
+                                                                   "storage": {"runs_dir": str(tmp_path), "run_id": "r1"}}})
+    launched, _ = start_evolve(params, "sk-secret", "local")
+    ((args, env),) = spawned
+    assert args[:2] == ["evolve", "--config"] and "--json" in args and launched.run_id == "r1"
+    params_file = Path(args[2])
+    assert params_file == tmp_path / "r1" / "ui" / "evolve.yaml" and "sk-secret" not in params_file.read_text()
+    parsed, as_json = parse("evolve", args[1:])  # the child's command line gives back the same params
+    assert as_json and parsed.operator.llm.api_key_env == KEY_ENV and parsed.operator.llm.base_url == "http://127.0.0.1:9/v1"
+    assert parsed.model_dump(exclude={"operator"}) == params.model_dump(exclude={"operator"})
+    assert parsed.train.max_train_pairs == 50 and parsed.data.data.source == "data.jsonl" and parsed.data.storage.run_id == "r1"
     assert env[KEY_ENV] == "sk-secret" and "sk-secret" not in " ".join(args)
+    assert "sk-secret" not in (tmp_path / "r1" / "ui" / "launch.json").read_text()
     assert KEY_ENV not in child_env(None)
 
 
-def test_compress_args_round_trip(tmp_path: Path) -> None:
-    from ui.launch import CompressSettings, compress_params
+def test_compress_params_from_the_form(tmp_path: Path) -> None:
+    from flows.cli import parse
+    from ui.launch import compress_params
 
-    s = CompressSettings(run_id="r1", runs_dir=str(tmp_path), candidates=["a", "b"], sparsities=[], structured_ratios=[0.5],
-                         quantizers=["onnxruntime"], finetune_epochs=1, finetune_budget_s=5, max_train_pairs=64, latency_repeats=3)
-    p = compress_params(s)
+    p = compress_params("r1", str(tmp_path), ["a", "b"], {"sparsities": [], "structured_ratios": [0.5], "quantizers": ["onnxruntime"],
+                                                          "latency_repeats": 3, "finetune": {"max_epochs": 1, "max_train_pairs": 64}})
     assert p.candidates == ["a", "b"] and p.config.sparsities == [] and p.config.structured_ratios == [0.5]
     assert p.config.quantizers == ["onnxruntime"] and p.config.finetune.max_train_pairs == 64 and p.config.latency_repeats == 3
+    assert p.config.finetune.learning_rate == 3e-4 and p.limits.timeout_s == 1800.0  # the rest: the compress defaults
+    file = tmp_path / "c.yaml"
+    from evoformer.config.files import write_config
+
+    write_config(p, file)
+    assert parse("compress", ["--config", str(file)])[0] == p
+    with pytest.raises(ValueError, match="at least one candidate"):
+        compress_params("r1", str(tmp_path), [], {})
 
 
 def test_uploads_are_written_under_the_run(tmp_path: Path) -> None:
@@ -142,9 +170,9 @@ def test_secret_block_key_resolved_in_memory(prefect_harness) -> None:
 
 
 def test_ui_command_line() -> None:
-    from flows.cli import build_parser, streamlit_command
+    from flows.cli.ui import streamlit_command, ui_parser
 
-    args = build_parser().parse_args(["ui", "--port", "8765", "--runs-dir", "somewhere"])
+    args = ui_parser().parse_args(["--port", "8765", "--runs-dir", "somewhere"])
     cmd = streamlit_command(args)
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("ui/app.py")
     assert "--browser.gatherUsageStats" in cmd and cmd[cmd.index("--browser.gatherUsageStats") + 1] == "false"
@@ -193,11 +221,11 @@ def test_evolve_button_starts_a_local_run_with_the_key_in_memory(app, tmp_path: 
 
     calls = []
 
-    def fake_start(settings, api_key, mode, seeds, prelude):
-        calls.append((settings, api_key, mode, seeds, prelude))
-        run = Path(settings.runs_dir) / settings.run_id
+    def fake_start(params, api_key, mode, seeds, prelude, secret_block):
+        calls.append((params, api_key, mode, seeds, prelude))
+        run = Path(params.data.storage.runs_dir) / params.data.storage.run_id
         (run / "ui").mkdir(parents=True)
-        launched = ui.launch.Launched(kind="evolve", mode=mode, run_id=settings.run_id, run_dir=str(run))
+        launched = ui.launch.Launched(kind="evolve", mode=mode, run_id=params.data.storage.run_id, run_dir=str(run))
         (run / "ui" / "launch.json").write_text(launched.model_dump_json())
         return launched, None
 
@@ -214,11 +242,12 @@ def test_evolve_button_starts_a_local_run_with_the_key_in_memory(app, tmp_path: 
     app.text_input(key="new_run_id").input("ui-run")
     app.button(key="evolve").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
-    ((settings, api_key, mode, seeds, _),) = calls
+    ((params, api_key, mode, seeds, _),) = calls
     assert api_key == "sk-test-123" and mode == "local" and seeds == {"tiny.py": PARENT.encode()}
-    assert settings.operator == "llm" and settings.llm.base_url == "http://127.0.0.1:9/v1" and settings.generations == 1
-    assert settings.max_train_pairs == 100 and settings.source == "/data/small.jsonl" and settings.run_id == "ui-run"
-    assert "sk-test-123" not in settings.model_dump_json()
+    assert params.operator.kind == "llm" and params.operator.llm.base_url == "http://127.0.0.1:9/v1" and params.generations == 1
+    assert params.train.max_train_pairs == 100 and params.data.data.source == "/data/small.jsonl" and params.data.storage.run_id == "ui-run"
+    assert params.children == 2 and params.train.time_budget_s == 30.0 and params.train.max_epochs == 12  # the rest: demo.yaml's
+    assert "sk-test-123" not in params.model_dump_json()
     assert app.sidebar.selectbox(key="run_select").value == "ui-run"  # the new run is shown at once
 
 
@@ -255,8 +284,8 @@ def test_compress_button_starts_compression_of_the_chosen_candidates(app, tmp_pa
     import ui.launch
 
     calls = []
-    monkeypatch.setattr(ui.launch, "start_compress", lambda settings, mode: calls.append((settings, mode)) or (
-        ui.launch.Launched(kind="compress", mode=mode, run_id=settings.run_id, run_dir="x", candidates=settings.candidates), None))
+    monkeypatch.setattr(ui.launch, "start_compress", lambda params, mode: calls.append((params, mode)) or (
+        ui.launch.Launched(kind="compress", mode=mode, run_id=params.run_id, run_dir="x", candidates=params.candidates), None))
     make_run(tmp_path / "runs")
     app.run()
     app.multiselect(key="compress-ids-fake-run").select("g01-c00").run()
@@ -267,6 +296,7 @@ def test_compress_button_starts_compression_of_the_chosen_candidates(app, tmp_pa
     app.number_input(key="lat-fake-run").set_value(3)
     app.button(key="compress-fake-run").click().run()
     assert not app.error, [e.value for e in app.error]
-    ((settings, mode),) = calls
-    assert mode == "local" and settings.candidates == ["g01-c00"] and settings.sparsities == [] and settings.structured_ratios == [0.5]
-    assert settings.quantizers == ["onnxruntime"] and settings.finetune_epochs == 1 and settings.latency_repeats == 3
+    ((params, mode),) = calls
+    assert mode == "local" and params.candidates == ["g01-c00"] and params.config.sparsities == [] and params.config.structured_ratios == [0.5]
+    assert params.config.quantizers == ["onnxruntime"] and params.config.finetune.max_epochs == 1 and params.config.latency_repeats == 3
+    assert params.config.finetune.time_budget_s == 90.0 and params.storage.runs_dir == str(tmp_path / "runs")

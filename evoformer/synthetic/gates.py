@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from evoformer.config.synthesize import GateConfig  # noqa: F401  (declared with the other settings)
 from evoformer.labels import LABEL_TO_ID, LABELS
 from evoformer.synthetic.balance import BalanceConfig, balance_targets, choose_rows
 from evoformer.synthetic.records import SYNTHETIC_COLUMNS, Rejection, SyntheticExample
@@ -29,24 +30,6 @@ Embed = Callable[[list[str]], np.ndarray]
 Judge = Callable[[str, str], "str | None"]
 JUDGE_THREADS = 8
 REJECTED_COLUMNS = [*SYNTHETIC_COLUMNS, "gate", "reason", "similarity", "match"]
-
-
-class GateConfig(BaseModel):
-    """Thresholds and switches of the quality gates."""
-
-    near_duplicate_threshold: float = Field(
-        default=0.95, gt=0, le=1, description="Two pairs are near duplicates when both their claims and their evidences have at least this cosine."
-    )
-    decontamination_threshold: float = Field(
-        default=0.85, gt=0, le=1, description="Drop an example whose claim or evidence has at least this cosine with any val/test claim or evidence."
-    )
-    verify: Literal["none", "classifier", "llm"] = Field(
-        default="classifier", description="Label verification: a classifier trained on real train data, or an LLM judge."
-    )
-    verify_action: Literal["report", "filter"] = Field(
-        default="report", description="report: agreement statistics only; filter: also drop examples the verifier disagrees with."
-    )
-    balance: BalanceConfig = Field(default_factory=BalanceConfig)
 
 
 class GateReport(BaseModel):

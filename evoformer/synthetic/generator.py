@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, ValidationError
 
+from evoformer.config.synthesize import DEFAULT_TOPICS, GenerationConfig  # noqa: F401  (declared with the other settings)
 from evoformer.data.sources import MAX_REPORTED_REJECTIONS
 from evoformer.labels import LABELS, normalize_label
 from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMConfig, LLMError
@@ -27,12 +28,6 @@ from evoformer.synthetic.records import Rejection, SyntheticExample
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOPICS = [
-    "sea level rise", "Arctic sea ice and the ice sheets", "glaciers", "global temperature records",
-    "carbon dioxide and other greenhouse gases", "ocean warming and acidification", "extreme weather and droughts",
-    "climate models and projections", "fossil fuels, renewables and emissions", "the scientific consensus and the IPCC",
-    "the sun, volcanoes and natural cycles", "forests, agriculture and ecosystems", "polar bears, coral reefs and wildlife",
-]
 LABEL_INSTRUCTIONS = {
     "SUPPORTS": "the evidence sentence SUPPORTS the claim: it states facts that make the claim true",
     "REFUTES": "the evidence sentence REFUTES the claim: it states facts that show the claim is false",
@@ -43,19 +38,6 @@ SYSTEM = (
     "news or on social media, and one encyclopedic evidence sentence. Reply with JSON only, in the form "
     '{"examples": [{"claim": "...", "evidence": "..."}]}.'
 )
-
-
-class GenerationConfig(BaseModel):
-    """How many examples to ask for, and how."""
-
-    per_label: int = Field(default=0, ge=0, description="Examples to request per label; 0: no generation.")
-    labels: list[str] = Field(default_factory=lambda: list(LABELS), description="Target labels.")
-    examples_per_request: int = Field(default=5, ge=1, le=50)
-    few_shot: int = Field(default=3, ge=0, le=20, description="Train examples of the target label shown per prompt.")
-    topics: list[str] = Field(default_factory=lambda: list(DEFAULT_TOPICS), min_length=1, description="Cycled across requests for diversity.")
-    temperature: float = Field(default=0.9, ge=0, le=2)
-    seed: int = Field(default=0, description="Seeds few-shot draws; sent to the server and part of the cache key.")
-    llm: LLMConfig = Field(default_factory=LLMConfig)
 
 
 class RequestPlan(BaseModel):

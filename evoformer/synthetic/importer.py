@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from evoformer.config.synthesize import ImportConfig  # noqa: F401  (declared with the other settings)
 from evoformer.data.errors import DataSourceError
 from evoformer.data.sources import MAX_REPORTED_REJECTIONS
 from evoformer.labels import normalize_label
@@ -31,15 +32,6 @@ _EVIDENCE_KEYS = {"evidence"}
 _LABEL_KEYS = {"label", "claimlabel", "evidencelabel"}
 _FILENAME_LABELS = {"SUPPORTS": re.compile(r"support"), "REFUTES": re.compile(r"refut"),
                     "NOT_ENOUGH_INFO": re.compile(r"(^|[^a-z])nei([^a-z]|$)|not[_-]?enough")}
-
-
-class ImportConfig(BaseModel):
-    """Which files to read and how to label them."""
-
-    paths: list[str] = Field(default_factory=list, description="Files or folders (*.json, *.jsonl, recursively).")
-    label: str | None = Field(default=None, description="Label for every imported row (overrides the file's).")
-    label_from_filename: bool = Field(default=True, description="Rows without a label take it from the file name.")
-    generator: str | None = Field(default=None, description="Generator model name; empty: the file's folder name.")
 
 
 class FileReport(BaseModel):

