@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from typing import cast
 
 from evoformer import pyast
 from evoformer.candidates.program import ENTRY_POINT
@@ -29,7 +30,7 @@ class Program:
     """A parsed program with its import aliases, scopes, constant values and layer constructors."""
 
     def __init__(self, source: str) -> None:
-        self.tree = pyast.parse(source)
+        self.tree = cast(ast.Module, pyast.parse(source))  # mode "exec" always parses to a Module
         self.parent: dict[int, ast.AST] = {}
         for node in ast.walk(self.tree):
             for child in ast.iter_child_nodes(node):
@@ -284,7 +285,8 @@ class Program:
                 continue
             for stmt in ast.walk(loop):
                 out = single_assign(stmt)
-                if (isinstance(out, ast.Name) and is_name_call(stmt.value, loop.target.id) and stmt.value.args
+                if (isinstance(stmt, ast.Assign) and isinstance(out, ast.Name)
+                        and is_name_call(stmt.value, loop.target.id) and stmt.value.args
                         and isinstance(stmt.value.args[0], ast.Name) and stmt.value.args[0].id == out.id):
                     return True
         return False
@@ -292,8 +294,9 @@ class Program:
     def aliases(self, region: ast.AST, name: str) -> tuple[set[str], ast.AST]:
         """``name`` and the ``self.x = name`` attributes it is stored in, with the region their uses are in
         (the whole class once it is stored on ``self``)."""
-        names = {name} | {f"self.{n.targets[0].attr}" for n in ast.walk(region)
-                          if is_self_attr(single_assign(n)) and isinstance(n.value, ast.Name) and n.value.id == name}
+        names = {name} | {f"self.{target.attr}" for n in ast.walk(region)
+                          if isinstance(n, ast.Assign) and is_self_attr(target := single_assign(n))
+                          and isinstance(n.value, ast.Name) and n.value.id == name}
         cls = self.class_of(region) if len(names) > 1 and isinstance(region, ast.FunctionDef) else None
         return names, cls or region
 
@@ -308,8 +311,9 @@ class Program:
 
     def roles(self, region: ast.AST, name: str, depth: int = 0) -> set[str]:
         """Where the value of ``name`` (visible in ``region``) ends up: width, heads, depth ..."""
-        copied = any((target := single_assign(n)) is not None and not is_self_attr(target)
-                     and isinstance(n.value, ast.Name) and n.value.id == name for n in ast.walk(region))
+        copied = any(isinstance(n, ast.Assign) and (target := single_assign(n)) is not None
+                     and not is_self_attr(target) and isinstance(n.value, ast.Name) and n.value.id == name
+                     for n in ast.walk(region))
         if copied:  # copied to another local: stop here
             return {"unknown"}
         names, scan = self.aliases(region, name)

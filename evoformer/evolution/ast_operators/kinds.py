@@ -14,7 +14,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from .results import Slot
 from .specs import (
@@ -196,10 +196,11 @@ class Literals(Target):
     half: ast.Constant | None = None
 
     def write(self, site: Site, new: object) -> str | None:
+        value = cast(Value, new)  # a value of the site's kind (its proposal or one it accepts), never an edit
         for node in self.nodes:
-            node.value = new
+            node.value = value
         if self.half is not None:
-            self.half.value = new // 2
+            self.half.value = cast(int, new) // 2  # ``half`` is set on kernel sites only, whose values are ints
         return site.change(new)
 
 
@@ -211,5 +212,6 @@ class DefaultKeyword(Target):
     param: str
 
     def write(self, site: Site, new: object) -> str | None:
-        self.call.keywords.append(ast.keyword(arg=self.param, value=ast.Constant(new)))
+        value = cast(Value, new)  # a value of the parameter's kind (its proposal or one it accepts), never an edit
+        self.call.keywords.append(ast.keyword(arg=self.param, value=ast.Constant(value)))
         return site.change(new)

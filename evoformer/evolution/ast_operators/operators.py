@@ -103,6 +103,7 @@ def _crossover(source_a: str, source_b: str, rng: random.Random, attempts: int) 
     for _ in range(max(1, attempts)):
         prog = Program(source_a)
         sites = collect_sites(prog)
+        edits: list[str] | None
         if shared:
             edits, kept = _uniform(prog, sites, slots_b, shared, rng)
             if not edits:
@@ -138,7 +139,7 @@ def _uniform(prog: Program, sites: list[Site], slots_b: dict[str, Site], shared:
     if len(shared) >= 2 and all(take):
         take[rng.randrange(len(take))] = False
     edits, kept = [], []
-    for key, chosen in zip(shared, take):
+    for key, chosen in zip(shared, take, strict=False):
         site, value = by_key.get(key), slots_b[key].value
         if site is None:
             continue
@@ -171,7 +172,7 @@ def _transplant(sites: list[Site], parent_b: Program, rng: random.Random) -> lis
     if not any(chosen):
         chosen[rng.randrange(len(chosen))] = True
     edits = []
-    for (site, values), take in zip(options, chosen):
+    for (site, values), take in zip(options, chosen, strict=False):
         if take:
             description = site.assign(rng.choice(values))
             if description:

@@ -23,7 +23,8 @@ def violations(prog: Program) -> list[str]:
         values = {param: evaluate(node, env) for param, node in bound.items()}
         for param, role in SPECS[ctor]:
             value = values.get(param)
-            kind = SITE_KINDS.get(ROLE_KIND.get(role))
+            kind_name = ROLE_KIND.get(role) if role is not None else None
+            kind = SITE_KINDS.get(kind_name) if kind_name is not None else None
             if value is not None and kind is not None and kind.legal is not None and not kind.legal(value):
                 out.append(f"{ctor}.{param}={value!r}")
         if ctor in ATTENTION:
@@ -53,13 +54,13 @@ def _sequential_mismatches(prog: Program, seq: ast.Call) -> list[str]:
     width: object = None  # the known width flowing out of the previous element
     for elem in seq.args:
         cls = prog.nn_class(elem)
-        if cls == "Linear":
+        if cls == "Linear" and isinstance(elem, ast.Call):  # nn_class names calls only
             bound = prog.bound(elem, "Linear")
             needed = evaluate(bound.get("in_features"), env)
             if is_int(width) and is_int(needed) and needed != width:
                 out.append(f"Sequential: Linear({needed}, ...) after width {width}")
             width = evaluate(bound.get("out_features"), env)
-        elif cls == "LayerNorm":
+        elif cls == "LayerNorm" and isinstance(elem, ast.Call):
             needed = evaluate(elem.args[0] if elem.args else None, env)
             if is_int(width) and is_int(needed) and needed != width:
                 out.append(f"Sequential: LayerNorm({needed}) after width {width}")

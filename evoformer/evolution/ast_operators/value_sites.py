@@ -8,6 +8,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from evoformer.candidates.program import ENTRY_POINT
 
@@ -27,6 +28,7 @@ from .specs import (
     TORCH_ACT_FUNCTIONS,
     TRANSFORMER_ACTIVATIONS,
     WIDTH_BOUNDS,
+    Value,
 )
 from .values import (
     defaults,
@@ -66,7 +68,9 @@ def constructor_sites(prog: Program) -> list[Site]:
             found = _constructor_site(prog, call, ctor, bound, role, value, target)
             if found is not None:
                 kind, where, params = found
-                sites.append(Site(kind, f"{ctor}.{param}#{ordinal}", f"{ctor.split('.')[-1]}.{param}", value,
+                # a site is found only for a value its kind takes: a number or an activation name
+                site_value = cast(Value, value)
+                sites.append(Site(kind, f"{ctor}.{param}#{ordinal}", f"{ctor.split('.')[-1]}.{param}", site_value,
                                   call.lineno, where, params, crossable=True))
     return sites
 
@@ -74,7 +78,7 @@ def constructor_sites(prog: Program) -> list[Site]:
 def _constructor_site(prog: Program, call: ast.Call, ctor: str, bound: dict[str, ast.expr], role: str | None,
                       value: object, target: Target) -> tuple[str, Target, dict[str, object]] | None:
     """The kind, target and rule facts of one constructor parameter's site (None: it is not a site)."""
-    kind = _CONSTRUCTOR_KINDS.get(role)
+    kind = _CONSTRUCTOR_KINDS.get(role) if role is not None else None
     params: dict[str, object] = {}
     if kind is None:
         return None
@@ -83,14 +87,23 @@ def _constructor_site(prog: Program, call: ast.Call, ctor: str, bound: dict[str,
             return None
         params["choices"] = TRANSFORMER_ACTIVATIONS
     elif kind == "kernel":
-        target = _kernel_target(target, bound.get("padding"))
-        if target is None:
+        kernel_target = _kernel_target(target, bound.get("padding"))
+        if kernel_target is None:
             return None
-    elif not SITE_KINDS[kind].legal(value) or (kind == "dropout" and _single_layer_rnn(prog, call, ctor)):
+        target = kernel_target
+    elif not _legal(kind, value) or (kind == "dropout" and _single_layer_rnn(prog, call, ctor)):
         return None
     elif kind == "heads":
         params["widths"] = (prog.attention_width(call, ctor),)
     return kind, target, params
+
+
+def _legal(kind: str, value: object) -> bool:
+    """``value`` satisfies the rule of ``kind``; a TypeError for a kind without one (never a constructor's)."""
+    legal = SITE_KINDS[kind].legal
+    if legal is None:
+        raise TypeError(f"site kind {kind!r} has no legality rule")
+    return legal(value)
 
 
 def _single_layer_rnn(prog: Program, call: ast.Call, ctor: str) -> bool:
@@ -107,10 +120,11 @@ def _kernel_target(target: Target, padding: ast.expr | None) -> Literals | None:
         return None
     node = target.nodes[0]
     same = isinstance(padding, ast.Constant) and padding.value == "same"
-    paired = int_const(padding) and padding.value == node.value // 2
+    # the kernel literal is checked to be an int only below; ``//`` on another literal fails here as it always did
+    paired = int_const(padding) and padding.value == cast(int, node.value) // 2
     if not is_int(node.value) or node.value % 2 != 1 or not (same or paired):
         return None
-    return Literals([node], half=padding if paired else None)
+    return Literals([node], half=padding if paired and isinstance(padding, ast.Constant) else None)
 
 
 def named_sites(prog: Program) -> list[Site]:
@@ -143,7 +157,8 @@ def _constants(body: list[ast.stmt], counts: dict[str, int]) -> Iterator[tuple[s
     """``NAME = <number>`` statements of ``body`` whose name is assigned only there."""
     for stmt in body:
         target = single_assign(stmt)
-        if isinstance(target, ast.Name) and num_const(stmt.value) and counts[target.id] == 1:
+        if isinstance(stmt, ast.Assign) and isinstance(target, ast.Name) and num_const(stmt.value) \
+                and counts[target.id] == 1:
             yield target.id, stmt.value
 
 
@@ -153,7 +168,7 @@ def _named_site(prog: Program, region: ast.AST, name: str, node: ast.Constant) -
     kinds = {ROLE_KIND.get(r, "other") for r in roles}
     if len(kinds) != 1:
         return None
-    kind, value = kinds.pop(), node.value
+    kind, value = kinds.pop(), cast(int | float, node.value)  # named_sites finds numeric literals only (num_const)
     params: dict[str, object] | None = None
     if kind == "width":
         params = _named_width(prog, region, name, value)
@@ -203,7 +218,7 @@ def _attention_uses(prog: Program, region: ast.AST, name: str,
 
 def _linked_heads(prog: Program, region: ast.AST, name: str) -> list[int] | None:
     """Head counts of the attention layers whose ``d_model`` is ``name`` (None: one is unknown)."""
-    heads = []
+    heads: list[int] = []
     for call, ctor, which in _attention_uses(prog, region, name):
         if which == "width":
             value = evaluate(prog.bound(call, ctor).get(ATTENTION[ctor][1]), prog.env_at(call))
@@ -236,8 +251,8 @@ def stack_sites(prog: Program) -> list[Site]:
     """``range(n)`` literal that sizes a stack of blocks applied one after another (n >= 2)."""
     sites = []
     for call in prog.calls:
-        if id(call) in prog.stacking_ranges and int_const(call.args[0]) and call.args[0].value >= 2:
-            node = call.args[0]
+        if (id(call) in prog.stacking_ranges and isinstance(node := call.args[0], ast.Constant)
+                and is_int(node.value) and node.value >= 2):
             sites.append(Site("depth", f"stack@{call.lineno}", f"blocks {ast.unparse(call)}", node.value,
                               call.lineno, Literals([node])))
     return sites
@@ -279,6 +294,7 @@ class ActivationModule(Target):
     call: ast.Call
 
     def write(self, site: Site, new: object) -> str | None:
+        new = cast(str, new)  # an activation name: the site's proposal or a name it accepts
         call = self.call
         old = ast.unparse(call.func)
         if isinstance(call.func, ast.Attribute):
@@ -300,7 +316,7 @@ class ActivationFunction(Target):
     call: ast.Call
 
     def write(self, site: Site, new: object) -> str | None:
-        expr = self.prog.function_expr(new)
+        expr = self.prog.function_expr(cast(str, new))  # an activation name: the site's proposal or one it accepts
         if expr is None:
             return None
         old = ast.unparse(self.call.func)

@@ -3,35 +3,36 @@
 from __future__ import annotations
 
 import ast
+from typing import TypeGuard, cast
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_num(value: object) -> bool:
+def is_num(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def is_size(value: object) -> bool:
+def is_size(value: object) -> TypeGuard[int]:
     """A legal width, depth or head count: a positive integer."""
     return is_int(value) and value >= 1
 
 
-def is_rate(value: object) -> bool:
+def is_rate(value: object) -> TypeGuard[int | float]:
     """A legal dropout rate."""
     return is_num(value) and 0 <= value < 1
 
 
-def in_bounds(value: object, bounds: tuple[int, int]) -> bool:
+def in_bounds(value: object, bounds: tuple[int, int]) -> TypeGuard[int]:
     return is_int(value) and bounds[0] <= value <= bounds[1]
 
 
-def int_const(node: ast.AST | None) -> bool:
+def int_const(node: ast.AST | None) -> TypeGuard[ast.Constant]:
     return isinstance(node, ast.Constant) and is_int(node.value)
 
 
-def num_const(node: ast.AST | None) -> bool:
+def num_const(node: ast.AST | None) -> TypeGuard[ast.Constant]:
     return isinstance(node, ast.Constant) and is_num(node.value)
 
 
@@ -44,17 +45,17 @@ def pick(choices: tuple, u: float) -> object:
     return choices[min(int(u * len(choices)), len(choices) - 1)]
 
 
-def is_self_attr(node: ast.AST) -> bool:
+def is_self_attr(node: ast.AST | None) -> TypeGuard[ast.Attribute]:
     """``self.x``."""
     return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
 
 
-def is_name_call(node: ast.AST, name: str) -> bool:
+def is_name_call(node: ast.AST | None, name: str) -> TypeGuard[ast.Call]:
     """``name(...)``."""
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
 
 
-def single_assign(stmt: ast.AST) -> ast.expr | None:
+def single_assign(stmt: ast.AST | None) -> ast.expr | None:
     """The one target of ``target = value`` (None for any other statement)."""
     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
         return stmt.targets[0]
@@ -121,7 +122,8 @@ def _builtin(name: str, args: list[object]) -> object:
     if name == "int" and len(args) == 1 and is_num(args[0]):
         return int(args[0])
     if name in ("max", "min") and args and all(is_num(a) for a in args):
-        return max(args) if name == "max" else min(args)
+        nums = cast(list[int | float], args)  # every one is a number: checked just above
+        return max(nums) if name == "max" else min(nums)
     return None
 
 
@@ -156,6 +158,7 @@ def param_names(fn: ast.FunctionDef, method: bool) -> list[str]:
 
 def defaults(fn: ast.FunctionDef) -> dict[str, ast.expr]:
     positional = [*fn.args.posonlyargs, *fn.args.args]
-    out = {a.arg: d for a, d in zip(positional[len(positional) - len(fn.args.defaults):], fn.args.defaults)}
-    out.update({a.arg: d for a, d in zip(fn.args.kwonlyargs, fn.args.kw_defaults) if d is not None})
+    defaulted = positional[len(positional) - len(fn.args.defaults):]
+    out = {a.arg: d for a, d in zip(defaulted, fn.args.defaults, strict=False)}
+    out.update({a.arg: d for a, d in zip(fn.args.kwonlyargs, fn.args.kw_defaults, strict=False) if d is not None})
     return out
