@@ -6,11 +6,12 @@ from __future__ import annotations
 import ast
 import random
 from dataclasses import dataclass
+from typing import cast
 
 from .analysis import Program
 from .kinds import Site, Target
 from .specs import KERNEL_CHOICES
-from .values import defaults, int_const, is_name_call, pick, single_assign
+from .values import defaults, int_const, is_int, is_name_call, pick, single_assign
 
 
 def branch_sites(prog: Program) -> list[Site]:
@@ -22,7 +23,8 @@ def branch_sites(prog: Program) -> list[Site]:
             continue
         var = comp.generators[0].target.id
         tup, named = _kernel_tuple(prog, comp.generators[0].iter)
-        if tup is None or not tup.elts or any(not int_const(e) or e.value % 2 != 1 for e in tup.elts):
+        if tup is None or not tup.elts or any(not (isinstance(e, ast.Constant) and is_int(e.value)) or e.value % 2 != 1
+                                              for e in tup.elts):
             continue
         conv = next((c for c in ast.walk(comp.elt) if isinstance(c, ast.Call) and prog.ctor(c) == "Conv1d"), None)
         if conv is None:
@@ -44,8 +46,9 @@ def branch_sites(prog: Program) -> list[Site]:
         couplings = _couplings(prog, len(tup.elts), channels.id)
         counted = {named} if named else set()  # len(...) of these follows the branch count by itself
         holder = next((n for n in prog.up(comp) if isinstance(n, ast.Call)), None)
-        if holder is not None and isinstance(prog.parent.get(id(holder)), ast.Assign):
-            counted.add(ast.unparse(prog.parent[id(holder)].targets[0]))
+        assign = prog.parent.get(id(holder)) if holder is not None else None
+        if isinstance(assign, ast.Assign):
+            counted.add(ast.unparse(assign.targets[0]))
         uses_len = any(is_name_call(n, "len") and len(n.args) == 1 and ast.unparse(n.args[0]) in counted
                        for n in ast.walk(prog.tree))
         if couplings or uses_len:
@@ -60,7 +63,8 @@ def _kernel_tuple(prog: Program, it: ast.expr) -> tuple[ast.Tuple | ast.List | N
         return it, None
     if isinstance(it, ast.Name):
         fn = prog.function_of(it)
-        for scope in (fn, prog.tree):
+        scopes: tuple[ast.FunctionDef | ast.Module | None, ...] = (fn, prog.tree)
+        for scope in scopes:
             if scope is None:
                 continue
             if isinstance(scope, ast.FunctionDef):
@@ -69,7 +73,7 @@ def _kernel_tuple(prog: Program, it: ast.expr) -> tuple[ast.Tuple | ast.List | N
                     return default, it.id
             for stmt in scope.body:
                 target = single_assign(stmt)
-                if (isinstance(target, ast.Name) and target.id == it.id
+                if (isinstance(stmt, ast.Assign) and isinstance(target, ast.Name) and target.id == it.id
                         and isinstance(stmt.value, (ast.Tuple, ast.List))):
                     return stmt.value, it.id
     return None, None
@@ -78,13 +82,18 @@ def _kernel_tuple(prog: Program, it: ast.expr) -> tuple[ast.Tuple | ast.List | N
 def _couplings(prog: Program, count: int, channels: str) -> list[ast.Constant]:
     """The ``count`` constants of ``count * channels`` (either order) that size a layer's input or a
     norm: the concatenation of the branches."""
-    found = []
+    found: list[ast.Constant] = []
     for _, _, _, role, node in prog.width_args():
         if role in ("width_in", "width_through") and isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
             for a, b in ((node.left, node.right), (node.right, node.left)):
                 if int_const(a) and a.value == count and isinstance(b, ast.Name) and b.id == channels:
                     found.append(a)
     return found
+
+
+def _kernels(tup: ast.Tuple | ast.List) -> list[ast.Constant]:
+    """The elements of a branch kernel tuple: int literals, since ``branch_sites`` makes sites of no other."""
+    return cast(list[ast.Constant], tup.elts)
 
 
 @dataclass
@@ -95,15 +104,15 @@ class KernelTuple(Target):
     tup: ast.Tuple | ast.List
 
     def draw(self, site: Site, rng: random.Random) -> object:
-        taken = tuple(e.value for e in self.tup.elts)
+        taken = tuple(e.value for e in _kernels(self.tup))
         index = rng.randrange(len(taken))
         new = site.rule.propose(taken[index], rng, taken=taken)
         return None if new is None else (index, new)
 
     def write(self, site: Site, new: object) -> str | None:
-        index, kernel = new
+        index, kernel = cast(tuple[int, int], new)  # the edit ``draw`` made
         old = ast.unparse(self.tup)
-        self.tup.elts[index].value = kernel
+        _kernels(self.tup)[index].value = kernel
         return f"kernel: conv kernels {old}→{ast.unparse(self.tup)}"
 
 
@@ -117,14 +126,14 @@ class Branches(Target):
     channels: str
 
     def write(self, site: Site, new: object) -> str | None:
-        remove, u = new
+        remove, u = cast(tuple[bool, float], new)  # the edit the branch kind proposed
         tup, channels = self.tup, self.channels
         old, count = ast.unparse(tup), len(tup.elts)
         couplings = _couplings(self.prog, count, channels)
         if remove:
             tup.elts.pop(min(int(u * count), count - 1))
         else:
-            taken = {e.value for e in tup.elts}
+            taken = {e.value for e in _kernels(tup)}
             options = [k for k in KERNEL_CHOICES if k not in taken]
             if not options:
                 return None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
-from typing import TypeGuard, cast
+from typing import TypeGuard, TypeVar, cast
+
+T = TypeVar("T")
 
 
 def is_int(value: object) -> TypeGuard[int]:
@@ -40,7 +42,7 @@ def fmt(value: object) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def pick(choices: tuple, u: float) -> object:
+def pick(choices: tuple[T, ...], u: float) -> T:
     """The element of ``choices`` that a uniform draw ``u`` in [0, 1) falls on."""
     return choices[min(int(u * len(choices)), len(choices) - 1)]
 
