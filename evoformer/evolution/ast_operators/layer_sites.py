@@ -7,6 +7,7 @@ import ast
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from evoformer import pyast
 
@@ -41,7 +42,7 @@ def literal_width_sites(prog: Program) -> list[Site]:
     literal: dict[int, list[tuple[str, str, ast.Constant]]] = defaultdict(list)
     expressions: list[object] = []
     for call, ctor, _, role, node in prog.width_args():
-        if int_const(node):
+        if isinstance(node, ast.Constant) and is_int(node.value):  # int_const, spelt out to type the key
             if id(node) not in in_chain:
                 literal[node.value].append((ctor, role, node))
         else:
@@ -70,7 +71,7 @@ def _chains(prog: Program, elems: list[ast.expr]) -> Iterator[tuple[int, int, li
     element-wise layers and norms of that width into the same kind of layer at ``j``."""
     for i, elem in enumerate(elems):
         kind = prog.nn_class(elem)
-        if kind not in ("Linear", "Conv1d"):
+        if kind not in ("Linear", "Conv1d") or not isinstance(elem, ast.Call):  # nn_class names calls only
             continue
         out = prog.bound(elem, kind).get(SPECS[kind][1][0])
         if not int_const(out) or _grouped(prog, elem, kind):
@@ -79,19 +80,24 @@ def _chains(prog: Program, elems: list[ast.expr]) -> Iterator[tuple[int, int, li
         members, j = [out], i + 1
         while j < len(elems) and prog.nn_class(elems[j]) in ELEMENTWISE | norms:
             if prog.nn_class(elems[j]) in norms:
-                norm = elems[j].args[0] if elems[j].args else None
+                norm_call = cast(ast.Call, elems[j])  # nn_class names calls only
+                norm = norm_call.args[0] if norm_call.args else None
                 if not (int_const(norm) and norm.value == out.value):
                     break
                 members.append(norm)
             j += 1
-        if j < len(elems) and prog.nn_class(elems[j]) == kind and not _grouped(prog, elems[j], kind):
-            inp = prog.bound(elems[j], kind).get(SPECS[kind][0][0])
+        if j < len(elems) and prog.nn_class(elems[j]) == kind:
+            consumer = cast(ast.Call, elems[j])  # nn_class names calls only
+            if _grouped(prog, consumer, kind):
+                continue
+            inp = prog.bound(consumer, kind).get(SPECS[kind][0][0])
             if int_const(inp) and inp.value == out.value:
                 yield i, j, [*members, inp]
 
 
 def _group_site(members: list[ast.Constant], label: str, line: int) -> Site:
-    return Site("width", f"group:{label}", label, members[0].value, line, Literals(members))
+    value = cast(int, members[0].value)  # groups are made of int literals only
+    return Site("width", f"group:{label}", label, value, line, Literals(members))
 
 
 def _grouped(prog: Program, call: ast.Call, kind: str) -> bool:
@@ -152,7 +158,7 @@ def sequential_sites(prog: Program) -> list[Site]:
 def _indexed(prog: Program, call: ast.Call) -> bool:
     """Whether the container built by ``call`` may be indexed (an inserted layer would shift positions)."""
     parent = prog.parent.get(id(call))
-    if is_self_attr(single_assign(parent)):
+    if isinstance(parent, ast.Assign) and is_self_attr(single_assign(parent)):
         target = ast.unparse(parent.targets[0])
         region = prog.class_of(call) or prog.tree
         return any(isinstance(n, ast.Subscript) and ast.unparse(n.value) == target for n in ast.walk(region))
@@ -187,7 +193,8 @@ def _element_kind(prog: Program, elem: ast.AST) -> str:
 
 def _layer_norm(prog: Program, width: ast.expr) -> ast.Call | None:
     """``nn.LayerNorm(<a copy of width>)``."""
-    return prog.nn_call("LayerNorm", pyast.parse(ast.unparse(width), mode="eval").body)
+    copy = cast(ast.Expression, pyast.parse(ast.unparse(width), mode="eval"))  # mode "eval" gives an Expression
+    return prog.nn_call("LayerNorm", copy.body)
 
 
 def _dropout(prog: Program, u: float) -> ast.Call | None:
@@ -202,17 +209,19 @@ class SequentialLayers(Target):
     seq: ast.Call
 
     def write(self, site: Site, new: object) -> str | None:
-        what, i, u = new
+        what, i, u = cast(tuple[str, int, float], new)  # one of the site's options with a draw (_new_layer)
         prog, seq = self.prog, self.seq
         if what == "remove":
             removed = seq.args.pop(i)
             return f"layer: remove {ast.unparse(removed)} from {site.label} at {i}"
+        layer: ast.Call | None
         if what == "dropout":
             layer = _dropout(prog, u)
         elif what == "act":
             layer = prog.nn_call(pick(tuple(ACT_MODULES), u))
         else:
-            linear = seq.args[i - 1] if what == "norm_after" else seq.args[i]
+            # norm edits are offered next to a Linear only (sequential_sites), and nn_class names calls only
+            linear = cast(ast.Call, seq.args[i - 1] if what == "norm_after" else seq.args[i])
             width = prog.bound(linear, "Linear").get("out_features" if what == "norm_after" else "in_features")
             if width is None:
                 return None
@@ -234,15 +243,17 @@ def wrap_sites(prog: Program) -> list[Site]:
             continue
         for stmt in init.body:
             target = single_assign(stmt)
-            if target is None or prog.nn_class(stmt.value) != "Linear" or not is_self_attr(target):
+            if (target is None or not isinstance(stmt, ast.Assign) or prog.nn_class(stmt.value) != "Linear"
+                    or not is_self_attr(target)):
                 continue
             name = ast.unparse(target)
             uses = [n for n in ast.walk(cls)
                     if isinstance(n, ast.Attribute) and n is not target and ast.unparse(n) == name]
-            if not uses or any(not (isinstance(prog.parent.get(id(n)), ast.Call) and prog.parent[id(n)].func is n)
+            if not uses or any(not (isinstance(user := prog.parent.get(id(n)), ast.Call) and user.func is n)
                                for n in uses):
                 continue
-            width = prog.bound(stmt.value, "Linear").get("in_features")
+            linear = cast(ast.Call, stmt.value)  # nn_class named it a Linear: a call
+            width = prog.bound(linear, "Linear").get("in_features")
             sites.append(Site("layer", f"wrap:{name}", name, None, stmt.lineno, Wrapped(prog, stmt, width),
                               {"options": (("dropout",), ("norm",))}))
     return sites
@@ -257,11 +268,13 @@ class Wrapped(Target):
     width: ast.expr | None
 
     def write(self, site: Site, new: object) -> str | None:
-        what, u = new
+        what, u = cast(tuple[str, float], new)  # one of the site's options with a draw (_new_layer)
         first = _layer_norm(self.prog, self.width) if what == "norm" and self.width is not None \
             else _dropout(self.prog, u)
+        if first is None:
+            return None
         seq = self.prog.nn_call("Sequential", first, self.stmt.value)
-        if first is None or seq is None:
+        if seq is None:
             return None
         self.stmt.value = seq
         return f"layer: insert {ast.unparse(first)} before {site.label} (wrapped in nn.Sequential)"
