@@ -86,7 +86,7 @@ class Generated:
 
 def plan_requests(config: GenerationConfig) -> list[RequestPlan]:
     """ceil(per_label / examples_per_request) requests per label; topics rotate across requests and labels."""
-    plans = []
+    plans: list[RequestPlan] = []
     labels = [normalize_label(label) for label in config.labels]
     for offset, label in enumerate(labels):
         remaining = config.per_label

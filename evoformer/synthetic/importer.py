@@ -174,6 +174,7 @@ def import_file(path: Path, config: ImportConfig) -> tuple[list[SyntheticExample
             try:
                 shape, claim, evidence, row_label = row_fields(item.value)
                 shapes[shape] += 1
+                label: object  # a row's raw label: SyntheticExample validates (and normalises) it
                 if option_label is not None:
                     label, how = option_label, "option"
                 elif row_label is not None:

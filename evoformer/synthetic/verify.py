@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from evoformer.labels import LABEL_TO_ID, LABELS, normalize_label
 from evoformer.llm import LLMClient, LLMError, LLMAuthError, BudgetExhausted
-from evoformer.metrics import classification_metrics
+from evoformer.metrics import ClassificationMetrics, classification_metrics
 from evoformer.synthetic.jsontext import json_values
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,14 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    best = None
+    best: tuple[object, ClassificationMetrics, float] | None = None  # (model, its val metrics, its C)
     for c in (0.001, 0.01, 0.1):
         model = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed))
         model.fit(x_train, y_train)
         metrics = classification_metrics(y_val, model.predict(x_val))
         if best is None or metrics.macro_f1 > best[1].macro_f1:
             best = (model, metrics, c)
+    assert best is not None  # the loop above fits three values of C
     model, metrics, c = best
     return model, {"val_macro_f1": round(metrics.macro_f1, 4), "val_accuracy": round(metrics.accuracy, 4), "C": c}
 
