@@ -469,6 +469,12 @@ def cmd_start(args: argparse.Namespace) -> int:
     pid = read_pid()
     if is_our_server(pid):
         state = read_state()
+        explicit = args.model or os.environ.get("LLM_MODEL")
+        want_model = model_spec(explicit)[1]["name"] if explicit else state.get("model")
+        explicit_port = args.port or os.environ.get("LLM_PORT")
+        if want_model != state.get("model") or (explicit_port and port != state.get("port")):
+            raise Fail(f"already running with {state.get('model')} on port {state.get('port')}, not {want_model} "
+                       f"on port {port}; run 'make llm-server-stop' first")
         say(f"already running: {describe(state)}")
         return 0
     pid_file().unlink(missing_ok=True)
