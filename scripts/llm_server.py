@@ -594,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("llm_server: error: interrupted", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. head
+        return 2
 
 
 if __name__ == "__main__":
