@@ -29,7 +29,7 @@ from evoformer.metrics import ClassificationMetrics, classification_metrics
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.sandbox.runner import SandboxRun, run_sandboxed
 
-WORKER_MODULE = "evoformer.sandbox.worker"
+WORKER_MODULE = "evoformer.candidates.worker"
 ResultT = TypeVar("ResultT", bound=BaseModel)
 TRANSIENT_STATUSES = frozenset({"killed"})
 

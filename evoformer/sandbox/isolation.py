@@ -48,7 +48,7 @@ def _namespace_flags() -> list[str]:
 
 # What the sandbox can see, read-only: the system's programs and libraries, the Python
 # installation and the evoformer package. Nothing else: not the run folders (test labels), not the
-# data files, not other candidates, not /etc beyond what the dynamic loader needs.
+# data files, not other sandboxes' folders, not /etc beyond what the dynamic loader needs.
 _SYSTEM_PATHS = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/ld.so.cache", "/etc/ld.so.conf",
                  "/etc/ld.so.conf.d", "/etc/localtime", "/sys/devices/system/cpu")
 

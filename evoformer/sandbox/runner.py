@@ -19,9 +19,9 @@ from evoformer.sandbox.isolation import (
     PidsCgroup, bubblewrap_command, bubblewrap_problem, describe_isolation, launcher_command, log,
 )
 from evoformer.sandbox.limits import SandboxLimits, sandbox_environment
+from evoformer.sandbox.protocol import PROTOCOL_ENV
 
 MAX_MESSAGE_BYTES = 4_000_000
-PROTOCOL_ENV = "EVOFORMER_PROTOCOL_FDS"
 
 
 class SandboxError(RuntimeError):
