@@ -22,7 +22,7 @@ from evoformer.candidates.job import PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FI
 from evoformer.candidates.program import ENTRY_POINT
 from evoformer.features.store import load_split_features
 from evoformer.sandbox import audit
-from evoformer.sandbox.protocol import Channel, Outcome, memory_outcome
+from evoformer.sandbox.protocol import Channel, Outcome, limit_outcome
 
 
 def run(folder: Path, job: TrainJob) -> WorkerResult:
@@ -143,7 +143,7 @@ def build(source: str, input_dim: int, num_classes: int):
         raise
     except BaseException as exc:  # noqa: BLE001
         traceback.print_exc()
-        raise memory_outcome(exc) or Outcome("build_error", f"{type(exc).__name__}: {str(exc)[:500]}") from exc
+        raise limit_outcome(exc) or Outcome("build_error", f"{type(exc).__name__}: {str(exc)[:500]}") from exc
     if not isinstance(model, torch.nn.Module):
         raise Outcome("build_error", f"{ENTRY_POINT} returned {type(model).__name__}, not torch.nn.Module")
     if not any(p.requires_grad for p in model.parameters()):
@@ -198,7 +198,7 @@ def probe(model, features, num_classes: int) -> None:
             raise
         except BaseException as exc:  # noqa: BLE001
             traceback.print_exc()
-            raise memory_outcome(exc) or Outcome(
+            raise limit_outcome(exc) or Outcome(
                 "runtime_error", f"forward failed: {type(exc).__name__}: {str(exc)[:500]}"
             ) from exc
     check_logits(logits, len(x), num_classes)

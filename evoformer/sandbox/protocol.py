@@ -8,6 +8,7 @@ Nothing here knows what a candidate or a compression job is.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import traceback
@@ -32,6 +33,20 @@ def memory_outcome(exc: BaseException) -> Outcome | None:
     if isinstance(exc, MemoryError) or "can't allocate memory" in text or "Cannot allocate memory" in text:
         return Outcome("killed", f"memory limit reached: {text[:300]}")
     return None
+
+
+def disk_outcome(exc: BaseException) -> Outcome | None:
+    """A write refused for space (the sandbox's size-limited file system is full) counts as
+    'killed' for the disk quota, whoever caught it. The runner measures the quota itself too."""
+    no_space = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if no_space or "No space left on device" in str(exc):
+        return Outcome("killed", f"disk quota reached (no space left in the sandbox): {str(exc)[:300]}")
+    return None
+
+
+def limit_outcome(exc: BaseException) -> Outcome | None:
+    """The memory or the disk limit, if one of them is why ``exc`` happened."""
+    return memory_outcome(exc) or disk_outcome(exc)
 
 
 class Channel:
@@ -62,7 +77,7 @@ def run_job(folder: Path, job_model, body, result_model) -> int:
         result = result_model(status=outcome.status, reason=outcome.reason)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a result
         traceback.print_exc()
-        memory = memory_outcome(exc) or Outcome("runtime_error", f"{type(exc).__name__}: {str(exc)[:500]}")
-        result = result_model(status=memory.status, reason=memory.reason)
+        limit = limit_outcome(exc) or Outcome("runtime_error", f"{type(exc).__name__}: {str(exc)[:500]}")
+        result = result_model(status=limit.status, reason=limit.reason)
     (folder / RESULT_FILE).write_text(result.model_dump_json())
     return 0
