@@ -73,7 +73,8 @@ def _script(tmp_path: Path, code: str, limits: SandboxLimits = SMALL, outputs: l
 
 def _left(folder: Path, inputs: set[str]) -> tuple[int, int, int]:
     """Bytes, files and the largest file the run left in ``folder`` (inputs and metrics excluded)."""
-    sizes = [p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).parts[0] not in inputs]
+    files = [p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).parts[0] not in inputs]
+    sizes = [p.stat().st_size for p in files]
     return sum(sizes), len(sizes), max(sizes, default=0)
 
 
@@ -94,7 +95,8 @@ def test_many_large_files_are_stopped_at_the_byte_cap(tmp_path, mechanism) -> No
 
 def test_many_tiny_files_are_stopped_at_the_file_cap(tmp_path, mechanism) -> None:
     run, folder = _script(tmp_path, MANY_TINY_FILES)
-    assert run.disk_quota and "disk quota exceeded" in run.disk_quota and f"more than {CAP_FILES} files" in run.disk_quota, run
+    assert run.disk_quota and "disk quota exceeded" in run.disk_quota, run
+    assert f"more than {CAP_FILES} files" in run.disk_quota
     assert run.wall_s < 30
     assert sorted(p.name for p in folder.iterdir()) == ["script.py"]
     _assert_at_most_cap_plus_one_file(folder, {"script.py"})
@@ -111,7 +113,8 @@ def test_within_the_quota_only_the_outputs_are_kept(tmp_path, mechanism) -> None
     """
     run, folder = _script(tmp_path, code, outputs=["result.json", "variants/*"])
     assert run.returncode == 0 and run.disk_quota is None, run.stderr_tail
-    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == ["result.json", "script.py", "variants", "variants/a.onnx"]
+    left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    assert left == ["result.json", "script.py", "variants", "variants/a.onnx"]
     assert (folder / "variants" / "a.onnx").read_bytes() == b"a" * 1000
     assert 0 < run.disk_files <= 6
 
@@ -188,9 +191,11 @@ return M(input_dim, num_classes)
 
 
 @pytest.mark.parametrize("mechanism", ["tmpfs", "watchdog"], indirect=True)
-def test_a_candidate_over_its_quota_is_killed_and_the_next_one_trains(small_features, labels, tmp_path, mechanism) -> None:
+def test_a_candidate_over_its_quota_is_killed_and_the_next_one_trains(small_features, labels, tmp_path,
+                                                                      mechanism) -> None:
     hostile = CandidateProgram(name="filler", source=candidate_source(HOSTILE))
-    result = evaluate_candidate(hostile, small_features.path, labels, tmp_path / "filler", FAST, SMALL, static_check=False)
+    result = evaluate_candidate(hostile, small_features.path, labels, tmp_path / "filler", FAST, SMALL,
+                                static_check=False)
     assert result.status == "killed" and "disk quota exceeded" in result.reason, result.reason + result.stderr_tail
     assert result.transient
     inputs = {"program.py", "job.json", "train_labels.npy", "metrics.json"}

@@ -128,7 +128,8 @@ class PrivateRoot:
             raise PrivateRootError(f"cannot open the sandbox's root through /proc/{pid}/root: {exc}") from exc
         size = vfs.f_blocks * vfs.f_frsize
         if not self.root_bytes <= size < self.root_bytes + 64 * 1024:
-            raise PrivateRootError(f"the sandbox's root is not the {self.root_bytes}-byte tmpfs asked for ({size} bytes)")
+            raise PrivateRootError(f"the sandbox's root is not the {self.root_bytes}-byte tmpfs asked for "
+                                   f"({size} bytes)")
         self.base = _tmpfs_usage(vfs)
         os.write(self.go_w, b"g")
         self._close(self.go_w)
@@ -404,6 +405,7 @@ def private_root_problem() -> str | None:
             process.wait()
             root.close()
             return f"the sandbox's private root cannot be used for the disk quota: {exc}"
-        if process.returncode != 0 or out.strip() != b"in" or (folder / "out.txt").read_text() != "out" or usage.files < 1:
+        copied = (folder / "out.txt").is_file() and (folder / "out.txt").read_text() == "out"
+        if process.returncode != 0 or out.strip() != b"in" or not copied or usage.files < 1:
             return f"the sandbox's private root does not work as expected (exit {process.returncode}: {err[-300:]!r})"
     return None

@@ -24,7 +24,7 @@ class SandboxLimits(BaseModel):
         description="Disk quota: total MiB the sandbox may write, in its folder, /tmp and anywhere else (see "
         "docs/sandbox.md). 2048 leaves room for one weights file at the per-file cap (max_file_mb) and as much "
         "again for the result, scratch files and compressed variants; the largest seed's weights are about 8 MB "
-        "(fp32), so candidates many times bigger still fit. With bubblewrap it is a tmpfs, i.e. memory (or swap) "
+        "(fp32), so programs many times bigger still fit. With bubblewrap it is a tmpfs, i.e. memory (or swap) "
         "while the sandbox runs, and only for what the sandbox really writes.",
     )
     max_files: int = Field(

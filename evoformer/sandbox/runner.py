@@ -147,7 +147,8 @@ def _disk_guard(folder: Path, limits: SandboxLimits, use_bwrap: bool) -> Private
         problem = private_root_problem()
         if problem is None:
             return PrivateRoot(folder, limits)
-        log.warning("disk quota: %s; the folder is watched instead (a fast writer can pass the cap between two looks)", problem)
+        log.warning("disk quota: %s; the folder is watched instead (a fast writer can pass the cap between two looks)",
+                    problem)
     return FolderWatch(folder, limits, private_tmp=not use_bwrap)
 
 

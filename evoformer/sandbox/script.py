@@ -1,7 +1,7 @@
 """Run ``FOLDER/script.py`` in the sandbox as it is: for tests and checks of the sandbox itself.
 
 Usage (by the runner only): ``python -I -m evoformer.sandbox.script FOLDER``. The real workers
-are ``evoformer.candidates.worker`` and ``evoformer.compression.worker``.
+live next to the jobs they run, outside this package.
 """
 
 import runpy
