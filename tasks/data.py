@@ -30,7 +30,7 @@ def load_pairs_task(config: DataSourceConfig) -> LoadedData:
 @task(name="split-by-claim", cache_policy=NO_CACHE)
 def split_task(loaded: LoadedData, config: SplitConfig) -> DataSplits:
     """Claim-level stratified splits; raises if any claim lands in two splits."""
-    return make_splits(loaded.frame, config)
+    return make_splits(loaded.frame, config, loaded.report.source)
 
 
 @task(name="apply-augmented-set", cache_policy=NO_CACHE)

@@ -249,7 +249,8 @@ def test_training_loss_is_the_mean_of_the_heads_losses() -> None:
     """Not the loss of averaged logits: each head's gradient is its own cross-entropy's."""
     import torch
 
-    from evoformer.sandbox.worker import Outcome, training_loss
+    from evoformer.candidates.training import training_loss
+    from evoformer.sandbox.protocol import Outcome
 
     torch.manual_seed(0)
     a, b = torch.randn(8, 3, requires_grad=True), torch.randn(8, 3, requires_grad=True)
@@ -342,3 +343,11 @@ def test_planted_symlink_does_not_redirect_the_verdict(small_features, labels, t
     assert result.status == "ok", result.reason
     assert not victim.exists()
     assert not (tmp_path / "cand" / "metrics.json").is_symlink()
+
+
+def test_protocol_file_names_match_the_jobs() -> None:
+    """The generic protocol (sandbox side) and the job models name the same files."""
+    from evoformer.candidates import job
+    from evoformer.sandbox import protocol
+
+    assert (protocol.JOB_FILE, protocol.RESULT_FILE) == (job.JOB_FILE, job.RESULT_FILE)

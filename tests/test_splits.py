@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from evoformer.data import DataSourceConfig, SplitConfig, load_pairs, make_splits
+from evoformer.data import DataSourceConfig, DataSourceError, SplitConfig, load_pairs, make_splits
 from evoformer.data.sources import normalize_claim
 from evoformer.data.splits import claim_overlap, fingerprint
 from evoformer.labels import LABELS
@@ -81,9 +81,18 @@ def test_overlap_detector_and_config_validation() -> None:
 
 
 def test_too_few_claims_is_a_clear_error() -> None:
-    frame = pd.DataFrame({"pair_id": [0, 1], "claim_id": ["a", "b"], "claim": ["a", "b"], "evidence": ["x", "y"], "label": ["SUPPORTS", "REFUTES"]})
-    with pytest.raises(ValueError, match="too few"):
-        make_splits(frame)
+    frame = pd.DataFrame({"pair_id": [0, 1], "claim_id": ["a", "b"], "claim": ["a", "b"], "evidence": ["x", "y"],
+                          "label": ["SUPPORTS", "REFUTES"]})
+    with pytest.raises(DataSourceError, match=r"^few\.jsonl: 2 claims are too few for split ratios 0\.8/0\.1/0\.1 "
+                                              r"\(at least 10 needed\)$"):
+        make_splits(frame, source="few.jsonl")
+
+
+def test_one_label_is_a_clear_error() -> None:
+    frame = pd.DataFrame({"pair_id": range(20), "claim_id": [str(i) for i in range(20)],
+                          "claim": [f"c{i}" for i in range(20)], "evidence": ["x"] * 20, "label": ["SUPPORTS"] * 20})
+    with pytest.raises(DataSourceError, match=r"^one\.csv: needs at least two labels .* found SUPPORTS: 20 pairs$"):
+        make_splits(frame, source="one.csv")
 
 
 def test_split_sizes_on_default_config(full_frame: pd.DataFrame) -> None:

@@ -29,7 +29,7 @@ from evoformer.metrics import ClassificationMetrics, classification_metrics
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.sandbox.runner import SandboxRun, run_sandboxed
 
-WORKER_MODULE = "evoformer.sandbox.worker"
+WORKER_MODULE = "evoformer.candidates.worker"
 ResultT = TypeVar("ResultT", bound=BaseModel)
 TRANSIENT_STATUSES = frozenset({"killed"})
 
@@ -122,7 +122,8 @@ def evaluate_candidate(
                    threads=limits.threads, audit_hook=limits.audit_hook)
     (folder / JOB_FILE).write_text(job.model_dump_json())
     stopper = EarlyStopping(np.asarray(labels["val"]), train.patience, train.max_epochs)
-    run = run_sandboxed(WORKER_MODULE, folder, limits, on_message=stopper, read_only=[Path(features_path)])
+    run = run_sandboxed(WORKER_MODULE, folder, limits, on_message=stopper, read_only=[Path(features_path)],
+                        outputs=[RESULT_FILE, WEIGHTS_FILE])
     result = _classify(run, folder, limits, stopper, labels, base)
     return _finish(folder, result)
 
@@ -147,7 +148,9 @@ def _finish(folder: Path, result: CandidateResult) -> CandidateResult:
 
 def read_result(run: SandboxRun, folder: Path, limits: SandboxLimits, model: type[ResultT]) -> ResultT | tuple[str, str]:
     """The validated ``result.json`` of a finished sandbox run whose status is ok, or else
-    ``(status, reason)``: timeout, protocol abuse, killed, no or oversized or malformed result."""
+    ``(status, reason)``: disk quota, timeout, protocol abuse, killed, no or oversized or malformed result."""
+    if run.disk_quota:
+        return "killed", run.disk_quota
     if run.timed_out:
         return "timeout", f"wall-clock limit of {limits.timeout_s:.0f} s reached; process group killed"
     if run.protocol_error:

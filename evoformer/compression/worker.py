@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from evoformer.candidates.job import PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE
+from evoformer.candidates.training import build, fit, measure_latency, predict, probe, tensors
 from evoformer.compression.config import QUANTIZER_LABELS, CompressConfig, structured_variant, unstructured_variant
 from evoformer.compression.job import REFERENCE, VARIANTS_DIR, CompressJob, CompressWorkerResult, VariantOutput
 from evoformer.features.store import load_split_features
 from evoformer.sandbox import audit
-from evoformer.sandbox.worker import Channel, Outcome, build, fit, measure_latency, predict, probe, run_job, tensors
+from evoformer.sandbox.protocol import Channel, Outcome, run_job
 
 
 def main(folder: Path) -> int:

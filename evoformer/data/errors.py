@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-
-class DataSourceError(RuntimeError):
-    """A data source cannot be read at all (missing file, unreachable hub, unknown format)."""
+from evoformer.errors import UserError
 
 
-class MalformedRowError(ValueError):
+class DataSourceError(UserError, RuntimeError):
+    """A data source cannot be read at all (missing file, unreachable hub, unknown format), or its
+    content cannot make a classification task (one label only, too few claims for the splits)."""
+
+
+class MalformedRowError(UserError, ValueError):
     """One row failed validation. ``location`` is ``"<file>:<line>"`` or ``"<file>:row <n>"``."""
 
     def __init__(self, location: str, reason: str) -> None:

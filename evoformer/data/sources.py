@@ -179,7 +179,12 @@ def _hub_rows(dataset: str, split: str) -> Iterator[tuple[str, RowBuilder]]:
             "`export EVOFORMER_DATA=/path/to/climate-fever.jsonl`."
         ) from exc
     for index, row in enumerate(table):
-        yield f"hub:{dataset}[{split}] row {index}", (lambda row=row: ClimateFeverClaim.model_validate(row).pairs())
+        yield f"hub:{dataset}[{split}] row {index}", _claim_builder(row)
+
+
+def _claim_builder(row: object) -> RowBuilder:
+    """Validate one Climate-FEVER claim record (a hub row) into its pairs when called."""
+    return lambda: ClimateFeverClaim.model_validate(row).pairs()
 
 
 def _table_kind(path: Path) -> str:
@@ -217,7 +222,12 @@ def _table_rows(path: Path, config: DataSourceConfig) -> Iterator[tuple[str, Row
     _require_columns(path, frame.columns, config)
     for index, row in enumerate(frame.to_dict(orient="records")):
         location = f"{path}:{index + 2}" if kind == "csv" else f"{path}:row {index}"
-        yield location, (lambda row=row: [_pair_from_mapping(row, config)])
+        yield location, _mapping_pair_builder(row, config)
+
+
+def _mapping_pair_builder(row: dict[str, Any], config: DataSourceConfig) -> RowBuilder:
+    """Build the pair of one table row (a column -> value mapping) when called."""
+    return lambda: [_pair_from_mapping(row, config)]
 
 
 def _read_frame(path: Path, kind: str) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
 from evoformer.config.data import SplitConfig  # noqa: F401  (declared with the other settings)
+from evoformer.data.errors import DataSourceError
 from evoformer.data.sources import normalize_claim
 from evoformer.labels import LABELS
 
@@ -68,9 +69,33 @@ def claim_overlap(frames: dict[str, pd.DataFrame]) -> int:
     return sum(1 for owners in seen.values() if len(owners) > 1)
 
 
-def make_splits(frame: pd.DataFrame, config: SplitConfig | None = None) -> DataSplits:
-    """Split pairs by claim, stratified by label as far as the grouping allows."""
+def check_splittable(frame: pd.DataFrame, config: SplitConfig, source: str) -> None:
+    """Refuse, before any work, data that cannot make three splits of a classification task.
+
+    Raises :class:`DataSourceError` naming ``source`` and the counts: fewer than two labels, or too
+    few claims for the smallest split ratio to get one claim.
+    """
+    counts = frame["label"].value_counts()
+    if len(counts) < 2:
+        found = ", ".join(f"{label}: {n} pairs" for label, n in counts.items()) or "no pairs"
+        raise DataSourceError(f"{source}: needs at least two labels to train a classifier, found {found}")
+    claims = int(frame["claim_id"].nunique())
+    smallest = min(config.train, config.val, config.test)
+    if claims * smallest < 1:
+        needed = int(np.ceil(1 / smallest))
+        raise DataSourceError(
+            f"{source}: {claims} claims are too few for split ratios "
+            f"{config.train:g}/{config.val:g}/{config.test:g} (at least {needed} needed)"
+        )
+
+
+def make_splits(frame: pd.DataFrame, config: SplitConfig | None = None, source: str = "data") -> DataSplits:
+    """Split pairs by claim, stratified by label as far as the grouping allows.
+
+    ``source`` names the data in errors (a file path, or the hub dataset).
+    """
     config = config or SplitConfig()
+    check_splittable(frame, config, source)
     group_of = _claim_groups(frame)
     group_ids = np.unique(group_of)
     label_index = {label: i for i, label in enumerate(LABELS)}
@@ -84,7 +109,8 @@ def make_splits(frame: pd.DataFrame, config: SplitConfig | None = None) -> DataS
     }
     for name, part in frames.items():
         if part.empty:
-            raise ValueError(f"split {name!r} is empty: {frame['claim_id'].nunique()} claims are too few")
+            claims = frame["claim_id"].nunique()
+            raise DataSourceError(f"{source}: split {name!r} is empty: {claims} claims are too few")
     overlap = claim_overlap(frames)
     if overlap:
         raise SplitLeakError(f"{overlap} claim(s) appear in more than one split")

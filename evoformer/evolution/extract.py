@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+from typing import cast
 
 from evoformer import pyast
 from evoformer.candidates.program import ENTRY_POINT
@@ -39,7 +40,7 @@ def _defines_entry(tree: ast.Module) -> bool:
 
 def _parse(text: str) -> ast.Module | None:
     try:
-        return pyast.parse(text)
+        return cast(ast.Module, pyast.parse(text))  # mode "exec" always parses to a Module
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return None
 
@@ -54,7 +55,7 @@ def _from_blocks(blocks: list[str]) -> str:
         raise ExtractionError(f"no code block defines {ENTRY_POINT}(input_dim, num_classes)")
     last = with_entry[-1]
     body, tree = parsed[last]
-    missing = _undefined_names(tree)
+    missing = _undefined_names(cast(ast.Module, tree))  # with_entry indexes blocks that parsed only
     if missing:
         earlier = [b for b, t in parsed[:last] if t is not None]
         joined = "\n\n".join(earlier + [body])

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from evoformer.features.encoder import EncoderConfig, encoder_identity, load_encoder
-from evoformer.files import build_folder_atomic
 from evoformer.features.store import MANIFEST, FeatureManifest, SplitManifest, load_manifest, write_manifest
+from evoformer.files import build_folder_atomic
 
 
 @dataclass
@@ -32,8 +32,9 @@ class FeaturizeResult:
 
 def feature_key(fingerprints: dict[str, str], encoder_id: str, max_length: int, layers: int) -> str:
     """The cache key of a feature folder."""
-    payload = json.dumps({"splits": fingerprints, "encoder": encoder_id, "max_length": max_length, "layers": layers},
-                         sort_keys=True)
+    payload = json.dumps(
+        {"splits": fingerprints, "encoder": encoder_id, "max_length": max_length, "layers": layers}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -44,7 +45,9 @@ def feature_folder(cache_dir: Path, config: EncoderConfig, key: str) -> Path:
 
 def planned_feature_folder(cache_dir: Path, fingerprints: dict[str, str], config: EncoderConfig) -> Path:
     """The folder that :func:`featurize_splits` would use, without computing anything."""
-    return feature_folder(cache_dir, config, feature_key(fingerprints, encoder_identity(config.encoder), config.max_length, config.layers))
+    return feature_folder(
+        cache_dir, config, feature_key(fingerprints, encoder_identity(config.encoder), config.max_length, config.layers)
+    )
 
 
 def featurize_splits(
@@ -72,16 +75,18 @@ def featurize_splits(
                 frame, tokenizer, model, config, tmp / name, desc=f"featurize {name}", progress=progress
             )
             split_manifests[name].fingerprint = fingerprints[name]
-        manifests.append(FeatureManifest(
-            key=key,
-            encoder=config.encoder,
-            encoder_id=encoder_id,
-            max_length=config.max_length,
-            layers=config.layers,
-            dim=int(model.config.hidden_size),
-            splits=split_manifests,
-            seconds=round(time.perf_counter() - started, 3),
-        ))
+        manifests.append(
+            FeatureManifest(
+                key=key,
+                encoder=config.encoder,
+                encoder_id=encoder_id,
+                max_length=config.max_length,
+                layers=config.layers,
+                dim=int(model.config.hidden_size),
+                splits=split_manifests,
+                seconds=round(time.perf_counter() - started, 3),
+            )
+        )
         write_manifest(tmp, manifests[0])
 
     if not build_folder_atomic(folder, build, MANIFEST):
@@ -90,7 +95,9 @@ def featurize_splits(
     return FeaturizeResult(path=folder, reused=False, manifest=manifest)
 
 
-def _encode_split(frame, tokenizer, model, config: EncoderConfig, out: Path, desc: str, progress: bool) -> SplitManifest:
+def _encode_split(
+    frame, tokenizer, model, config: EncoderConfig, out: Path, desc: str, progress: bool
+) -> SplitManifest:
     """Encode one split in length-sorted batches with dynamic padding; write states in row order."""
     import torch
     from tqdm.auto import tqdm
@@ -148,5 +155,7 @@ def _claim_segment_lengths(input_ids, token_type_ids, sep_token_id: int | None) 
     if token_type_ids is not None:
         return np.array([sum(1 for t in types if t == 0) for types in token_type_ids], dtype=np.int32)
     if sep_token_id is not None:
-        return np.array([ids.index(sep_token_id) + 1 if sep_token_id in ids else len(ids) for ids in input_ids], dtype=np.int32)
+        return np.array(
+            [ids.index(sep_token_id) + 1 if sep_token_id in ids else len(ids) for ids in input_ids], dtype=np.int32
+        )
     return np.array([len(ids) for ids in input_ids], dtype=np.int32)

@@ -60,7 +60,9 @@ def _encode(texts: list[str], config: EncoderConfig) -> np.ndarray:
     return out
 
 
-def embed_texts(texts: list[str], config: EncoderConfig | None = None, cache_dir: str | Path | None = None) -> np.ndarray:
+def embed_texts(
+    texts: list[str], config: EncoderConfig | None = None, cache_dir: str | Path | None = None
+) -> np.ndarray:
     """Unit-length float32 embeddings ``[len(texts), dim]``; the dot product is the cosine similarity."""
     config = config or EncoderConfig()
     if not texts:

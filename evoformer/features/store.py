@@ -88,7 +88,9 @@ class SplitFeatures:
             stop = min(start + chunk, len(self))
             lo, hi = self.offsets[start], self.offsets[stop]
             block = np.asarray(self.states[lo:hi], dtype=np.float32)
-            cumsum = np.concatenate([np.zeros((1, self.dim), np.float32), np.cumsum(block, axis=0, dtype=np.float64).astype(np.float32)])
+            cumsum = np.concatenate(
+                [np.zeros((1, self.dim), np.float32), np.cumsum(block, axis=0, dtype=np.float64).astype(np.float32)]
+            )
             begin = self.offsets[start:stop] - lo
             middle = begin + first[start:stop]
             end = self.offsets[start + 1 : stop + 1] - lo

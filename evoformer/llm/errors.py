@@ -1,17 +1,22 @@
-"""Errors of the LLM client: one base class, one subclass per way a call can fail."""
+"""Errors of the LLM client: one base class, one subclass per way a call can fail.
+
+A rejected key, a rejected request and an unreachable endpoint are the user's to fix, so they are
+also :class:`~evoformer.errors.UserError` (one message, no traceback)."""
 
 from __future__ import annotations
+
+from evoformer.errors import UserError
 
 
 class LLMError(RuntimeError):
     """Base of every error raised by :mod:`evoformer.llm`."""
 
 
-class LLMAuthError(LLMError):
+class LLMAuthError(UserError, LLMError):
     """The endpoint rejected the credentials (401/403), or no credentials are configured. Never retried."""
 
 
-class LLMRequestError(LLMError):
+class LLMRequestError(UserError, LLMError):
     """The endpoint rejected the request itself (a 4xx other than auth and 429). Not retried."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
@@ -19,7 +24,7 @@ class LLMRequestError(LLMError):
         self.status = status
 
 
-class LLMUnavailableError(LLMError):
+class LLMUnavailableError(UserError, LLMError):
     """Retries ran out on transient failures (429, 5xx, connection errors, timeouts, malformed replies)."""
 
     def __init__(self, message: str, attempts: int, last_error: str) -> None:

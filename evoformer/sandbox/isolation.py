@@ -2,7 +2,8 @@
 
 With bubblewrap the sandbox sees only system libraries, Python, the evoformer package and the
 features (all read-only) plus its own folder (writable), has no network (empty network namespace), its own PID namespace (nothing survives it), no capabilities
-and a scrubbed environment. Without bubblewrap it falls back to rlimits, a new session and the
+and a scrubbed environment. Its root is a size-limited tmpfs (the disk quota, ``disk.py``), and
+/dev is read-only. Without bubblewrap it falls back to rlimits, a new session and the
 in-process audit hook, and says so loudly.
 """
 
@@ -22,7 +23,6 @@ from evoformer.sandbox.limits import SandboxLimits
 
 log = logging.getLogger("evoformer.sandbox")
 PIDS_CGROUP_V1 = Path("/sys/fs/cgroup/pids")
-TMP_BYTES = 256 * 1024 * 1024  # the private /tmp is RAM: keep it small
 
 
 @functools.lru_cache(maxsize=1)
@@ -48,7 +48,7 @@ def _namespace_flags() -> list[str]:
 
 # What the sandbox can see, read-only: the system's programs and libraries, the Python
 # installation and the evoformer package. Nothing else: not the run folders (test labels), not the
-# data files, not other candidates, not /etc beyond what the dynamic loader needs.
+# data files, not other sandboxes' folders, not /etc beyond what the dynamic loader needs.
 _SYSTEM_PATHS = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/ld.so.cache", "/etc/ld.so.conf",
                  "/etc/ld.so.conf.d", "/etc/localtime", "/sys/devices/system/cpu")
 
@@ -62,13 +62,30 @@ def visible_paths() -> list[Path]:
     return paths
 
 
-def bubblewrap_command(folder: Path, env: dict[str, str], argv: list[str], read_only: list[Path] = ()) -> list[str]:
+def bubblewrap_command(
+    folder: Path, env: dict[str, str], argv: list[str], read_only: list[Path] = (), *, root_bytes: int,
+    inputs: list[Path] | None = None, info_fd: int | None = None,
+) -> list[str]:
     """``argv`` wrapped in bubblewrap: only system libraries, Python, evoformer and ``read_only``
-    paths visible (read-only), a private /tmp, the writable ``folder``, and no network."""
-    cmd = [shutil.which("bwrap") or "bwrap", *_namespace_flags(), "--dev", "/dev", "--proc", "/proc", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
+    paths visible (read-only), the writable ``folder``, and no network.
+
+    The root, and so /tmp and every other writable place but /dev (read-only), is ONE tmpfs of
+    ``root_bytes``. With ``inputs`` (paths in ``folder``) the folder is private too: a directory on
+    that tmpfs where only the inputs are bound, read-only, from the real folder; without, the real
+    folder is bound read-write. ``info_fd`` receives bubblewrap's JSON with the child's pid."""
+    cmd = [shutil.which("bwrap") or "bwrap", *_namespace_flags(), "--size", str(root_bytes), "--tmpfs", "/",
+           "--dev", "/dev", "--proc", "/proc", "--dir", "/tmp"]
     for path in [*visible_paths(), *read_only]:
         cmd += ["--ro-bind-try", str(path), str(path)]
-    cmd += ["--bind", str(folder), str(folder), "--chdir", str(folder), "--clearenv"]
+    if inputs is None:
+        cmd += ["--bind", str(folder), str(folder)]
+    else:
+        cmd += ["--dir", str(folder)]
+        for path in inputs:
+            cmd += ["--ro-bind", str(path), str(path)]
+    cmd += ["--remount-ro", "/dev", "--chdir", str(folder), "--clearenv"]
+    if info_fd is not None:
+        cmd += ["--info-fd", str(info_fd)]
     for name, value in env.items():
         cmd += ["--setenv", name, value]
     return cmd + ["--", *argv]
@@ -122,8 +139,10 @@ def launcher_command(limits: SandboxLimits, cgroup: PidsCgroup, command: list[st
     return [*wrapper, "--", *command]
 
 
-def describe_isolation(use_bwrap: bool, cgroup: PidsCgroup) -> str:
+def describe_isolation(use_bwrap: bool, cgroup: PidsCgroup, disk: str = "") -> str:
     layers = ["bubblewrap(minimal-ro-view, own-folder-rw, no-net, pid-ns, no-caps)" if use_bwrap else "NO-NAMESPACES"]
     layers.append("pids-cgroup" if cgroup.path else ("rlimit-nproc" if os.geteuid() != 0 else "NO-PROCESS-CAP"))
     layers.append("rlimit-as")
+    if disk:
+        layers.append(f"disk-quota({disk})")
     return "+".join(layers)

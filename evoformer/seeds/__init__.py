@@ -1,4 +1,11 @@
-"""The seed library: hand-written candidate programs that start every evolution."""
+"""The seed library: hand-written candidate programs that start every evolution.
+
+Each seed file is one self-contained program by contract: it is read, hashed, mutated and run in the
+sandbox on its own, so it imports nothing from the project or from another seed. Small helpers that
+several seeds need (``segments``, ``masked_mean``, ``pair_features``) are therefore repeated in each
+seed that uses them; every copy of a same-named top-level helper must stay identical
+(``tests/test_seed_helpers.py`` compares them), so a fix to one is made to all.
+"""
 
 from __future__ import annotations
 

@@ -38,7 +38,9 @@ class AugmentedManifest(BaseModel):
 
     version: str = Field(description="sha256[:12] of the table's content.")
     created: str
-    split_fingerprints: dict[str, str] = Field(description="Fingerprints of the real train/val/test it was gated against.")
+    split_fingerprints: dict[str, str] = Field(
+        description="Fingerprints of the real train/val/test it was gated against."
+    )
     real_train_pairs: int
     synthetic_pairs: int
     synthetic_labels: dict[str, int]
@@ -63,14 +65,21 @@ def build_augmented_train(splits: DataSplits, kept: pd.DataFrame, origin: str) -
     return pd.concat([real, synthetic[AUGMENTED_COLUMNS]], ignore_index=True)[AUGMENTED_COLUMNS]
 
 
-def write_augmented(root: str | Path, frame: pd.DataFrame, split_fingerprints: dict[str, str], settings: dict[str, Any]) -> tuple[Path, AugmentedManifest]:
+def write_augmented(
+    root: str | Path, frame: pd.DataFrame, split_fingerprints: dict[str, str], settings: dict[str, Any]
+) -> tuple[Path, AugmentedManifest]:
     """Write ``augmented-<version>/`` under ``root`` (table first, manifest last) and return it."""
     version = _content_hash(frame)
     synthetic = frame[frame["source"] != REAL_SOURCE]
     manifest = AugmentedManifest(
-        version=version, created=datetime.now(UTC).isoformat(), split_fingerprints=dict(split_fingerprints),
-        real_train_pairs=int((frame["source"] == REAL_SOURCE).sum()), synthetic_pairs=len(synthetic),
-        synthetic_labels=dict(Counter(synthetic["label"])), synthetic_sources=dict(Counter(synthetic["source"])), settings=settings,
+        version=version,
+        created=datetime.now(UTC).isoformat(),
+        split_fingerprints=dict(split_fingerprints),
+        real_train_pairs=int((frame["source"] == REAL_SOURCE).sum()),
+        synthetic_pairs=len(synthetic),
+        synthetic_labels=dict(Counter(synthetic["label"])),
+        synthetic_sources=dict(Counter(synthetic["source"])),
+        settings=settings,
     )
     folder = Path(root) / f"augmented-{version}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +95,9 @@ def resolve_augmented(path: str | Path) -> Path:
     path = Path(path).expanduser()
     folder = path if path.is_dir() else path.parent
     if not (folder / MANIFEST_FILE).is_file() or not (folder / TRAIN_FILE).is_file():
-        raise AugmentedSetError(f"{path}: not an augmented set (expected {MANIFEST_FILE} and {TRAIN_FILE}; make one with `evoformer synth`)")
+        raise AugmentedSetError(
+            f"{path}: not an augmented set (expected {MANIFEST_FILE} and {TRAIN_FILE}; make one with `evoformer synth`)"
+        )
     return folder
 
 
@@ -102,7 +113,9 @@ def load_augmented(path: str | Path) -> tuple[pd.DataFrame, AugmentedManifest]:
     if missing:
         raise AugmentedSetError(f"{folder / TRAIN_FILE}: missing column(s) {missing}")
     if _content_hash(frame) != manifest.version:
-        raise AugmentedSetError(f"{folder / TRAIN_FILE}: content does not match version {manifest.version} (edited after it was gated?)")
+        raise AugmentedSetError(
+            f"{folder / TRAIN_FILE}: content does not match version {manifest.version} (edited after it was gated?)"
+        )
     return frame, manifest
 
 

@@ -64,7 +64,9 @@ class _Run:
         self.rejected: list[dict[str, Any]] = []
         self.reports: list[GateReport] = []
 
-    def drop(self, gate: str, drops: dict[int, tuple[str, float | None, str | None]], detail: dict[str, Any] | None = None) -> None:
+    def drop(
+        self, gate: str, drops: dict[int, tuple[str, float | None, str | None]], detail: dict[str, Any] | None = None
+    ) -> None:
         """Drop rows ``{index: (reason, similarity, match)}`` and report the gate."""
         before = len(self.frame)
         reasons: Counter[str] = Counter()
@@ -73,8 +75,16 @@ class _Run:
             self.rejected.append(row | {"gate": gate, "reason": reason, "similarity": sim, "match": match})
             reasons[reason.split(":")[0]] += 1
         self.frame = self.frame.drop(index=list(drops)).reset_index(drop=True)
-        self.reports.append(GateReport(gate=gate, input=before, kept=len(self.frame), dropped=len(drops),
-                                       reasons=dict(reasons), detail=detail or {}))
+        self.reports.append(
+            GateReport(
+                gate=gate,
+                input=before,
+                kept=len(self.frame),
+                dropped=len(drops),
+                reasons=dict(reasons),
+                detail=detail or {},
+            )
+        )
 
 
 def schema_report(rows: int, examples: int, rejections: list[Rejection], rejected_total: int) -> GateReport:
@@ -99,7 +109,7 @@ class _Embeddings:
     def add(self, texts: list[str]) -> None:
         new = sorted(set(texts) - self.index.keys())
         if new:
-            self.index.update(zip(new, self.embed(new)))
+            self.index.update(zip(new, self.embed(new), strict=False))
 
     def of(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -121,24 +131,30 @@ def run_gates(
     train, val, test = splits["train"], splits["val"], splits["test"]
 
     # exact duplicates
-    train_keys = {pair_key(c, e): i for i, (c, e) in enumerate(zip(train["claim"], train["evidence"]))}
+    train_keys = {pair_key(c, e): i for i, (c, e) in enumerate(zip(train["claim"], train["evidence"], strict=False))}
     seen: dict[str, int] = {}
     drops: dict[int, tuple[str, float | None, str | None]] = {}
-    for i, (c, e, label) in enumerate(zip(run.frame["claim"], run.frame["evidence"], run.frame["label"])):
+    for i, (c, e, label) in enumerate(zip(run.frame["claim"], run.frame["evidence"], run.frame["label"], strict=False)):
         key = pair_key(c, e)
         if key in train_keys:
             drops[i] = ("exact copy of a train pair", 1.0, f"train row {train_keys[key]}")
         elif key in seen:
             first = seen[key]
             same = run.frame.at[first, "label"] == label
-            drops[i] = ("exact duplicate within the synthetic set" + ("" if same else " (other label)"), 1.0, run.frame.at[first, "origin"])
+            drops[i] = (
+                "exact duplicate within the synthetic set" + ("" if same else " (other label)"),
+                1.0,
+                run.frame.at[first, "origin"],
+            )
         else:
             seen[key] = i
     run.drop("exact_duplicates", drops)
 
     # embeddings, once per text
     vectors = _Embeddings(embed)
-    holdout = {name: sorted(set(frame["claim"]) | set(frame["evidence"])) for name, frame in (("val", val), ("test", test))}
+    holdout = {
+        name: sorted(set(frame["claim"]) | set(frame["evidence"])) for name, frame in (("val", val), ("test", test))
+    }
     vectors.add(list(run.frame["claim"]) + list(run.frame["evidence"]))
     vectors.add(list(train["claim"]) + list(train["evidence"]) + holdout["val"] + holdout["test"])
 
@@ -150,24 +166,41 @@ def run_gates(
     e_best, e_where = max_similarity(vectors.of(list(run.frame["evidence"])), held)
     drops = {}
     for i in range(len(run.frame)):
-        which, best, where = ("claim", c_best[i], c_where[i]) if c_best[i] >= e_best[i] else ("evidence", e_best[i], e_where[i])
+        which, best, where = (
+            ("claim", c_best[i], c_where[i]) if c_best[i] >= e_best[i] else ("evidence", e_best[i], e_where[i])
+        )
         if best >= config.decontamination_threshold:
-            drops[i] = (f"{which} too similar to a {held_split[where]} text: cos {best:.3f}", float(best), held_texts[where])
+            drops[i] = (
+                f"{which} too similar to a {held_split[where]} text: cos {best:.3f}",
+                float(best),
+                held_texts[where],
+            )
     kept_max = np.maximum(c_best, e_best)[[i for i in range(len(run.frame)) if i not in drops]]
-    run.drop("decontamination", drops, {
-        "threshold": config.decontamination_threshold, "holdout_texts": len(held_texts),
-        "max_similarity_kept": round(float(kept_max.max()), 4) if len(kept_max) else None,
-        "by_split": dict(Counter(held_split[c_where[i] if c_best[i] >= e_best[i] else e_where[i]] for i in drops)),
-    })
+    run.drop(
+        "decontamination",
+        drops,
+        {
+            "threshold": config.decontamination_threshold,
+            "holdout_texts": len(held_texts),
+            "max_similarity_kept": round(float(kept_max.max()), 4) if len(kept_max) else None,
+            "by_split": dict(Counter(held_split[c_where[i] if c_best[i] >= e_best[i] else e_where[i]] for i in drops)),
+        },
+    )
 
     # near duplicates: within the set, then against train
     claims, evidences = vectors.of(list(run.frame["claim"])), vectors.of(list(run.frame["evidence"]))
     within = greedy_near_duplicates(claims, evidences, config.near_duplicate_threshold)
-    t_best, t_where = max_pair_similarity(claims, evidences, vectors.of(list(train["claim"])), vectors.of(list(train["evidence"])))
+    t_best, t_where = max_pair_similarity(
+        claims, evidences, vectors.of(list(train["claim"])), vectors.of(list(train["evidence"]))
+    )
     drops = {}
     for i in range(len(run.frame)):
         if t_best[i] >= config.near_duplicate_threshold:
-            drops[i] = (f"near duplicate of a train pair: cos {t_best[i]:.3f}", float(t_best[i]), f"train row {int(t_where[i])}")
+            drops[i] = (
+                f"near duplicate of a train pair: cos {t_best[i]:.3f}",
+                float(t_best[i]),
+                f"train row {int(t_where[i])}",
+            )
         elif i in within:
             j, sim = within[i]
             drops[i] = (f"near duplicate within the synthetic set: cos {sim:.3f}", sim, run.frame.at[j, "origin"])
@@ -185,20 +218,30 @@ def run_gates(
                 pair_features(vectors.of(list(val["claim"])), vectors.of(list(val["evidence"]))),
                 val["label"].map(LABEL_TO_ID).to_numpy(),
             )
-            predicted: list[str | None] = [LABELS[k] for k in model.predict(pair_features(
-                vectors.of(list(run.frame["claim"])), vectors.of(list(run.frame["evidence"]))))]
+            predicted: list[str | None] = [
+                LABELS[k]
+                for k in model.predict(
+                    pair_features(vectors.of(list(run.frame["claim"])), vectors.of(list(run.frame["evidence"])))
+                )
+            ]
         else:
             if judge is None:
                 raise ValueError("verify='llm' needs an LLM judge (configure an endpoint)")
-            with concurrent.futures.ThreadPoolExecutor(max_workers=JUDGE_THREADS) as pool:  # the client caps requests in flight
+            with concurrent.futures.ThreadPoolExecutor(
+                max_workers=JUDGE_THREADS
+            ) as pool:  # the client caps requests in flight
                 predicted = list(pool.map(judge, run.frame["claim"], run.frame["evidence"]))
         verdict = agreement(config.verify, given, predicted)
         verdict.reference = reference
         drops = {}
         if config.verify_action == "filter":
-            drops = {i: (f"verifier ({config.verify}) says {p}", None, p) for i, (g, p) in enumerate(zip(given, predicted)) if p is not None and p != g}
+            drops = {
+                i: (f"verifier ({config.verify}) says {p}", None, p)
+                for i, (g, p) in enumerate(zip(given, predicted, strict=False))
+                if p is not None and p != g
+            }
         by_source: dict[str, list[bool]] = {}
-        for source, g, p in zip(run.frame["source"], given, predicted):
+        for source, g, p in zip(run.frame["source"], given, predicted, strict=False):
             if p is not None:
                 by_source.setdefault(source, []).append(g == p)
         detail = verdict.model_dump(exclude={"confusion", "per_label"}) | {
@@ -213,8 +256,18 @@ def run_gates(
     targets = balance_targets(counts, train_counts, config.balance)
     keep = choose_rows(list(run.frame["label"]), targets, config.balance.seed)
     drops = {int(i): (f"over the {run.frame.at[int(i), 'label']} target", None, None) for i in np.flatnonzero(~keep)}
-    run.drop("class_balance", drops, {"mode": config.balance.mode, "before": {l: counts.get(l, 0) for l in LABELS},
-                                      "targets": targets, "train": {l: train_counts.get(l, 0) for l in LABELS}})
+    run.drop(
+        "class_balance",
+        drops,
+        {
+            "mode": config.balance.mode,
+            "before": {name: counts.get(name, 0) for name in LABELS},
+            "targets": targets,
+            "train": {name: train_counts.get(name, 0) for name in LABELS},
+        },
+    )
 
     rejected = pd.DataFrame(run.rejected, columns=REJECTED_COLUMNS)
-    return GateOutcome(kept=run.frame[SYNTHETIC_COLUMNS].copy(), rejected=rejected, reports=run.reports, agreement=verdict)
+    return GateOutcome(
+        kept=run.frame[SYNTHETIC_COLUMNS].copy(), rejected=rejected, reports=run.reports, agreement=verdict
+    )

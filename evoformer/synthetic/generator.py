@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 LABEL_INSTRUCTIONS = {
     "SUPPORTS": "the evidence sentence SUPPORTS the claim: it states facts that make the claim true",
     "REFUTES": "the evidence sentence REFUTES the claim: it states facts that show the claim is false",
-    "NOT_ENOUGH_INFO": "the evidence sentence is on the same topic but gives NOT_ENOUGH_INFO: it neither supports nor refutes the claim",
+    "NOT_ENOUGH_INFO": "the evidence sentence is on the same topic but gives NOT_ENOUGH_INFO: "
+    "it neither supports nor refutes the claim",
 }
 SYSTEM = (
     "You write training data for climate fact-checking. Each example is a short claim as it might appear in the "
@@ -68,7 +69,7 @@ class Generated:
 
 def plan_requests(config: GenerationConfig) -> list[RequestPlan]:
     """ceil(per_label / examples_per_request) requests per label; topics rotate across requests and labels."""
-    plans = []
+    plans: list[RequestPlan] = []
     labels = [normalize_label(label) for label in config.labels]
     for offset, label in enumerate(labels):
         remaining = config.per_label
@@ -131,15 +132,29 @@ def parse_reply(text: str, plan: RequestPlan, model: str, hash_: str) -> tuple[l
         return [], [Rejection(origin=where, reason=f"reply holds no JSON examples: {text.strip()[:80]!r}")]
     examples, rejections = [], []
     if not whole:
-        rejections.append(Rejection(origin=where, reason=f"malformed JSON reply: kept the {len(items)} complete item(s) in it; the rest is lost"))
+        rejections.append(
+            Rejection(
+                origin=where,
+                reason=f"malformed JSON reply: kept the {len(items)} complete item(s) in it; the rest is lost",
+            )
+        )
     for i, item in enumerate(items):
         origin = f"{where} item {i}"
         try:
             _, claim, evidence, label = row_fields(item)
             if label is not None and normalize_label(label) != plan.label:
                 raise ValueError(f"label {label!r} is not the requested {plan.label}")
-            examples.append(SyntheticExample(claim=claim, evidence=evidence, label=plan.label, source="llm",
-                                             generator=model, prompt_hash=hash_, origin=origin))
+            examples.append(
+                SyntheticExample(
+                    claim=claim,
+                    evidence=evidence,
+                    label=plan.label,
+                    source="llm",
+                    generator=model,
+                    prompt_hash=hash_,
+                    origin=origin,
+                )
+            )
         except (ValidationError, ValueError, TypeError) as exc:
             reason = "; ".join(e["msg"] for e in exc.errors()) if isinstance(exc, ValidationError) else str(exc)
             rejections.append(Rejection(origin=origin, reason=reason))
@@ -151,7 +166,9 @@ def _one(client: LLMClient, plan: RequestPlan, train: pd.DataFrame, config: Gene
     messages = build_messages(plan, shots)
     hash_ = prompt_hash(messages)
     try:
-        reply = client.complete(messages, temperature=config.temperature, sample_index=plan.index, seed=config.seed, json_mode=True)
+        reply = client.complete(
+            messages, temperature=config.temperature, sample_index=plan.index, seed=config.seed, json_mode=True
+        )
     except (LLMAuthError, BudgetExhausted):
         raise
     except LLMError as exc:
@@ -166,7 +183,7 @@ def generate(client: LLMClient, train: pd.DataFrame, config: GenerationConfig) -
     examples: list[SyntheticExample] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=config.llm.max_concurrency) as pool:
         futures = [pool.submit(_one, client, plan, train, config) for plan in plans]
-        for plan, future in zip(plans, futures):
+        for future in futures:  # one per plan, in plan order
             try:
                 found, rejections = future.result()
             except BudgetExhausted as exc:

@@ -30,8 +30,11 @@ SUFFIXES = (".json", ".jsonl")
 _CLAIM_KEYS = {"claim"}
 _EVIDENCE_KEYS = {"evidence"}
 _LABEL_KEYS = {"label", "claimlabel", "evidencelabel"}
-_FILENAME_LABELS = {"SUPPORTS": re.compile(r"support"), "REFUTES": re.compile(r"refut"),
-                    "NOT_ENOUGH_INFO": re.compile(r"(^|[^a-z])nei([^a-z]|$)|not[_-]?enough")}
+_FILENAME_LABELS = {
+    "SUPPORTS": re.compile(r"support"),
+    "REFUTES": re.compile(r"refut"),
+    "NOT_ENOUGH_INFO": re.compile(r"(^|[^a-z])nei([^a-z]|$)|not[_-]?enough"),
+}
 
 
 class FileReport(BaseModel):
@@ -166,6 +169,7 @@ def import_file(path: Path, config: ImportConfig) -> tuple[list[SyntheticExample
             try:
                 shape, claim, evidence, row_label = row_fields(item.value)
                 shapes[shape] += 1
+                label: object  # a row's raw label: SyntheticExample validates (and normalises) it
                 if option_label is not None:
                     label, how = option_label, "option"
                 elif row_label is not None:
@@ -174,8 +178,16 @@ def import_file(path: Path, config: ImportConfig) -> tuple[list[SyntheticExample
                     label, how = name_label, "filename"
                 else:
                     raise ValueError("no label: the row has none, the file name names none; pass a label option")
-                examples.append(SyntheticExample(claim=claim, evidence=evidence, label=label, source=f"import:{path.parent.name}/{path.name}",
-                                                 generator=generator, origin=origin))
+                examples.append(
+                    SyntheticExample(
+                        claim=claim,
+                        evidence=evidence,
+                        label=label,
+                        source=f"import:{path.parent.name}/{path.name}",
+                        generator=generator,
+                        origin=origin,
+                    )
+                )
                 sources[how] += 1
             except (ValidationError, ValueError, TypeError) as exc:
                 reject(origin, _describe(exc))

@@ -62,7 +62,9 @@ def array_elements(text: str, flat_rows: bool = False) -> Iterator[Element | Ski
     while True:
         pos = _skip_blank(text, pos, ",")
         if pos >= len(text):
-            yield Skipped(_line_of(text, len(text)), _line_of(text, len(text)), "unexpected end of file (no closing ']')")
+            yield Skipped(
+                _line_of(text, len(text)), _line_of(text, len(text)), "unexpected end of file (no closing ']')"
+            )
             return
         if text[pos] == "]":
             rest = text[pos + 1 :].strip()
@@ -75,12 +77,18 @@ def array_elements(text: str, flat_rows: bool = False) -> Iterator[Element | Ski
         except json.JSONDecodeError as exc:
             resume = _ELEMENT_START.search(text, pos + 1)
             stop = resume.start() + 1 if resume else len(text)
-            yield Skipped(_line_of(text, pos), _line_of(text, max(pos, stop - 1)), f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+            yield Skipped(
+                _line_of(text, pos),
+                _line_of(text, max(pos, stop - 1)),
+                f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            )
             pos = stop
             continue
         if flat_rows and _nested_rows(value):
             line = _line_of(text, pos)
-            yield Skipped(line, line, f"stray '[' opening a nested array of {len(value)} rows (its rows are read one by one)")
+            yield Skipped(
+                line, line, f"stray '[' opening a nested array of {len(value)} rows (its rows are read one by one)"
+            )
             pos += 1
             continue
         yield Element(_line_of(text, pos), value)

@@ -8,15 +8,15 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from evoformer.labels import LABEL_TO_ID, LABELS, normalize_label
-from evoformer.llm import LLMClient, LLMError, LLMAuthError, BudgetExhausted
-from evoformer.metrics import classification_metrics
+from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMError
+from evoformer.metrics import ClassificationMetrics, classification_metrics
 from evoformer.synthetic.jsontext import json_values
 
 log = logging.getLogger(__name__)
 
 JUDGE_SYSTEM = (
     "You check fact-verification data. Given a claim and an evidence sentence, answer whether the evidence "
-    "SUPPORTS the claim, REFUTES it, or gives NOT_ENOUGH_INFO. Reply with JSON only: {\"label\": \"...\"}."
+    'SUPPORTS the claim, REFUTES it, or gives NOT_ENOUGH_INFO. Reply with JSON only: {"label": "..."}.'
 )
 
 
@@ -44,21 +44,26 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    best = None
+    best: tuple[object, ClassificationMetrics, float] | None = None  # (model, its val metrics, its C)
     for c in (0.001, 0.01, 0.1):
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed))
+        model = make_pipeline(
+            StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
+        )
         model.fit(x_train, y_train)
         metrics = classification_metrics(y_val, model.predict(x_val))
         if best is None or metrics.macro_f1 > best[1].macro_f1:
             best = (model, metrics, c)
+    assert best is not None  # the loop above fits three values of C
     model, metrics, c = best
     return model, {"val_macro_f1": round(metrics.macro_f1, 4), "val_accuracy": round(metrics.accuracy, 4), "C": c}
 
 
 def judge_label(client: LLMClient, claim: str, evidence: str, temperature: float = 0.0) -> str | None:
     """The judge's label, or None for a reply with no usable label or a failed call (auth and budget raise)."""
-    messages = [{"role": "system", "content": JUDGE_SYSTEM},
-                {"role": "user", "content": f"Claim: {claim}\nEvidence: {evidence}"}]
+    messages = [
+        {"role": "system", "content": JUDGE_SYSTEM},
+        {"role": "user", "content": f"Claim: {claim}\nEvidence: {evidence}"},
+    ]
     try:
         reply = client.complete(messages, temperature=temperature, json_mode=True)
     except (LLMAuthError, BudgetExhausted):
@@ -80,7 +85,7 @@ def judge_label(client: LLMClient, claim: str, evidence: str, temperature: float
 
 def agreement(verifier: str, given: list[str], predicted: list[str | None]) -> Agreement:
     """Agreement, Cohen's kappa, per-label agreement and the confusion of given against predicted labels."""
-    pairs = [(g, p) for g, p in zip(given, predicted) if p is not None]
+    pairs = [(g, p) for g, p in zip(given, predicted, strict=False) if p is not None]
     out = Agreement(verifier=verifier, checked=len(pairs), no_verdict=len(given) - len(pairs))
     out.confusion = {g: {p: 0 for p in LABELS} for g in LABELS}
     for g, p in pairs:
@@ -95,6 +100,9 @@ def agreement(verifier: str, given: list[str], predicted: list[str | None]) -> A
     out.cohen_kappa = round((observed - expected) / (1 - expected), 4) if expected < 1 else None
     for g in LABELS:
         total = int(matrix[LABEL_TO_ID[g]].sum())
-        out.per_label[g] = {"given": total, "agreed": out.confusion[g][g],
-                            "agreement": round(out.confusion[g][g] / total, 4) if total else None}
+        out.per_label[g] = {
+            "given": total,
+            "agreed": out.confusion[g][g],
+            "agreement": round(out.confusion[g][g] / total, 4) if total else None,
+        }
     return out

@@ -47,8 +47,9 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the user's to fix: printed as one line, exit status 2."""
     from evoformer.compression.evaluate import CompressionError
     from evoformer.data import DataSourceError, MalformedRowError
+    from evoformer.errors import UserError
     from evoformer.llm import LLMError
     from flows.evolve import EvolutionError
     from flows.synthesize import SynthesisError
 
-    return (DataSourceError, MalformedRowError, ValueError, LLMError, EvolutionError, CompressionError, SynthesisError)
+    return (UserError, DataSourceError, MalformedRowError, ValueError, LLMError, EvolutionError, CompressionError, SynthesisError)

@@ -1,17 +1,16 @@
-"""Runs inside the sandbox: build, train and evaluate one candidate; write result.json + weights.
+"""The training loop of a candidate: build the program's model, train it, predict, time it, save it.
 
-Usage (by the runner only): ``python -I -m evoformer.sandbox.worker FOLDER``.
-Val labels never come here: after each epoch the worker sends its val predictions over the
-protocol pipe and the orchestrator answers whether this is the best epoch and whether to stop.
-Test labels never come here either; test predictions are made once, with the best weights.
+It runs inside the sandbox only: the candidate worker (``evoformer.candidates.worker``) runs
+``run`` for a training job, and the compression worker reuses ``build``, ``fit``, ``predict`` and
+friends for fine-tuning. Val labels never come here: after each epoch ``fit`` sends its val
+predictions over the protocol channel and the orchestrator answers whether this is the best
+epoch and whether to stop. Test labels never come here either; test predictions are made once,
+with the best weights.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import os
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -19,64 +18,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from evoformer.candidates.job import (
-    JOB_FILE, PROGRAM_FILE, RESULT_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE, TrainConfig, TrainJob, WorkerResult,
-)
+from evoformer.candidates.job import PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE, TrainConfig, TrainJob, WorkerResult
 from evoformer.candidates.program import ENTRY_POINT
 from evoformer.features.store import load_split_features
 from evoformer.sandbox import audit
-from evoformer.sandbox.runner import PROTOCOL_ENV
-
-
-class Outcome(Exception):
-    def __init__(self, status: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
-
-
-def memory_outcome(exc: BaseException) -> Outcome | None:
-    """An allocation failure under the memory cap counts as 'killed', whoever caught it."""
-    text = str(exc)
-    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "Cannot allocate memory" in text:
-        return Outcome("killed", f"memory limit reached: {text[:300]}")
-    return None
-
-
-class Channel:
-    """Line-delimited JSON over the two pipe descriptors the runner passed in."""
-
-    def __init__(self) -> None:
-        spec = os.environ.get(PROTOCOL_ENV, "")
-        read_fd, write_fd = (int(x) for x in spec.split(",")) if spec else (None, None)
-        self.reader = os.fdopen(read_fd, "r") if read_fd is not None else None
-        self.write_fd = write_fd
-
-    def ask(self, message: dict) -> dict:
-        if self.reader is None:
-            return {}
-        os.write(self.write_fd, (json.dumps(message) + "\n").encode())
-        line = self.reader.readline()
-        return json.loads(line) if line else {"stop": True}
-
-
-def main(folder: Path) -> int:
-    return run_job(folder, TrainJob, run, WorkerResult)
-
-
-def run_job(folder: Path, job_model, body, result_model) -> int:
-    """Read the job, run ``body(folder, job)``, and write whatever happened as ``result.json``:
-    every failure becomes a result with a status and a reason."""
-    job = job_model.model_validate_json((folder / JOB_FILE).read_text())
-    try:
-        result = body(folder, job)
-    except Outcome as outcome:
-        result = result_model(status=outcome.status, reason=outcome.reason)
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes a result
-        traceback.print_exc()
-        memory = memory_outcome(exc) or Outcome("runtime_error", f"{type(exc).__name__}: {str(exc)[:500]}")
-        result = result_model(status=memory.status, reason=memory.reason)
-    (folder / RESULT_FILE).write_text(result.model_dump_json())
-    return 0
+from evoformer.sandbox.protocol import Channel, Outcome, limit_outcome
 
 
 def run(folder: Path, job: TrainJob) -> WorkerResult:
@@ -197,7 +143,7 @@ def build(source: str, input_dim: int, num_classes: int):
         raise
     except BaseException as exc:  # noqa: BLE001
         traceback.print_exc()
-        raise memory_outcome(exc) or Outcome("build_error", f"{type(exc).__name__}: {str(exc)[:500]}") from exc
+        raise limit_outcome(exc) or Outcome("build_error", f"{type(exc).__name__}: {str(exc)[:500]}") from exc
     if not isinstance(model, torch.nn.Module):
         raise Outcome("build_error", f"{ENTRY_POINT} returned {type(model).__name__}, not torch.nn.Module")
     if not any(p.requires_grad for p in model.parameters()):
@@ -252,7 +198,7 @@ def probe(model, features, num_classes: int) -> None:
             raise
         except BaseException as exc:  # noqa: BLE001
             traceback.print_exc()
-            raise memory_outcome(exc) or Outcome(
+            raise limit_outcome(exc) or Outcome(
                 "runtime_error", f"forward failed: {type(exc).__name__}: {str(exc)[:500]}"
             ) from exc
     check_logits(logits, len(x), num_classes)
@@ -305,7 +251,3 @@ def save_weights(model, path: Path) -> None:
     from safetensors.torch import save_model
 
     save_model(model, str(path))
-
-
-if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1])))
