@@ -41,10 +41,17 @@ def timed(argv: list[str]) -> tuple[float, float]:
 
 def heavy_imports(args: list[str]) -> list[str]:
     """The heavy modules in ``sys.modules`` after ``main(args)`` (the help goes to /dev/null)."""
-    code = (
-        "import contextlib, io, sys\nfrom flows.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n    try:\n        main(%r)\n    except SystemExit:\n        pass\n"
-        "print('heavy:' + ','.join(m for m in %r if m in sys.modules))" % (args, HEAVY)
+    code = "\n".join(
+        [
+            "import contextlib, io, sys",
+            "from flows.cli import main",
+            "with contextlib.redirect_stdout(io.StringIO()):",
+            "    try:",
+            f"        main({args!r})",
+            "    except SystemExit:",
+            "        pass",
+            f"print('heavy:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))",
+        ]
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     line = next(line for line in done.stdout.splitlines() if line.startswith("heavy:"))

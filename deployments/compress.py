@@ -53,15 +53,21 @@ def compress_after_evolve(deployment_id: UUID, top_k: int = 1):
         trigger=EventTrigger(
             expect={"prefect.flow-run.Completed"},
             match_related=ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": "evolve"}),
-            posture=Posture.Reactive, threshold=1, within=timedelta(0),
+            posture=Posture.Reactive,
+            threshold=1,
+            within=timedelta(0),
         ),
-        actions=[RunDeployment(source="selected", deployment_id=deployment_id, parameters=automation_parameters(top_k))],
+        actions=[
+            RunDeployment(source="selected", deployment_id=deployment_id, parameters=automation_parameters(top_k))
+        ],
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--automation", action="store_true", help="create the compress-after-evolve automation on the server")
+    parser.add_argument(
+        "--automation", action="store_true", help="create the compress-after-evolve automation on the server"
+    )
     parser.add_argument("--top", type=int, default=1, help="candidates the automation compresses per evolve run")
     args = parser.parse_args()
     if not args.automation:

@@ -12,6 +12,11 @@ from evoformer.runs import StorageConfig
 from evoformer.sandbox.limits import SandboxLimits
 
 
+def compress_limits() -> SandboxLimits:
+    """The sandbox of one compression: 30 minutes (fine-tuning several variants and timing them)."""
+    return SandboxLimits(timeout_s=1800.0)
+
+
 class CompressParams(BaseModel):
     """Which models of which run to compress, and how; rendered as a form in the Prefect UI."""
 
@@ -21,7 +26,7 @@ class CompressParams(BaseModel):
     candidates: list[str] = Field(default_factory=list, description="Candidate ids (e.g. g03-c05); empty: the top_k.")
     top_k: int = Field(default=1, ge=1, description="Without candidate ids: the k best by val macro-F1.")
     config: CompressConfig = Field(default_factory=CompressConfig)
-    limits: SandboxLimits = Field(default_factory=lambda: SandboxLimits(timeout_s=1800.0))
+    limits: SandboxLimits = Field(default_factory=compress_limits)
     storage: StorageConfig = Field(default_factory=StorageConfig)
 
 

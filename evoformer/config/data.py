@@ -76,6 +76,13 @@ class EncoderConfig(BaseModel):
     batch_size: int = Field(default=64, ge=1, le=4096)
 
 
+FeatureSet = Literal["joint", "sentences", "joint+sentences"]
+
+
+def _all_feature_sets() -> list[FeatureSet]:
+    return ["joint", "sentences", "joint+sentences"]
+
+
 def _default_c_grid() -> list[float]:
     """19 values of C from 1e-5 to 10, evenly spaced in log (numpy.logspace(-5, 1, 19)), one significant digit."""
     return [float(f"{10 ** (-5 + i / 3):.1g}") for i in range(19)]
@@ -90,9 +97,7 @@ class BaselineConfig(BaseModel):
     """
 
     c_grid: list[float] = Field(default_factory=_default_c_grid)
-    feature_sets: list[Literal["joint", "sentences", "joint+sentences"]] = Field(
-        default_factory=lambda: ["joint", "sentences", "joint+sentences"]
-    )
+    feature_sets: list[FeatureSet] = Field(default_factory=_all_feature_sets)
     class_weight: str | None = "balanced"
     max_iter: int = 2000
     seed: int = 0

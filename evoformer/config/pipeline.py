@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from evoformer.compression.config import CompressConfig
-from evoformer.config.compress import CompressParams
+from evoformer.config.compress import compress_limits
 from evoformer.config.evolve import EvolveParams
 from evoformer.config.synthesize import SynthesisSettings
 from evoformer.sandbox.limits import SandboxLimits
@@ -22,7 +22,7 @@ class CompressionStep(BaseModel):
 
     top_k: int = Field(default=1, ge=0, description="Compress the k best candidates by val macro-F1 (0: skip).")
     config: CompressConfig = Field(default_factory=CompressConfig)
-    limits: SandboxLimits = Field(default_factory=lambda: CompressParams.model_fields["limits"].default_factory())
+    limits: SandboxLimits = Field(default_factory=compress_limits)
 
 
 class PipelineParams(BaseModel):

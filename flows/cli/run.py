@@ -52,4 +52,13 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from flows.evolve import EvolutionError
     from flows.synthesize import SynthesisError
 
-    return (UserError, DataSourceError, MalformedRowError, ValueError, LLMError, EvolutionError, CompressionError, SynthesisError)
+    return (
+        UserError,
+        DataSourceError,
+        MalformedRowError,
+        ValueError,
+        LLMError,
+        EvolutionError,
+        CompressionError,
+        SynthesisError,
+    )
