@@ -15,6 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from evoformer.candidates.job import Status
 from evoformer.evolution.population import Individual, pareto_front
 from evoformer.evolution.report import leaderboard_rows, plot_pareto, program_diff
 from evoformer.evolution.state import PROGRAMS_DIR, load_population
@@ -111,7 +112,7 @@ def _leaderboard_section(people: list[Individual], summary: dict[str, Any]) -> s
     def css(row: dict[str, Any]) -> str:
         if row["status"] == "baseline":
             return "baseline"
-        return "front" if row.get("front") else ("" if row["status"] == "ok" else "failed")
+        return "front" if row.get("front") else ("" if row["status"] == Status.OK else "failed")
 
     columns = ["id", "generation", "operator", "parents", "params", "val_macro_f1", "test_macro_f1", "front", "status", "reason"]
     return "<h2>Leaderboard</h2>" + note + _table(rows, columns, left={"id", "operator", "parents", "status", "reason"}, row_class=css)

@@ -20,7 +20,7 @@ from prefect.futures import as_completed
 from pydantic import BaseModel, Field
 
 from evoformer.candidates.evaluate import CandidateResult, training_key
-from evoformer.candidates.job import METRICS_FILE, TrainConfig
+from evoformer.candidates.job import METRICS_FILE, Status, TrainConfig
 from evoformer.candidates.program import CandidateProgram
 from evoformer.candidates.static_check import StaticCheckConfig, check_source
 from evoformer.evolution.operators import (
@@ -43,9 +43,6 @@ from flows.train import result_of, split_labels
 from tasks.candidates import train_candidate
 from tasks.evolution import propose_child, publish_generation, report_progress, start_progress
 from tasks.report import write_report_task
-
-NOT_TRAINED = {"rejected", "duplicate", "proposal_failed"}
-
 
 class EvolveParams(BaseModel):
     """Everything ``evolve`` needs; rendered as a form in the Prefect UI."""
@@ -153,7 +150,7 @@ def train_all(jobs: list[_Job], ctx: dict[str, Any], max_parallel: int) -> list[
         try:
             result = result_of(future.state)
         except Exception as exc:  # noqa: BLE001 - an infrastructure failure after retries
-            done[job.individual.id] = job.individual.model_copy(update={"status": "sandbox_error", "reason": str(exc)[:500]})
+            done[job.individual.id] = job.individual.model_copy(update={"status": Status.SANDBOX_ERROR, "reason": str(exc)[:500]})
             continue
         result = _into_run_folder(result, folder, key)
         if result is None:  # a cached result whose files are gone or were replaced: train again
@@ -205,7 +202,7 @@ def check_children(
         individual = Individual(
             id=plan.child_id, generation=plan.generation, parents=plan.parents, operator=proposal.operator,
             temperature=proposal.temperature, prompt_hash=proposal.prompt_hash, description=proposal.description,
-            status="proposal_failed", reason=proposal.reason,
+            status=Status.PROPOSAL_FAILED, reason=proposal.reason,
         )
         if proposal.source is None:
             recorded.append(individual)
@@ -216,16 +213,16 @@ def check_children(
             individual.program_hash = program.program_hash()
             report = check_source(program.full_source(), static)
         except (RecursionError, MemoryError, ValueError) as exc:  # pathological sources, e.g. deeply nested
-            recorded.append(individual.model_copy(update={"status": "rejected", "reason": f"cannot analyse the program: {type(exc).__name__}"}))
+            recorded.append(individual.model_copy(update={"status": Status.REJECTED, "reason": f"cannot analyse the program: {type(exc).__name__}"}))
             continue
         if not report.ok:
-            recorded.append(individual.model_copy(update={"status": "rejected", "reason": "; ".join(report.reasons)}))
+            recorded.append(individual.model_copy(update={"status": Status.REJECTED, "reason": "; ".join(report.reasons)}))
         elif individual.program_hash in known_hashes:
             same = known_hashes[individual.program_hash]
-            recorded.append(individual.model_copy(update={"status": "duplicate", "reason": f"same normalised AST as {same}"}))
+            recorded.append(individual.model_copy(update={"status": Status.DUPLICATE, "reason": f"same normalised AST as {same}"}))
         else:
             known_hashes[individual.program_hash] = plan.child_id
-            jobs.append(_Job(individual=individual.model_copy(update={"status": "pending", "reason": ""}), program=program))
+            jobs.append(_Job(individual=individual.model_copy(update={"status": Status.PENDING, "reason": ""}), program=program))
     return recorded, jobs
 
 
@@ -275,9 +272,9 @@ def evolution_summary(state: EvolutionState, ledger: UsageLedger | None, reason:
         "operator": state.operator, "operator_reason": reason, "generations": state.completed_generation,
         "stopped": state.stopped,
         "candidates": {
-            "total": len(people), "ok": by_status.get("ok", 0),
-            "rejected": sum(n for s, n in by_status.items() if s in NOT_TRAINED),
-            "failed": sum(n for s, n in by_status.items() if s != "ok" and s not in NOT_TRAINED),
+            "total": len(people), "ok": by_status.get(Status.OK, 0),
+            "rejected": sum(n for s, n in by_status.items() if s in Status.NOT_TRAINED),
+            "failed": sum(n for s, n in by_status.items() if s in Status.FAILED),
             "by_status": by_status,
         },
         "best": _brief(best(people)), "best_seed": _brief(best_seed), "best_evolved": _brief(best_evolved),
@@ -379,12 +376,12 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
             else:
                 logger.info("generation %d: reusing the %d children proposed before the interruption", generation, len(proposals))
             plans = [p.plan for p in proposals]
-            known = {i.program_hash: i.id for i in state.individuals if i.program_hash and i.status != "duplicate"}
+            known = {i.program_hash: i.id for i in state.individuals if i.program_hash and i.status != Status.DUPLICATE}
             recorded, jobs = check_children(proposals, known, prelude, params.static, run_dir)
             trained = train_all(jobs, ctx, params.max_parallel)
             retire(state.individuals, {p for plan in plans for p in plan.parents})
             state.individuals += sorted(recorded + trained, key=lambda i: i.id)
-            ok = sum(i.status == "ok" for i in trained)
+            ok = sum(i.status == Status.OK for i in trained)
             logger.info("generation %d: %d proposed, %d trained ok, %d not trained", generation, len(plans), ok, len(recorded))
             finish_generation(generation)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from evoformer.candidates.job import METRICS_FILE, PROGRAM_FILE
+from evoformer.candidates.job import METRICS_FILE, PROGRAM_FILE, Status
 from evoformer.compression.evaluate import REPORT_FILE, CompressionReport, table_rows
 from evoformer.evolution.population import Individual, pareto_front
 from evoformer.evolution.report import leaderboard_rows, program_diff
@@ -113,7 +113,7 @@ def progress(run_dir: Path, total_generations: int | None = None) -> Progress:
         if i.trained:
             row["ok"] += 1
             row["best_val_macro_f1"] = max(row["best_val_macro_f1"] or 0.0, round(i.val_macro_f1, 4))
-        elif i.status in ("rejected", "duplicate", "proposal_failed"):
+        elif i.status in Status.NOT_TRAINED:
             row["not_trained"] += 1
         else:
             row["failed"] += 1

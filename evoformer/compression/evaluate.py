@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from evoformer.candidates.evaluate import EarlyStopping, parse_predictions, read_result
-from evoformer.candidates.job import JOB_FILE, METRICS_FILE, PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE
+from evoformer.candidates.job import JOB_FILE, METRICS_FILE, PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE, Status
 from evoformer.compression.config import CompressConfig
 from evoformer.compression.job import REFERENCE, CompressJob, CompressWorkerResult, VariantOutput
 from evoformer.files import write_text_atomic
@@ -121,7 +121,7 @@ def _check_trained(source_dir: Path) -> None:
         if not (source_dir / name).is_file():
             raise CompressionError(f"{source_dir} has no {name}: only trained candidates can be compressed")
     status = json.loads((source_dir / METRICS_FILE).read_text()).get("status")
-    if status != "ok":
+    if status != Status.OK:
         raise CompressionError(f"{source_dir.name} did not train ok (status {status}); nothing to compress")
 
 

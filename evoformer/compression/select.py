@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from evoformer.candidates.job import METRICS_FILE, PROGRAM_FILE, WEIGHTS_FILE
+from evoformer.candidates.job import METRICS_FILE, PROGRAM_FILE, WEIGHTS_FILE, Status
 from evoformer.compression.evaluate import CompressionError
 
 CANDIDATES_DIR = "candidates"
@@ -29,7 +29,7 @@ def trained_candidates(run_dir: Path) -> list[TrainedCandidate]:
             metrics = json.loads(metrics_path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if metrics.get("status") != "ok" or not all((folder / f).is_file() for f in (PROGRAM_FILE, WEIGHTS_FILE)):
+        if metrics.get("status") != Status.OK or not all((folder / f).is_file() for f in (PROGRAM_FILE, WEIGHTS_FILE)):
             continue
         found.append(TrainedCandidate(id=folder.name, folder=str(folder.resolve()), params=metrics["metrics"]["params"],
                                       val_macro_f1=metrics["metrics"]["val"]["macro_f1"]))
