@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from evoformer.baselines import BaselineConfig
 from evoformer.data import DataSourceConfig, SplitConfig
 from evoformer.features import EncoderConfig
+from evoformer.layout import RunLayout
 from evoformer.runs import StorageConfig, open_run, update_summary
 from tasks.data import (
     augment_task, baselines_task, featurize_task, load_pairs_task, publish_data_artifacts, sentences_task, split_task,
@@ -46,10 +47,10 @@ def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, A
     if params.augmented:
         splits, augmented = augment_task(splits, params.augmented)
         logger.info("train augmented with %d synthetic pairs (set %s)", augmented.synthetic_pairs, augmented.version)
-    data_dir = run_dir / "data"
-    data_dir.mkdir(exist_ok=True)
+    layout = RunLayout(run_dir)
+    layout.data_dir.mkdir(exist_ok=True)
     for name, frame in splits.frames.items():
-        frame.to_parquet(data_dir / f"{name}.parquet", index=False)
+        frame.to_parquet(layout.split_table(name), index=False)
 
     features_state = featurize_task(splits, params.encoder, params.storage.cache_dir, params.progress, return_state=True)
     features = features_state.result()

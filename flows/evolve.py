@@ -19,6 +19,7 @@ from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from pydantic import BaseModel, Field
 
+from evoformer.baselines import macro_f1_table
 from evoformer.candidates.evaluate import CandidateResult, training_key
 from evoformer.candidates.job import METRICS_FILE, Status, TrainConfig
 from evoformer.candidates.program import CandidateProgram
@@ -30,8 +31,9 @@ from evoformer.evolution.population import (
     Individual, SelectionConfig, best, dominates, pareto_front, parent_pool, retire,
 )
 from evoformer.evolution.state import (
-    PROGRAMS_DIR, EvolutionState, finished_training, load_proposals, load_state, mark_trained, save_proposals, save_state,
+    EvolutionState, finished_training, load_proposals, load_state, mark_trained, save_proposals, save_state,
 )
+from evoformer.layout import RunLayout
 from evoformer.llm import LLMClient, UsageLedger, UsageSnapshot, open_client
 from evoformer.runs import update_summary
 from evoformer.sandbox.limits import SandboxLimits
@@ -128,7 +130,7 @@ def train_all(jobs: list[_Job], ctx: dict[str, Any], max_parallel: int) -> list[
     done: dict[str, Individual] = {}
     pending: list[tuple[_Job, Path, str, bool]] = []
     for job in jobs:
-        folder = ctx["run_dir"] / "candidates" / job.individual.id
+        folder = RunLayout(ctx["run_dir"]).candidate(job.individual.id)
         key = training_key(job.program, ctx["features_path"], ctx["train"], ctx["limits"])
         previous = finished_training(folder, key)
         if previous is not None:
@@ -183,13 +185,11 @@ def _into_run_folder(result: CandidateResult, folder: Path, key: str) -> Candida
 
 
 def _write_program(run_dir: Path, individual_id: str, source: str) -> None:
-    folder = run_dir / PROGRAMS_DIR
-    folder.mkdir(exist_ok=True)
-    (folder / f"{individual_id}.py").write_text(source)
+    RunLayout(run_dir).write_program(individual_id, source)
 
 
 def _program_source(run_dir: Path, individual_id: str) -> str:
-    return (run_dir / PROGRAMS_DIR / f"{individual_id}.py").read_text()
+    return RunLayout(run_dir).program(individual_id).read_text()
 
 
 def check_children(
@@ -246,7 +246,7 @@ def _propose_generation(
     for future in as_completed(futures):
         proposals.append(future.result())
         if ledger:  # each paid reply is on the books before the next one lands
-            ledger.save(run_dir / "llm" / "usage.json")
+            ledger.save(RunLayout(run_dir).llm_usage)
     return sorted(proposals, key=lambda p: p.plan.index)
 
 
@@ -293,7 +293,7 @@ def _llm_client(kind: Literal["llm", "offline"], params: EvolveParams, run_dir: 
         return None, None
     from flows.secrets import with_secret_key
 
-    return open_client(with_secret_key(params.operator.llm), run_dir / "llm")
+    return open_client(with_secret_key(params.operator.llm), RunLayout(run_dir).llm_dir)
 
 
 def with_stable_run_id(params: EvolveParams) -> EvolveParams:
@@ -325,7 +325,7 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     client, ledger = _llm_client(kind, params, run_dir)
     ctx = {"run_dir": run_dir, "features_path": data["features_path"], "labels": split_labels(run_dir),
            "train": params.train, "limits": params.limits}
-    majority = data["baselines"].get("majority", {}).get("val", {}).get("macro_f1")
+    majority = macro_f1_table(data["baselines"]).get("majority", {}).get("val")
     progress = start_progress(params.generations)
     report_progress(progress, max(state.completed_generation, 0), params.generations)
 
@@ -396,9 +396,9 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     from prefect.runtime import flow_run
 
     summary = evolution_summary(state, ledger, reason) | {
-        "run_id": data["run_id"], "run_dir": str(run_dir), "flow_run_id": flow_run.id, "lineage": str(run_dir / "lineage.json"),
-        "pareto_plot": str(run_dir / "pareto.png"),
-        "baselines": {name: {s: b[s]["macro_f1"] for s in ("val", "test")} for name, b in data["baselines"].items()},
+        "run_id": data["run_id"], "run_dir": str(run_dir), "flow_run_id": flow_run.id, "lineage": str(RunLayout(run_dir).lineage),
+        "pareto_plot": str(RunLayout(run_dir).pareto_plot),
+        "baselines": macro_f1_table(data["baselines"]),
     }
     update_summary(run_dir, {"evolve": summary})
     summary["report"] = write_report_task(str(run_dir))
