@@ -19,6 +19,7 @@ from evoformer.compression.select import select_candidates
 from evoformer.baselines import macro_f1_table
 from evoformer.layout import RunLayout, run_layouts
 from evoformer.runs import StorageConfig, read_summary, update_summary
+from evoformer.summaries import CompressedCandidate, CompressSummary
 from evoformer.sandbox.limits import SandboxLimits
 from flows.train import split_labels
 from tasks.compression import TransientCompressionFailure, compress_candidate_task, publish_compression
@@ -66,11 +67,11 @@ def run_folder(storage: StorageConfig, run_id: str) -> Path:
     return layout.root
 
 
-def report_summary(report: CompressionReport) -> dict[str, Any]:
-    """The JSON shape of one compressed candidate."""
-    return {"candidate": report.candidate, "status": report.status, "reason": report.reason, "folder": report.folder,
-            "best": report.best, "environment": report.environment, "variants": variant_json(report),
-            "table": table_rows(report)}
+def report_summary(report: CompressionReport) -> CompressedCandidate:
+    """What the summary shows of one compressed candidate."""
+    return CompressedCandidate(candidate=report.candidate, status=report.status, reason=report.reason, folder=report.folder,
+                               best=report.best, environment=report.environment, variants=variant_json(report),
+                               table=table_rows(report))
 
 
 @flow(name="compress", log_prints=True)
@@ -99,10 +100,10 @@ def compress(params: CompressParams) -> dict[str, Any]:
         publish_compression(report, baselines)
         logger.info("%s: %s %s; best %s", candidate.id, report.status, report.reason, report.best)
         reports.append(report_summary(report))
-    summary = {"run_id": layout.run_id, "run_dir": str(layout.root.resolve()), "candidates": reports, "baselines": baselines}
-    update_summary(layout, {"compress": summary})
-    summary["report"] = write_report_task(str(layout.root))
-    return summary
+    summary = CompressSummary(run_id=layout.run_id, run_dir=str(layout.root.resolve()), candidates=reports, baselines=baselines)
+    update_summary(layout, {"compress": summary.section()})
+    summary.report = write_report_task(str(layout.root))
+    return summary.as_dict()
 
 
 def trigger_compression(trigger: CompressTrigger, storage: StorageConfig, run_id: str, candidates: list[str]) -> dict[str, Any]:

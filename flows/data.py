@@ -13,6 +13,7 @@ from evoformer.data import DataSourceConfig, SplitConfig
 from evoformer.features import EncoderConfig
 from evoformer.layout import RunLayout
 from evoformer.runs import StorageConfig, open_run, update_summary
+from evoformer.summaries import AugmentedInfo, BaselineSummary, DataSummary
 from tasks.data import (
     augment_task, baselines_task, featurize_task, load_pairs_task, publish_data_artifacts, sentences_task, split_task,
 )
@@ -60,28 +61,25 @@ def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, A
     split_summary = splits.summary()
     publish_data_artifacts(split_summary, baselines)
 
-    summary = {
-        "run_id": run_id,
-        "run_dir": str(run_dir.resolve()),
-        "source": report.model_dump(),
-        "splits": split_summary,
-        "claim_overlap": splits.claim_overlap,
-        "fingerprints": splits.fingerprints,
-        "split_config": params.split.model_dump(),
-        "encoder": params.encoder.model_dump(),
-        "augmented": None if augmented is None else {
-            "path": str(Path(params.augmented).resolve()), "version": augmented.version,
-            "synthetic_pairs": augmented.synthetic_pairs, "synthetic_labels": augmented.synthetic_labels,
-        },
-        "features_path": str(Path(features_path).resolve()),
-        "features_cached": features_state.name == "Cached" or features["reused"],
-        "sentences_path": str(Path(sentences["path"]).resolve()),
-        "sentences_cached": sentences["reused"],
-        "baselines": {
-            name: {split: getattr(result, split).model_dump() for split in ("val", "test")} | {"detail": result.detail}
-            for name, result in baselines.items()
-        },
-    }
-    update_summary(run_dir, summary)
+    summary = DataSummary(
+        run_id=run_id,
+        run_dir=str(run_dir.resolve()),
+        source=report,
+        splits=split_summary,
+        claim_overlap=splits.claim_overlap,
+        fingerprints=splits.fingerprints,
+        split_config=params.split.model_dump(mode="json"),
+        encoder=params.encoder.model_dump(mode="json"),
+        augmented=None if augmented is None else AugmentedInfo(
+            path=str(Path(params.augmented).resolve()), version=augmented.version,
+            synthetic_pairs=augmented.synthetic_pairs, synthetic_labels=augmented.synthetic_labels,
+        ),
+        features_path=str(Path(features_path).resolve()),
+        features_cached=features_state.name == "Cached" or features["reused"],
+        sentences_path=str(Path(sentences["path"]).resolve()),
+        sentences_cached=sentences["reused"],
+        baselines={name: BaselineSummary(val=result.val, test=result.test, detail=result.detail) for name, result in baselines.items()},
+    ).as_dict()
+    update_summary(layout, summary)
     logger.info("run folder: %s", run_dir)
     return summary
