@@ -17,7 +17,7 @@ from evoformer.layout import SPLITS, RunLayout
 from evoformer.runs import update_summary
 from evoformer.sandbox.limits import SandboxLimits
 from flows.data import PrepareDataParams, prepare_data
-from tasks.candidates import TransientCandidateFailure, train_candidate
+from tasks.candidates import result_of, train_candidate
 
 
 class TrainProgramParams(BaseModel):
@@ -34,14 +34,6 @@ def split_labels(run_dir: Path | RunLayout) -> dict[str, Any]:
     """Label ids of the run's splits, read from its split tables (orchestrator side only)."""
     layout = RunLayout.of(run_dir)
     return {name: label_ids(pd.read_parquet(layout.split_table(name))["label"]) for name in SPLITS}
-
-
-def result_of(state: Any) -> CandidateResult:
-    """The candidate's result, also when the task failed for good with a transient failure."""
-    try:
-        return state.result()
-    except TransientCandidateFailure as exc:
-        return exc.result
 
 
 def candidate_summary(result: CandidateResult) -> dict[str, Any]:
