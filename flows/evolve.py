@@ -14,6 +14,7 @@ runner that trains (through :class:`tasks.candidates.PrefectTrainer`) and the ha
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -99,41 +100,45 @@ def _parents(state: EvolutionState, params: EvolveParams, generation: int, logge
     return pool
 
 
-def _propose_generation(
-    state: EvolutionState, pool: list[Individual], generation: int, params: EvolveParams, kind: Literal["llm", "offline"],
-    prelude: str, client: LLMClient | None, ledger: UsageLedger | None, layout: RunLayout,
-) -> list[Proposal]:
-    """Plan the children, then write them with parallel ``propose_child`` tasks."""
-    plans = plan_children(pool, generation, params.children, params.selection, params.seed)
-    futures = [
-        propose_child.submit(plan, parent_views(state, plan, layout, params.operator.feedback_failures),
-                             kind, params.operator, params.static.allowed_imports, prelude, client)
-        for plan in plans
-    ]
-    proposals = []
-    for future in as_completed(futures):
-        proposals.append(future.result())
-        if ledger:  # each paid reply is on the books before the next one lands
-            ledger.save(layout.llm_usage)
-    return sorted(proposals, key=lambda p: p.plan.index)
+@dataclass
+class _Proposer:
+    """Writes a generation's children with parallel ``propose_child`` tasks (LLM calls, or offline AST edits)."""
 
+    params: EvolveParams
+    kind: Literal["llm", "offline"]
+    prelude: str
+    client: LLMClient | None
+    ledger: UsageLedger | None
+    layout: RunLayout
+    logger: logging.LoggerAdapter
 
-def _children(
-    state: EvolutionState, pool: list[Individual], generation: int, params: EvolveParams, kind: Literal["llm", "offline"],
-    prelude: str, client: LLMClient | None, ledger: UsageLedger | None, layout: RunLayout, logger: logging.LoggerAdapter,
-) -> list[Proposal] | None:
-    """The generation's children: those saved before an interruption, else newly proposed and
-    saved before they train. None when the LLM budget left none."""
-    proposals = load_proposals(layout, generation)
-    if proposals is not None:
-        logger.info("generation %d: reusing the %d children proposed before the interruption", generation, len(proposals))
+    def children(self, state: EvolutionState, pool: list[Individual], generation: int) -> list[Proposal] | None:
+        """Those saved before an interruption, else newly proposed and saved before they train.
+        None when the LLM budget left none."""
+        proposals = load_proposals(self.layout, generation)
+        if proposals is not None:
+            self.logger.info("generation %d: reusing the %d children proposed before the interruption", generation, len(proposals))
+            return proposals
+        proposals = [p for p in self.propose(state, pool, generation) if p.status != "budget_exhausted"]
+        if not proposals:
+            return None
+        save_proposals(self.layout, generation, proposals)
         return proposals
-    proposals = _propose_generation(state, pool, generation, params, kind, prelude, client, ledger, layout)
-    proposals = [p for p in proposals if p.status != "budget_exhausted"]
-    if not proposals:
-        return None
-    save_proposals(layout, generation, proposals)
-    return proposals
+
+    def propose(self, state: EvolutionState, pool: list[Individual], generation: int) -> list[Proposal]:
+        params = self.params
+        plans = plan_children(pool, generation, params.children, params.selection, params.seed)
+        futures = [
+            propose_child.submit(plan, parent_views(state, plan, self.layout, params.operator.feedback_failures),
+                                 self.kind, params.operator, params.static.allowed_imports, self.prelude, self.client)
+            for plan in plans
+        ]
+        proposals = []
+        for future in as_completed(futures):
+            proposals.append(future.result())
+            if self.ledger:  # each paid reply is on the books before the next one lands
+                self.ledger.save(self.layout.llm_usage)
+        return sorted(proposals, key=lambda p: p.plan.index)
 
 
 def _llm_client(kind: Literal["llm", "offline"], params: EvolveParams, layout: RunLayout) -> tuple[LLMClient | None, UsageLedger | None]:
@@ -170,6 +175,7 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     if state.completed_generation >= 0:
         logger.info("resuming %s after generation %d", data["run_id"], state.completed_generation)
     client, ledger = _llm_client(kind, params, layout)
+    proposer = _Proposer(params, kind, inputs.prelude, client, ledger, layout, logger)
     setup = TrainingSetup(layout, data["features_path"], split_labels(layout), params.train, params.limits)
     publish = _Publisher(state, layout, baselines.get("majority", {}).get("val"), params.generations)
 
@@ -184,7 +190,7 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
                 state.stopped = f"LLM budget reached after generation {generation - 1}"
                 break
             pool = _parents(state, params, generation, logger)
-            proposals = _children(state, pool, generation, params, kind, inputs.prelude, client, ledger, layout, logger)
+            proposals = proposer.children(state, pool, generation)
             if proposals is None:
                 state.stopped = f"LLM budget reached before generation {generation}"
                 break
