@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from evoformer.config.data import BaselineConfig  # noqa: F401  (declared with the other settings)
-from evoformer.features.sentences import load_sentence_pairs
-from evoformer.features.store import load_split_features
 from evoformer.labels import LABEL_TO_ID
 from evoformer.metrics import ClassificationMetrics, classification_metrics
 
@@ -82,6 +81,9 @@ def feature_set(name: str, features_path: str, sentences_path: str | None, split
     (:meth:`~evoformer.features.store.SplitFeatures.pair_pooled`); ``sentences``: separate sentence
     embeddings (:func:`~evoformer.features.sentences.load_sentence_pairs`); ``joint+sentences``: both.
     """
+    from evoformer.features.sentences import load_sentence_pairs  # imported here: the GUI reads baselines without them
+    from evoformer.features.store import load_split_features
+
     parts = []
     if name in ("joint", "joint+sentences"):
         parts.append(load_split_features(features_path, split).pair_pooled())
@@ -137,3 +139,27 @@ def baseline_rows(baselines: dict[str, BaselineResult]) -> list[dict[str, object
                 }
             )
     return rows
+
+
+REPORTED_SPLITS = ("val", "test")
+
+
+def macro_f1_table(baselines: Mapping[str, Any], splits: tuple[str, ...] = REPORTED_SPLITS) -> dict[str, dict[str, float]]:
+    """``{name: {split: macro-F1}}``: the one projection of baselines every summary, table and
+    report shows. ``baselines`` may hold :class:`BaselineResult` objects, their summary form
+    (``{split: {"macro_f1": ...}, ...}``) or an already projected table (``{split: f1}``); an
+    entry that lacks a split is left out."""
+    table = {}
+    for name, result in baselines.items():
+        try:
+            table[name] = {split: float(_macro_f1(result, split)) for split in splits}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return table
+
+
+def _macro_f1(result: Any, split: str) -> Any:
+    if isinstance(result, BaselineResult):
+        return getattr(result, split).macro_f1
+    value = result[split]
+    return value["macro_f1"] if isinstance(value, Mapping) else value

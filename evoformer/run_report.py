@@ -15,13 +15,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from evoformer.baselines import REPORTED_SPLITS, macro_f1_table
+from evoformer.candidates.job import Status
 from evoformer.evolution.population import Individual, pareto_front
 from evoformer.evolution.report import leaderboard_rows, plot_pareto, program_diff
-from evoformer.evolution.state import PROGRAMS_DIR, load_population
+from evoformer.evolution.state import load_population
 from evoformer.files import write_text_atomic
-from evoformer.runs import SUMMARY
-
-REPORT_FILE = "report.html"
+from evoformer.layout import RunLayout
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
@@ -57,12 +57,13 @@ def _table(rows: list[dict[str, Any]], columns: list[str], left: set[str] = froz
 
 
 def _baseline_rows(baselines: dict[str, Any]) -> list[dict[str, Any]]:
+    f1 = {split: macro_f1_table(baselines, (split,)) for split in REPORTED_SPLITS}
     rows = []
     for name, scores in baselines.items():
         row: dict[str, Any] = {"baseline": name}
-        for split in ("val", "test"):
+        for split in REPORTED_SPLITS:
             value = scores.get(split)
-            row[f"{split}_macro_f1"] = value.get("macro_f1") if isinstance(value, dict) else value
+            row[f"{split}_macro_f1"] = f1[split].get(name, {}).get(split)
             row[f"{split}_accuracy"] = value.get("accuracy") if isinstance(value, dict) else None
         rows.append(row)
     return rows
@@ -90,8 +91,8 @@ def _data_section(summary: dict[str, Any]) -> str:
 
 
 def _majority(summary: dict[str, Any]) -> tuple[float | None, float | None]:
-    majority = summary.get("baselines", {}).get("majority", {})
-    return tuple((majority.get(s) or {}).get("macro_f1") for s in ("val", "test"))  # type: ignore[return-value]
+    majority = {split: macro_f1_table(summary.get("baselines") or {}, (split,)).get("majority", {}).get(split) for split in REPORTED_SPLITS}
+    return majority["val"], majority["test"]
 
 
 def _leaderboard_section(people: list[Individual], summary: dict[str, Any]) -> str:
@@ -111,16 +112,16 @@ def _leaderboard_section(people: list[Individual], summary: dict[str, Any]) -> s
     def css(row: dict[str, Any]) -> str:
         if row["status"] == "baseline":
             return "baseline"
-        return "front" if row.get("front") else ("" if row["status"] == "ok" else "failed")
+        return "front" if row.get("front") else ("" if row["status"] == Status.OK else "failed")
 
     columns = ["id", "generation", "operator", "parents", "params", "val_macro_f1", "test_macro_f1", "front", "status", "reason"]
     return "<h2>Leaderboard</h2>" + note + _table(rows, columns, left={"id", "operator", "parents", "status", "reason"}, row_class=css)
 
 
-def _pareto_section(people: list[Individual], run_dir: Path, summary: dict[str, Any]) -> str:
+def _pareto_section(people: list[Individual], layout: RunLayout, summary: dict[str, Any]) -> str:
     if not any(i.trained for i in people):
         return "<h2>Pareto plot</h2><p class='muted'>No trained candidate yet.</p>"
-    plot = plot_pareto(people, run_dir / "pareto.png", _majority(summary)[0])
+    plot = plot_pareto(people, layout.pareto_plot, _majority(summary)[0])
     data = base64.b64encode(plot.read_bytes()).decode()
     return ("<h2>Pareto plot</h2><p>Val macro-F1 against parameters (log scale); seeds are red squares, the step line is "
             f"the final front, the dashed line the majority class.</p><img alt='Pareto plot' src='data:image/png;base64,{data}'>")
@@ -152,11 +153,6 @@ def _lineage_section(people: list[Individual]) -> str:
             "a crossover names its other parents after ×.</p>" + f"<ul class='tree'>{items}</ul>")
 
 
-def _program(run_dir: Path, candidate_id: str) -> str | None:
-    path = run_dir / PROGRAMS_DIR / f"{candidate_id}.py"
-    return path.read_text() if path.is_file() else None
-
-
 def _diff_html(diff: str) -> str:
     lines = []
     for line in diff.splitlines():
@@ -165,17 +161,17 @@ def _diff_html(diff: str) -> str:
     return "<pre>" + "\n".join(lines) + "</pre>"
 
 
-def _best_programs_section(people: list[Individual], run_dir: Path, top: int) -> str:
+def _best_programs_section(people: list[Individual], layout: RunLayout, top: int) -> str:
     trained = sorted((i for i in people if i.trained), key=lambda i: (-(i.val_macro_f1 or 0.0), i.params or 0))[:top]
     parts = [f"<h2>Best programs</h2><p>The {len(trained)} best by val macro-F1, each with its diff against its parents.</p>"]
     for person in trained:
-        source = _program(run_dir, person.id) or "(program file missing)"
+        source = layout.read_program(person.id) or "(program file missing)"
         parts.append(f"<h3>{escape(person.id)} — val {person.val_macro_f1:.4f}, test {person.test_macro_f1:.4f}, "
                      f"{person.params:,} params, {escape(person.operator)}</h3>")
         if person.description:
             parts.append(f"<p>{escape(person.description)}</p>")
         for parent in person.parents:
-            parent_source = _program(run_dir, parent)
+            parent_source = layout.read_program(parent)
             if parent_source is not None:
                 parts.append(f"<p>Diff against parent <b>{escape(parent)}</b>:</p>")
                 parts.append(_diff_html(program_diff(parent_source, source, parent, person.id) or "(identical)"))
@@ -202,29 +198,28 @@ def _compression_section(summary: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def render_report(run_dir: Path, top_programs: int = 3) -> str:
+def render_report(run_dir: Path | RunLayout, top_programs: int = 3) -> str:
     """The report of ``run_dir`` as one HTML string (images embedded, no external resources)."""
-    run_dir = Path(run_dir)
-    summary_path = run_dir / SUMMARY
-    if not summary_path.is_file():
-        raise FileNotFoundError(f"{run_dir} holds no {SUMMARY}: not a run folder")
-    summary = json.loads(summary_path.read_text())
-    people = load_population(run_dir)
-    run_id = escape(str(summary.get("run_id", run_dir.name)))
+    layout = RunLayout.of(run_dir)
+    if not layout.summary.is_file():
+        raise FileNotFoundError(f"{layout.root} holds no {RunLayout.SUMMARY}: not a run folder")
+    summary = json.loads(layout.summary.read_text())
+    people = load_population(layout)
+    run_id = escape(str(summary.get("run_id", layout.run_id)))
     sections = [_data_section(summary)]
     if people:
-        sections += [_leaderboard_section(people, summary), _pareto_section(people, run_dir, summary),
-                     _lineage_section(people), _best_programs_section(people, run_dir, top_programs)]
+        sections += [_leaderboard_section(people, summary), _pareto_section(people, layout, summary),
+                     _lineage_section(people), _best_programs_section(people, layout, top_programs)]
     else:
         sections.append("<h2>Leaderboard</h2><p class='muted'>This run has no evolution yet.</p>")
     sections.append(_compression_section(summary))
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>EvoFormer run {run_id}</title>"
             f"<style>{_STYLE}</style></head><body><h1>EvoFormer run {run_id}</h1>"
-            f"<p class='muted'>{escape(str(run_dir.resolve()))}</p>{''.join(sections)}</body></html>")
+            f"<p class='muted'>{escape(str(layout.root.resolve()))}</p>{''.join(sections)}</body></html>")
 
 
-def write_report(run_dir: Path, top_programs: int = 3) -> Path:
+def write_report(run_dir: Path | RunLayout, top_programs: int = 3) -> Path:
     """Render and write ``report.html`` into the run folder (atomically); return its path."""
-    path = Path(run_dir) / REPORT_FILE
+    path = RunLayout.of(run_dir).report
     write_text_atomic(path, render_report(run_dir, top_programs))
     return path

@@ -1,4 +1,5 @@
-"""Run folders: ``<runs_dir>/<run-id>/`` with a ``summary.json`` that every flow updates."""
+"""Run folders: ``<runs_dir>/<run-id>/`` (laid out as :class:`~evoformer.layout.RunLayout` says) with a
+``summary.json`` that every flow updates."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from evoformer.files import write_text_atomic
+from evoformer.layout import RunLayout
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-SUMMARY = "summary.json"
 
 
 def _env_path(name: str, default: str) -> str:
@@ -43,15 +44,20 @@ def open_run(storage: StorageConfig) -> tuple[str, Path]:
     run_id = storage.run_id or new_run_id()
     if not _RUN_ID.match(run_id):
         raise ValueError(f"invalid run id {run_id!r}: use letters, digits, '.', '_' and '-'")
-    path = Path(storage.runs_dir) / run_id
+    path = RunLayout.under(storage.runs_dir, run_id).root
     path.mkdir(parents=True, exist_ok=True)
     return run_id, path
 
 
-def update_summary(run_dir: Path, section: dict[str, Any]) -> dict[str, Any]:
+def read_summary(run: Path | str | RunLayout) -> dict[str, Any]:
+    """The run's ``summary.json``; empty when there is none yet."""
+    path = RunLayout.of(run).summary
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def update_summary(run: Path | str | RunLayout, section: dict[str, Any]) -> dict[str, Any]:
     """Merge ``section`` into ``summary.json`` (atomically) and return the whole summary."""
-    path = Path(run_dir) / SUMMARY
-    summary = json.loads(path.read_text()) if path.is_file() else {}
+    summary = read_summary(run)
     summary.update(section)
-    write_text_atomic(path, json.dumps(summary, indent=2, default=str))
+    write_text_atomic(RunLayout.of(run).summary, json.dumps(summary, indent=2, default=str))
     return summary

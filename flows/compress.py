@@ -16,14 +16,15 @@ from pydantic import BaseModel, Field
 from evoformer.compression.config import CompressConfig
 from evoformer.compression.evaluate import CompressionError, CompressionReport, table_rows, variant_json
 from evoformer.compression.select import select_candidates
+from evoformer.baselines import macro_f1_table
 from evoformer.config.compress import CompressParams, CompressTrigger  # noqa: F401  (declared in evoformer/config)
-from evoformer.runs import SUMMARY, StorageConfig, update_summary
+from evoformer.layout import RunLayout, run_layouts
+from evoformer.runs import StorageConfig, read_summary, update_summary
+from evoformer.summaries import CompressedCandidate, CompressSummary
 from evoformer.sandbox.limits import SandboxLimits
 from flows.train import split_labels
 from tasks.compression import TransientCompressionFailure, compress_candidate_task, publish_compression
 from tasks.report import write_report_task
-
-COMPRESSION_DIR = "compression"
 
 
 FLOW_RUN_PREFIX = "flow-run:"
@@ -35,41 +36,41 @@ def run_folder(storage: StorageConfig, run_id: str) -> Path:
     runs = Path(storage.runs_dir)
     if run_id.startswith(FLOW_RUN_PREFIX):
         wanted = run_id[len(FLOW_RUN_PREFIX):]
-        for summary in sorted(runs.glob(f"*/{SUMMARY}")):
+        for layout in run_layouts(runs):
             with contextlib.suppress(OSError, ValueError):
-                if json.loads(summary.read_text()).get("evolve", {}).get("flow_run_id") == wanted:
-                    return summary.parent
+                if json.loads(layout.summary.read_text()).get("evolve", {}).get("flow_run_id") == wanted:
+                    return layout.root
         raise CompressionError(f"no run under {runs.resolve()} was made by evolve flow run {wanted}")
-    run_dir = runs / run_id
-    if not (run_dir / SUMMARY).is_file():
-        raise CompressionError(f"no run {run_id!r} under {Path(storage.runs_dir).resolve()} (no {SUMMARY})")
-    return run_dir
+    layout = RunLayout.under(runs, run_id)
+    if not layout.summary.is_file():
+        raise CompressionError(f"no run {run_id!r} under {runs.resolve()} (no {RunLayout.SUMMARY})")
+    return layout.root
 
 
-def report_summary(report: CompressionReport) -> dict[str, Any]:
-    """The JSON shape of one compressed candidate."""
-    return {"candidate": report.candidate, "status": report.status, "reason": report.reason, "folder": report.folder,
-            "best": report.best, "environment": report.environment, "variants": variant_json(report),
-            "table": table_rows(report)}
+def report_summary(report: CompressionReport) -> CompressedCandidate:
+    """What the summary shows of one compressed candidate."""
+    return CompressedCandidate(candidate=report.candidate, status=report.status, reason=report.reason, folder=report.folder,
+                               best=report.best, environment=report.environment, variants=variant_json(report),
+                               table=table_rows(report))
 
 
 @flow(name="compress", log_prints=True)
 def compress(params: CompressParams) -> dict[str, Any]:
     """Compress the chosen candidates; results under ``runs/<run-id>/compression/<candidate>/``."""
     logger = get_run_logger()
-    run_dir = run_folder(params.storage, params.run_id)
-    run_summary = json.loads((run_dir / SUMMARY).read_text())
+    layout = RunLayout(run_folder(params.storage, params.run_id))
+    run_summary = read_summary(layout)
     features_path = run_summary.get("features_path")
-    baselines = {name: {split: b[split]["macro_f1"] for split in ("val", "test")} for name, b in run_summary.get("baselines", {}).items()}
+    baselines = macro_f1_table(run_summary.get("baselines", {}))
     if not features_path or not Path(features_path).is_dir():
         raise CompressionError(f"the features of run {params.run_id} are gone ({features_path}); run `evoformer data` again")
-    labels = split_labels(run_dir)
-    chosen = select_candidates(run_dir, params.candidates, params.top_k)
+    labels = split_labels(layout)
+    chosen = select_candidates(layout, params.candidates, params.top_k)
     logger.info("compressing %s", ", ".join(f"{c.id} (val {c.val_macro_f1:.4f}, {c.params} params)" for c in chosen))
     reports = []
     for candidate in chosen:
         state = compress_candidate_task(
-            candidate.folder, features_path, labels, str((run_dir / COMPRESSION_DIR / candidate.id).resolve()),
+            candidate.folder, features_path, labels, str(layout.compression(candidate.id).resolve()),
             params.config, params.limits, return_state=True,
         )
         try:
@@ -79,10 +80,10 @@ def compress(params: CompressParams) -> dict[str, Any]:
         publish_compression(report, baselines)
         logger.info("%s: %s %s; best %s", candidate.id, report.status, report.reason, report.best)
         reports.append(report_summary(report))
-    summary = {"run_id": run_dir.name, "run_dir": str(run_dir.resolve()), "candidates": reports, "baselines": baselines}
-    update_summary(run_dir, {"compress": summary})
-    summary["report"] = write_report_task(str(run_dir))
-    return summary
+    summary = CompressSummary(run_id=layout.run_id, run_dir=str(layout.root.resolve()), candidates=reports, baselines=baselines)
+    update_summary(layout, {"compress": summary.section()})
+    summary.report = write_report_task(str(layout.root))
+    return summary.as_dict()
 
 
 def trigger_compression(trigger: CompressTrigger, storage: StorageConfig, run_id: str, candidates: list[str]) -> dict[str, Any]:

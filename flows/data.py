@@ -12,7 +12,9 @@ from evoformer.baselines import BaselineConfig
 from evoformer.config.data import PrepareDataParams  # noqa: F401  (declared in evoformer/config)
 from evoformer.data import DataSourceConfig, SplitConfig
 from evoformer.features import EncoderConfig
+from evoformer.layout import RunLayout
 from evoformer.runs import StorageConfig, open_run, update_summary
+from evoformer.summaries import AugmentedInfo, BaselineSummary, DataSummary
 from tasks.data import (
     augment_task, baselines_task, featurize_task, load_pairs_task, publish_data_artifacts, sentences_task, split_task,
 )
@@ -32,10 +34,10 @@ def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, A
     if params.augmented:
         splits, augmented = augment_task(splits, params.augmented)
         logger.info("train augmented with %d synthetic pairs (set %s)", augmented.synthetic_pairs, augmented.version)
-    data_dir = run_dir / "data"
-    data_dir.mkdir(exist_ok=True)
+    layout = RunLayout(run_dir)
+    layout.data_dir.mkdir(exist_ok=True)
     for name, frame in splits.frames.items():
-        frame.to_parquet(data_dir / f"{name}.parquet", index=False)
+        frame.to_parquet(layout.split_table(name), index=False)
 
     features_state = featurize_task(splits, params.encoder, params.storage.cache_dir, params.progress, return_state=True)
     features = features_state.result()
@@ -45,28 +47,25 @@ def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, A
     split_summary = splits.summary()
     publish_data_artifacts(split_summary, baselines)
 
-    summary = {
-        "run_id": run_id,
-        "run_dir": str(run_dir.resolve()),
-        "source": report.model_dump(),
-        "splits": split_summary,
-        "claim_overlap": splits.claim_overlap,
-        "fingerprints": splits.fingerprints,
-        "split_config": params.split.model_dump(),
-        "encoder": params.encoder.model_dump(),
-        "augmented": None if augmented is None else {
-            "path": str(Path(params.augmented).resolve()), "version": augmented.version,
-            "synthetic_pairs": augmented.synthetic_pairs, "synthetic_labels": augmented.synthetic_labels,
-        },
-        "features_path": str(Path(features_path).resolve()),
-        "features_cached": features_state.name == "Cached" or features["reused"],
-        "sentences_path": str(Path(sentences["path"]).resolve()),
-        "sentences_cached": sentences["reused"],
-        "baselines": {
-            name: {split: getattr(result, split).model_dump() for split in ("val", "test")} | {"detail": result.detail}
-            for name, result in baselines.items()
-        },
-    }
-    update_summary(run_dir, summary)
+    summary = DataSummary(
+        run_id=run_id,
+        run_dir=str(run_dir.resolve()),
+        source=report,
+        splits=split_summary,
+        claim_overlap=splits.claim_overlap,
+        fingerprints=splits.fingerprints,
+        split_config=params.split.model_dump(mode="json"),
+        encoder=params.encoder.model_dump(mode="json"),
+        augmented=None if augmented is None else AugmentedInfo(
+            path=str(Path(params.augmented).resolve()), version=augmented.version,
+            synthetic_pairs=augmented.synthetic_pairs, synthetic_labels=augmented.synthetic_labels,
+        ),
+        features_path=str(Path(features_path).resolve()),
+        features_cached=features_state.name == "Cached" or features["reused"],
+        sentences_path=str(Path(sentences["path"]).resolve()),
+        sentences_cached=sentences["reused"],
+        baselines={name: BaselineSummary(val=result.val, test=result.test, detail=result.detail) for name, result in baselines.items()},
+    ).as_dict()
+    update_summary(layout, summary)
     logger.info("run folder: %s", run_dir)
     return summary

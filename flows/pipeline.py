@@ -4,7 +4,6 @@ here as a subflow in one run folder, so a failed pipeline resumes from the steps
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger

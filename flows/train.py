@@ -9,28 +9,22 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
-from evoformer.baselines import label_ids
+from evoformer.baselines import label_ids, macro_f1_table
 from evoformer.candidates.evaluate import CandidateResult
 from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.program import CandidateProgram
 from evoformer.config.train import TrainProgramParams  # noqa: F401  (declared in evoformer/config)
+from evoformer.layout import SPLITS, RunLayout
 from evoformer.runs import update_summary
 from evoformer.sandbox.limits import SandboxLimits
 from flows.data import PrepareDataParams, prepare_data
-from tasks.candidates import TransientCandidateFailure, train_candidate
+from tasks.candidates import result_of, train_candidate
 
 
-def split_labels(run_dir: Path) -> dict[str, Any]:
+def split_labels(run_dir: Path | RunLayout) -> dict[str, Any]:
     """Label ids of the run's splits, read from its split tables (orchestrator side only)."""
-    return {name: label_ids(pd.read_parquet(run_dir / "data" / f"{name}.parquet")["label"]) for name in ("train", "val", "test")}
-
-
-def result_of(state: Any) -> CandidateResult:
-    """The candidate's result, also when the task failed for good with a transient failure."""
-    try:
-        return state.result()
-    except TransientCandidateFailure as exc:
-        return exc.result
+    layout = RunLayout.of(run_dir)
+    return {name: label_ids(pd.read_parquet(layout.split_table(name))["label"]) for name in SPLITS}
 
 
 def candidate_summary(result: CandidateResult) -> dict[str, Any]:
@@ -55,17 +49,17 @@ def train_program(params: TrainProgramParams) -> dict[str, Any]:
     """Train one program and report its metrics next to the baselines of the same splits."""
     logger = get_run_logger()
     data = prepare_data(params.data)
-    run_dir = Path(data["run_dir"])
+    layout = RunLayout(data["run_dir"])
     program = CandidateProgram.from_file(params.program_path, params.prelude_path)
-    folder = run_dir / "candidates" / f"{program.name}-{program.program_hash()[:8]}"
+    folder = layout.candidate(f"{program.name}-{program.program_hash()[:8]}")
     state = train_candidate(
-        program, data["features_path"], split_labels(run_dir), str(folder), params.train, params.limits, return_state=True
+        program, data["features_path"], split_labels(layout), str(folder), params.train, params.limits, return_state=True
     )
     result = result_of(state)
     logger.info("%s: %s %s", program.name, result.status, result.reason)
     summary = candidate_summary(result) | {
         "run_id": data["run_id"], "run_dir": data["run_dir"],
-        "baselines": {name: {s: b[s]["macro_f1"] for s in ("val", "test")} for name, b in data["baselines"].items()},
+        "baselines": macro_f1_table(data["baselines"]),
     }
-    update_summary(run_dir, {"train": summary})
+    update_summary(layout, {"train": summary})
     return summary

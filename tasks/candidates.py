@@ -7,16 +7,22 @@ invalid output) complete normally with their status and are never retried.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from prefect import task
+from prefect.futures import PrefectFuture, as_completed
+from prefect.task_runners import TaskRunner
 
 from evoformer.candidates.evaluate import CandidateResult, evaluate_candidate, training_key
 from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.program import CandidateProgram
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.sandbox.runner import SandboxError
+
+if TYPE_CHECKING:
+    from evoformer.evolution.training_queue import TrainingRequest
 
 TRAINING_TAG = "evoformer-training"
 
@@ -76,3 +82,34 @@ def train_candidate(
     if result.transient:
         raise TransientCandidateFailure(result)
     return result
+
+
+def result_of(state: Any) -> CandidateResult:
+    """The candidate's result, also when the task failed for good with a transient failure."""
+    try:
+        return state.result()
+    except TransientCandidateFailure as exc:
+        return exc.result
+
+
+class PrefectTrainer:
+    """The evolution's :class:`~evoformer.evolution.training_queue.Trainer` on Prefect: each
+    training is a ``train_candidate`` task on ``runner`` (a started task runner)."""
+
+    def __init__(self, runner: TaskRunner) -> None:
+        self.runner = runner
+
+    def submit(self, request: TrainingRequest) -> PrefectFuture:
+        task_ = train_candidate.with_options(refresh_cache=True) if request.refresh else train_candidate
+        setup = request.setup
+        parameters = {"program": request.program, "features_path": setup.features_path, "labels": setup.labels,
+                      "folder": str(request.folder), "train": setup.train, "limits": setup.limits}
+        return self.runner.submit(task_, parameters)
+
+    def next_done(self, running: Sequence[PrefectFuture]) -> PrefectFuture:
+        future = next(as_completed(list(running)))
+        future.wait()  # sets the final state from the finished worker, not a stale API read
+        return future
+
+    def result(self, handle: PrefectFuture) -> CandidateResult:
+        return result_of(handle.state)

@@ -11,14 +11,12 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from evoformer.candidates.job import PROGRAM_FILE, WEIGHTS_FILE
+from evoformer.candidates.job import PROGRAM_FILE, WEIGHTS_FILE, Status
 from evoformer.compression.config import CompressConfig
 from evoformer.compression.evaluate import CompressionReport, compress_candidate, table_rows
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.sandbox.runner import SandboxError
 from tasks.candidates import retry_only_on
-
-TRANSIENT = frozenset({"killed"})
 
 
 class TransientCompressionFailure(RuntimeError):
@@ -59,7 +57,7 @@ def compress_candidate_task(
 ) -> CompressionReport:
     """Make and measure every variant of one trained candidate in the sandbox."""
     report = compress_candidate(candidate_folder, features_path, labels, folder, config, limits)
-    if report.status in TRANSIENT:
+    if report.status in Status.TRANSIENT:
         raise TransientCompressionFailure(report)
     return report
 

@@ -3,7 +3,6 @@ the generation's artifacts. Training reuses ``tasks.candidates.train_candidate``
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 from uuid import UUID
 
@@ -18,6 +17,7 @@ from evoformer.evolution.operators import ChildPlan, OperatorConfig, Proposal, p
 from evoformer.evolution.population import Individual, best
 from evoformer.evolution.prompt import ParentView
 from evoformer.evolution.report import best_program_markdown, leaderboard_rows, plot_pareto
+from evoformer.layout import RunLayout
 from evoformer.llm import LLMClient
 
 
@@ -52,14 +52,14 @@ def publish_generation(
         key="evolve-leaderboard", table=leaderboard_rows(individuals),
         description=f"Every candidate after generation {generation}: val and test macro-F1, params, status and reason.",
     )
+    layout = RunLayout(run_dir)
     top = best(individuals)
     if top is not None:
         # The copy the orchestrator wrote, never the one in the folder the sandbox could write to.
-        program = Path(run_dir) / "programs" / f"{top.id}.py"
-        source = program.read_text() if program.is_file() else "(program file missing)"
+        source = layout.read_program(top.id) or "(program file missing)"
         create_markdown_artifact(key="evolve-best-program", markdown=best_program_markdown(top, source),
                                  description=f"Best candidate by val macro-F1 after generation {generation}.")
-    plot = plot_pareto(individuals, Path(run_dir) / "pareto.png", majority_f1)
+    plot = plot_pareto(individuals, layout.pareto_plot, majority_f1)
     create_link_artifact(key="evolve-pareto", link=plot.resolve().as_uri(), link_text="Pareto front (PNG)",
                          description=f"Val macro-F1 against params after generation {generation}.")
     return str(plot)

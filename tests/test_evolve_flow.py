@@ -144,7 +144,7 @@ def test_offline_evolution_runs_two_generations(
 
 def test_children_duplicating_a_known_program_are_not_trained(seed_folder, tmp_path) -> None:
     from evoformer.evolution.operators import ChildPlan, Proposal
-    from flows.evolve import check_children
+    from evoformer.evolution.children import check_children
 
     source = (seed_folder / "conv_text.py").read_text()
     reformatted = "# same program, other comments and spacing\n" + "\n".join(  # strings (docstrings) left as they are

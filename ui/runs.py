@@ -9,15 +9,17 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from evoformer.candidates.job import METRICS_FILE, PROGRAM_FILE
-from evoformer.compression.evaluate import REPORT_FILE, CompressionReport, table_rows
+from evoformer.baselines import macro_f1_table
+from evoformer.candidates.job import METRICS_FILE, PROGRAM_FILE, Status
+from evoformer.compression.evaluate import CompressionReport, table_rows
 from evoformer.evolution.population import Individual, pareto_front
 from evoformer.evolution.report import leaderboard_rows, program_diff
-from evoformer.evolution.state import LINEAGE_FILE, STATE_FILE, load_population
-from evoformer.runs import SUMMARY, StorageConfig
+from evoformer.evolution.state import load_population
+from evoformer.layout import RunLayout
+from evoformer.runs import StorageConfig
 
-UI_DIR = "ui"  # per-run files the GUI writes: launch.json (settings, never the key), logs, uploaded seeds
-LAUNCH_FILE = "launch.json"
+UI_DIR = RunLayout.UI_DIR  # per-run files the GUI writes: launch.json (settings, never the key), logs, uploaded seeds
+LAUNCH_FILE = RunLayout.LAUNCH_FILE
 
 
 def runs_root(runs_dir: str | None = None) -> Path:
@@ -50,12 +52,13 @@ def list_runs(root: Path) -> list[RunInfo]:
         return []
     found = []
     for folder in root.iterdir():
-        marks = [folder / SUMMARY, folder / STATE_FILE, folder / LINEAGE_FILE, folder / UI_DIR / LAUNCH_FILE]
+        run = RunLayout(folder)
+        marks = [run.summary, run.state, run.lineage, run.launch_file]
         present = [m for m in marks if m.is_file()]
         if not folder.is_dir() or not present:
             continue
-        summary = read_json(folder / SUMMARY) or {}
-        state = read_json(folder / STATE_FILE) or {}
+        summary = read_json(run.summary) or {}
+        state = read_json(run.state) or {}
         found.append(RunInfo(
             run_id=folder.name, path=str(folder.resolve()), modified=max(m.stat().st_mtime for m in present),
             kinds=[k for k in ("data", "evolve", "compress", "synthesize") if k in summary or (k == "data" and "splits" in summary)],
@@ -66,14 +69,8 @@ def list_runs(root: Path) -> list[RunInfo]:
 
 def baselines(run_dir: Path) -> dict[str, dict[str, float]]:
     """Val and test macro-F1 of each baseline (majority first), from the run's summary."""
-    summary = read_json(Path(run_dir) / SUMMARY) or {}
-    out = {}
-    for name, result in (summary.get("baselines") or {}).items():
-        try:
-            out[name] = {split: float(result[split]["macro_f1"]) for split in ("val", "test")}
-        except (KeyError, TypeError, ValueError):
-            continue
-    return out
+    summary = read_json(RunLayout.of(run_dir).summary) or {}
+    return macro_f1_table(summary.get("baselines") or {})
 
 
 class Progress(BaseModel):
@@ -98,22 +95,22 @@ class Progress(BaseModel):
 
 def progress(run_dir: Path, total_generations: int | None = None) -> Progress:
     """Generations done, per-generation counts (ok / not trained / failed, best val macro-F1)."""
-    run_dir = Path(run_dir)
-    state = read_json(run_dir / STATE_FILE) or {}
-    summary = read_json(run_dir / SUMMARY) or {}
-    launch = read_json(run_dir / UI_DIR / LAUNCH_FILE) or {}
+    run = RunLayout.of(run_dir)
+    state = read_json(run.state) or {}
+    summary = read_json(run.summary) or {}
+    launch = read_json(run.launch_file) or {}
     total = total_generations if total_generations is not None else launch.get("generations")
-    proposed = sorted(int(p.stem.split("-g")[-1]) for p in (run_dir / "evolution").glob("proposals-g*.json")) if (run_dir / "evolution").is_dir() else []
-    trained = sum(1 for _ in (run_dir / "candidates").glob(f"*/{METRICS_FILE}")) if (run_dir / "candidates").is_dir() else 0
+    proposed = run.proposed_generations()
+    trained = sum(1 for folder in run.candidate_folders() if (folder / METRICS_FILE).is_file())
     per_gen: dict[int, dict[str, Any]] = {}
-    for i in load_population(run_dir):
+    for i in load_population(run):
         row = per_gen.setdefault(i.generation, {"generation": i.generation, "candidates": 0, "ok": 0, "not_trained": 0, "failed": 0,
                                                 "best_val_macro_f1": None})
         row["candidates"] += 1
         if i.trained:
             row["ok"] += 1
             row["best_val_macro_f1"] = max(row["best_val_macro_f1"] or 0.0, round(i.val_macro_f1, 4))
-        elif i.status in ("rejected", "duplicate", "proposal_failed"):
+        elif i.status in Status.NOT_TRAINED:
             row["not_trained"] += 1
         else:
             row["failed"] += 1
@@ -144,13 +141,13 @@ def pareto_points(individuals: list[Individual]) -> list[dict[str, Any]]:
 
 def program_source(run_dir: Path, candidate_id: str) -> str | None:
     """The program as the orchestrator saved it (``programs/<id>.py``), else the candidate folder's copy."""
-    for path in (Path(run_dir) / "programs" / f"{candidate_id}.py", Path(run_dir) / "candidates" / candidate_id / PROGRAM_FILE):
-        if path.is_file():
-            try:
-                return path.read_text()
-            except (OSError, UnicodeDecodeError):
-                return None
-    return None
+    run = RunLayout.of(run_dir)
+    if run.program(candidate_id).is_file():
+        return run.read_program(candidate_id)
+    try:
+        return (run.candidate(candidate_id) / PROGRAM_FILE).read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 class CandidateDetail(BaseModel):
@@ -164,18 +161,18 @@ class CandidateDetail(BaseModel):
 
 def candidate_detail(run_dir: Path, candidate_id: str, individuals: list[Individual] | None = None) -> CandidateDetail | None:
     """Code, metrics and parent diffs of ``candidate_id``; None if the run does not know it."""
-    run_dir = Path(run_dir)
-    people = {i.id: i for i in (individuals if individuals is not None else load_population(run_dir))}
+    run = RunLayout.of(run_dir)
+    people = {i.id: i for i in (individuals if individuals is not None else load_population(run))}
     individual = people.get(candidate_id)
     if individual is None:
         return None
-    source = program_source(run_dir, candidate_id)
+    source = program_source(run, candidate_id)
     diffs = {}
     for parent in individual.parents:
-        parent_source = program_source(run_dir, parent)
+        parent_source = program_source(run, parent)
         if source is not None and parent_source is not None:
             diffs[parent] = program_diff(parent_source, source, parent, candidate_id)
-    return CandidateDetail(individual=individual, source=source, metrics=read_json(run_dir / "candidates" / candidate_id / METRICS_FILE),
+    return CandidateDetail(individual=individual, source=source, metrics=read_json(run.candidate(candidate_id) / METRICS_FILE),
                            diffs=diffs)
 
 
@@ -192,9 +189,8 @@ class CompressionTable(BaseModel):
 
 def compression_tables(run_dir: Path) -> list[CompressionTable]:
     """Every ``compression/<candidate>/compression.json`` of the run, as tables."""
-    folder = Path(run_dir) / "compression"
     tables = []
-    for path in sorted(folder.glob(f"*/{REPORT_FILE}")) if folder.is_dir() else []:
+    for path in RunLayout.of(run_dir).compression_reports():
         try:
             report = CompressionReport.model_validate_json(path.read_text())
         except (OSError, ValidationError, ValueError):

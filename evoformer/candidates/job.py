@@ -2,11 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from enum import StrEnum
+from typing import ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-Status = Literal["ok", "rejected", "build_error", "runtime_error", "timeout", "killed", "invalid_output"]
+
+class Status(StrEnum):
+    """What became of a candidate. The values are what saved JSON holds (``metrics.json``,
+    ``lineage.json``, ``evolution/state.json``); the named subsets below are the only definitions
+    of which statuses count as trained, not trained or failed."""
+
+    # Outcomes of a training (the sandbox's, or the static check's before it)
+    OK = "ok"
+    REJECTED = "rejected"
+    BUILD_ERROR = "build_error"
+    RUNTIME_ERROR = "runtime_error"
+    TIMEOUT = "timeout"
+    KILLED = "killed"
+    INVALID_OUTPUT = "invalid_output"
+    # What the evolution records for a child that was never trained, or whose training broke
+    PENDING = "pending"
+    DUPLICATE = "duplicate"
+    PROPOSAL_FAILED = "proposal_failed"
+    SANDBOX_ERROR = "sandbox_error"
+
+    TRAINING: ClassVar[frozenset[Status]]
+    """What a training can end in (a worker's ``result.json``, a ``CandidateResult``)."""
+    NOT_TRAINED: ClassVar[frozenset[Status]]
+    """Children stopped before training: rejected by the static check, duplicates, no program."""
+    FAILED: ClassVar[frozenset[Status]]
+    """Candidates that went to training and did not end ok."""
+    PROGRAM_FAULTS: ClassVar[frozenset[Status]]
+    """Failures the program itself caused (worth showing the LLM); infrastructure failures are not."""
+    TRANSIENT: ClassVar[frozenset[Status]]
+    """Failures worth another try (killed by a signal or the memory cap)."""
+
+
+Status.TRAINING = frozenset({Status.OK, Status.REJECTED, Status.BUILD_ERROR, Status.RUNTIME_ERROR, Status.TIMEOUT,
+                             Status.KILLED, Status.INVALID_OUTPUT})
+Status.NOT_TRAINED = frozenset({Status.REJECTED, Status.DUPLICATE, Status.PROPOSAL_FAILED})
+Status.FAILED = frozenset(Status) - Status.NOT_TRAINED - {Status.OK}
+Status.PROGRAM_FAULTS = frozenset({Status.REJECTED, Status.BUILD_ERROR, Status.RUNTIME_ERROR, Status.TIMEOUT,
+                                   Status.INVALID_OUTPUT})
+Status.TRANSIENT = frozenset({Status.KILLED})
+
+
+def training_status(value: Status) -> Status:
+    """``value`` if a training can end in it; a ``ValueError`` (a validation error in a model) otherwise."""
+    if value not in Status.TRAINING:
+        raise ValueError(f"{value!r} is not a training outcome")
+    return value
+
 PROGRAM_FILE = "program.py"
 JOB_FILE = "job.json"
 TRAIN_LABELS_FILE = "train_labels.npy"
@@ -54,3 +101,5 @@ class WorkerResult(BaseModel):
     train_seconds: float = 0.0
     latency_ms: dict[str, float] = Field(default_factory=dict)
     timings_s: dict[str, float] = Field(default_factory=dict, description="setup, train, evaluate, save (worker clock).")
+
+    _training_status = field_validator("status")(training_status)

@@ -15,17 +15,17 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from evoformer.candidates.evaluate import EarlyStopping, parse_predictions, read_result
-from evoformer.candidates.job import JOB_FILE, METRICS_FILE, PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE
+from evoformer.candidates.job import JOB_FILE, METRICS_FILE, PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE, Status
 from evoformer.compression.config import CompressConfig
 from evoformer.compression.job import REFERENCE, CompressJob, CompressWorkerResult, VariantOutput
 from evoformer.files import write_text_atomic
 from evoformer.labels import LABELS
+from evoformer.layout import COMPRESSION_REPORT_FILE
 from evoformer.metrics import ClassificationMetrics, classification_metrics
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.sandbox.runner import SandboxRun, run_sandboxed
 
 WORKER_MODULE = "evoformer.compression.worker"
-REPORT_FILE = "compression.json"
 
 
 class CompressionError(RuntimeError):
@@ -112,7 +112,7 @@ def compress_candidate(
     limits = limits.model_copy(update={"threads": config.threads})
     run = run_sandboxed(WORKER_MODULE, folder, limits, on_message=stoppers, read_only=[Path(features_path)])
     report = _report(run, folder, source_dir.name, labels, config, limits)
-    write_text_atomic(folder / REPORT_FILE, report.model_dump_json(indent=2))
+    write_text_atomic(folder / COMPRESSION_REPORT_FILE, report.model_dump_json(indent=2))
     return report
 
 
@@ -121,7 +121,7 @@ def _check_trained(source_dir: Path) -> None:
         if not (source_dir / name).is_file():
             raise CompressionError(f"{source_dir} has no {name}: only trained candidates can be compressed")
     status = json.loads((source_dir / METRICS_FILE).read_text()).get("status")
-    if status != "ok":
+    if status != Status.OK:
         raise CompressionError(f"{source_dir.name} did not train ok (status {status}); nothing to compress")
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from evoformer.candidates.job import Status
 from evoformer.config.evolve import OperatorConfig, OperatorKind  # noqa: F401  (declared with the other settings)
 from evoformer.evolution.ast_operators import OperatorError, crossover, mutate
 from evoformer.evolution.extract import ExtractionError, extract_program
@@ -20,8 +21,6 @@ from evoformer.evolution.population import Individual, SelectionConfig
 from evoformer.evolution.prompt import ParentView, build_messages, prompt_hash
 from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMConfig, LLMError
 
-# Outcomes the program itself caused: worth showing the LLM. Infrastructure failures are not.
-PROGRAM_FAULTS = frozenset({"rejected", "build_error", "runtime_error", "timeout", "invalid_output"})
 
 
 def resolve_operator(config: OperatorConfig) -> tuple[Literal["llm", "offline"], str]:
@@ -128,7 +127,7 @@ def recent_failures(individuals: list[Individual], parent_id: str, limit: int) -
     """Reasons the latest failed children of a parent gave (newest last), for its next prompt."""
     if limit <= 0:
         return []
-    failed = [i for i in individuals if parent_id in i.parents and i.status in PROGRAM_FAULTS]
+    failed = [i for i in individuals if parent_id in i.parents and i.status in Status.PROGRAM_FAULTS]
     return [f"{i.status}: {i.reason[:300]}" for i in failed[-limit:]]
 
 

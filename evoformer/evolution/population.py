@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from evoformer.candidates.job import Status
+
 Fitness = Literal["pareto", "evoprompting"]
 
 
@@ -20,7 +22,7 @@ class Individual(BaseModel):
     prompt_hash: str | None = None
     description: str = ""
     program_hash: str = ""
-    status: str = Field(description="A training status (ok, rejected, ...), or duplicate / proposal_failed.")
+    status: Status = Field(description="A training status (ok, rejected, ...), or duplicate / proposal_failed.")
     reason: str = ""
     params: int | None = None
     val_macro_f1: float | None = None
@@ -34,7 +36,7 @@ class Individual(BaseModel):
 
     @property
     def trained(self) -> bool:
-        return self.status == "ok" and self.params is not None and self.val_macro_f1 is not None
+        return self.status == Status.OK and self.params is not None and self.val_macro_f1 is not None
 
 
 class SelectionConfig(BaseModel):

@@ -1,4 +1,5 @@
-"""What an evolution run keeps on disk so a killed run resumes where it stopped.
+"""What an evolution run keeps on disk so a killed run resumes where it stopped (paths: see
+:class:`~evoformer.layout.RunLayout`).
 
 - ``evolution/state.json``: the population after the last completed generation, with the hash of
   the settings that shaped it (a resumed run must use the same ones).
@@ -21,11 +22,9 @@ from evoformer.candidates.job import METRICS_FILE
 from evoformer.evolution.operators import Proposal
 from evoformer.evolution.population import Individual
 from evoformer.files import write_text_atomic
+from evoformer.layout import TRAIN_KEY_FILE, RunLayout
 
-STATE_FILE = Path("evolution") / "state.json"
-LINEAGE_FILE = "lineage.json"
-PROGRAMS_DIR = "programs"  # the orchestrator's copy of every program, outside any sandbox folder
-TRAIN_KEY_FILE = "train_key"
+Run = Path | str | RunLayout
 
 
 class EvolutionState(BaseModel):
@@ -42,37 +41,35 @@ class ResumeMismatch(ValueError):
     """The run folder holds a run made with other settings."""
 
 
-def load_state(run_dir: Path, settings_hash: str, operator: str) -> EvolutionState:
+def load_state(run: Run, settings_hash: str, operator: str) -> EvolutionState:
     """The saved state of this run, or a fresh one; refuse a run made with other settings."""
-    path = Path(run_dir) / STATE_FILE
+    layout = RunLayout.of(run)
+    path = layout.state
     if not path.is_file():
         return EvolutionState(settings_hash=settings_hash, operator=operator)
     state = EvolutionState.model_validate_json(path.read_text())
     if state.settings_hash != settings_hash or state.operator != operator:
         raise ResumeMismatch(
-            f"{run_dir} holds an evolution run made with other settings (or operator {state.operator!r}); "
+            f"{layout.root} holds an evolution run made with other settings (or operator {state.operator!r}); "
             "resume it with the same parameters, or start a new --run-id"
         )
     return state
 
 
-def save_state(run_dir: Path, state: EvolutionState) -> None:
+def save_state(run: Run, state: EvolutionState) -> None:
     """Write the state and the lineage atomically."""
-    write_text_atomic(Path(run_dir) / STATE_FILE, state.model_dump_json(indent=2))
-    write_text_atomic(Path(run_dir) / LINEAGE_FILE, json.dumps([i.model_dump() for i in state.individuals], indent=2))
+    layout = RunLayout.of(run)
+    write_text_atomic(layout.state, state.model_dump_json(indent=2))
+    write_text_atomic(layout.lineage, json.dumps([i.model_dump(mode="json") for i in state.individuals], indent=2))
 
 
-def proposals_path(run_dir: Path, generation: int) -> Path:
-    return Path(run_dir) / "evolution" / f"proposals-g{generation:02d}.json"
-
-
-def save_proposals(run_dir: Path, generation: int, proposals: list[Proposal]) -> None:
+def save_proposals(run: Run, generation: int, proposals: list[Proposal]) -> None:
     """Keep a generation's children before training them: a resumed run trains these very ones."""
-    write_text_atomic(proposals_path(run_dir, generation), json.dumps([p.model_dump(mode="json") for p in proposals], indent=2))
+    write_text_atomic(RunLayout.of(run).proposals(generation), json.dumps([p.model_dump(mode="json") for p in proposals], indent=2))
 
 
-def load_proposals(run_dir: Path, generation: int) -> list[Proposal] | None:
-    path = proposals_path(run_dir, generation)
+def load_proposals(run: Run, generation: int) -> list[Proposal] | None:
+    path = RunLayout.of(run).proposals(generation)
     if not path.is_file():
         return None
     return [Proposal.model_validate(item) for item in json.loads(path.read_text())]
@@ -96,12 +93,13 @@ def finished_training(folder: Path, key: str) -> CandidateResult | None:
     return None if result.transient else result
 
 
-def load_population(run_dir: Path) -> list[Individual]:
+def load_population(run: Run) -> list[Individual]:
     """The population as last saved: ``lineage.json``, else ``evolution/state.json`` (empty before
     the seeds are trained); a half-written file or an invalid row is skipped."""
-    for name, key in ((LINEAGE_FILE, None), (STATE_FILE, "individuals")):
+    layout = RunLayout.of(run)
+    for path, key in ((layout.lineage, None), (layout.state, "individuals")):
         try:
-            data = json.loads((Path(run_dir) / name).read_text())
+            data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         people = []

@@ -1,0 +1,96 @@
+"""Around training: every child's record, its program on disk, the static check and
+de-duplication by normalised AST hash before it; the seeds as generation 0; what the operator
+sees of a parent; and adding a trained generation to the population."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evoformer.candidates.job import Status
+from evoformer.candidates.program import CandidateProgram
+from evoformer.candidates.static_check import StaticCheckConfig, check_source
+from evoformer.evolution.operators import ChildPlan, Proposal, parent_view, recent_failures
+from evoformer.evolution.population import Individual, retire
+from evoformer.evolution.prompt import ParentView
+from evoformer.evolution.state import EvolutionState
+from evoformer.evolution.inputs import EvolutionError, EvolutionInputs
+from evoformer.evolution.training_queue import TrainingJob, TrainingQueue
+from evoformer.layout import RunLayout
+
+
+def seed_proposal(program: CandidateProgram) -> Proposal:
+    """A seed program as generation 0's child without parents."""
+    plan = ChildPlan(child_id=program.name, generation=0, index=0, parents=[], kind="mutation", rng_seed="")
+    return Proposal(plan=plan, operator="seed", source=program.source)
+
+
+def known_hashes(individuals: list[Individual]) -> dict[str, str]:
+    """Program hash -> id of every candidate that holds its program (duplicates do not)."""
+    return {i.program_hash: i.id for i in individuals if i.program_hash and i.status != Status.DUPLICATE}
+
+
+def check_children(
+    proposals: list[Proposal], known: dict[str, str], prelude: str, static: StaticCheckConfig, layout: RunLayout | Path
+) -> tuple[list[Individual], list[TrainingJob]]:
+    """Static checks and de-duplication by normalised AST hash; only new, clean children train.
+
+    Every written program is saved as ``programs/<id>.py``; ``known`` (hash -> id) gains the new ones.
+    Returns the records of the children that do not train, and the jobs of those that do."""
+    layout = RunLayout.of(layout)
+    recorded, jobs = [], []
+    for proposal in proposals:
+        plan = proposal.plan
+        individual = Individual(
+            id=plan.child_id, generation=plan.generation, parents=plan.parents, operator=proposal.operator,
+            temperature=proposal.temperature, prompt_hash=proposal.prompt_hash, description=proposal.description,
+            status=Status.PROPOSAL_FAILED, reason=proposal.reason,
+        )
+        if proposal.source is None:
+            recorded.append(individual)
+            continue
+        layout.write_program(plan.child_id, proposal.source)
+        program = CandidateProgram(name=plan.child_id, source=proposal.source, prelude=prelude)
+        try:
+            individual.program_hash = program.program_hash()
+            report = check_source(program.full_source(), static)
+        except (RecursionError, MemoryError, ValueError) as exc:  # pathological sources, e.g. deeply nested
+            recorded.append(individual.model_copy(update={"status": Status.REJECTED, "reason": f"cannot analyse the program: {type(exc).__name__}"}))
+            continue
+        if not report.ok:
+            recorded.append(individual.model_copy(update={"status": Status.REJECTED, "reason": "; ".join(report.reasons)}))
+        elif individual.program_hash in known:
+            same = known[individual.program_hash]
+            recorded.append(individual.model_copy(update={"status": Status.DUPLICATE, "reason": f"same normalised AST as {same}"}))
+        else:
+            known[individual.program_hash] = plan.child_id
+            jobs.append(TrainingJob(individual=individual.model_copy(update={"status": Status.PENDING, "reason": ""}), program=program))
+    return recorded, jobs
+
+
+def train_seeds(inputs: EvolutionInputs, static: StaticCheckConfig, queue: TrainingQueue) -> list[Individual]:
+    """Generation 0: the seeds, checked and de-duplicated like any child, then trained. Raises
+    :class:`EvolutionError` when none trained: there would be no parent."""
+    recorded, jobs = check_children([seed_proposal(p) for p in inputs.seeds], {}, inputs.prelude, static, queue.setup.layout)
+    people = recorded + queue.train(jobs)
+    if not any(i.trained for i in people):
+        reasons = "; ".join(f"{i.id}: {i.status} {i.reason[:120]}" for i in people)
+        raise EvolutionError(f"no seed program trained successfully: {reasons}")
+    return people
+
+
+def parent_views(state: EvolutionState, plan: ChildPlan, layout: RunLayout, feedback_failures: int) -> list[ParentView]:
+    """What the operator sees of each parent of ``plan``: its saved program, metrics and recent failed children."""
+    by_id = {i.id: i for i in state.individuals}
+    views = []
+    for parent in plan.parents:
+        source = layout.read_program(parent)
+        if source is None:
+            raise FileNotFoundError(f"the program of parent {parent} is missing: {layout.program(parent)}")
+        views.append(parent_view(by_id[parent], source, recent_failures(state.individuals, parent, feedback_failures)))
+    return views
+
+
+def add_generation(state: EvolutionState, proposals: list[Proposal], recorded: list[Individual], trained: list[Individual]) -> None:
+    """Retire the generation's parents and add its children (by id) to the population."""
+    retire(state.individuals, {p for proposal in proposals for p in proposal.plan.parents})
+    state.individuals += sorted(recorded + trained, key=lambda i: i.id)
