@@ -46,9 +46,9 @@ class RandomStates:
 def measure_seed(name: str, states: RandomStates, repeats: int, threads: int, folder: Path) -> list[dict]:
     import torch
 
+    from evoformer.candidates.training import build, measure_latency, tensors
     from evoformer.compression import techniques
     from evoformer.compression.onnx_runtime import OnnxModel, export_onnx, quantize_onnx
-    from evoformer.candidates.training import build, measure_latency, tensors
     from evoformer.seeds import SEED_DIR
 
     torch.manual_seed(0)
@@ -111,8 +111,10 @@ def seed_table(seeds: list[str], length: int, repeats: int, threads: int) -> Non
     with tempfile.TemporaryDirectory() as folder:
         for name in seeds:
             rows += measure_seed(name, states, repeats, threads, Path(folder))
-    print(f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, {threads} thread(s), "
-          f"inputs of up to {length} tokens; ratios against fp32 eager of the same seed, same run")
+    print(
+        f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, {threads} thread(s), "
+        f"inputs of up to {length} tokens; ratios against fp32 eager of the same seed, same run"
+    )
     frame = pd.DataFrame(rows).rename(columns={"batch1": "b1_ms", "batch64": "b64_ms"})
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
         print(frame.to_string(index=False, na_rep="-"))
@@ -128,25 +130,39 @@ def candidate_table(run: str, candidate: str, runs_dir: str) -> None:
 
     from evoformer.compression.config import CompressConfig
     from evoformer.compression.evaluate import compress_candidate, table_rows
-    from flows.train import split_labels
-
     from flows.cli import baseline_lines
+    from flows.train import split_labels
 
     run_dir = Path(runs_dir) / run
     summary = json.loads((run_dir / "summary.json").read_text())
     features = summary["features_path"]
     config = CompressConfig(quantizers=["torch_ao", "torchao", "onnxruntime"])
-    report = compress_candidate(run_dir / "candidates" / candidate, features, split_labels(run_dir),
-                                run_dir / "compression" / f"{candidate}-benchmark", config)
-    print(f"{candidate}: {report.status} {report.reason} (best within the val budget: {report.best}; {report.wall_seconds:.0f} s)")
+    report = compress_candidate(
+        run_dir / "candidates" / candidate,
+        features,
+        split_labels(run_dir),
+        run_dir / "compression" / f"{candidate}-benchmark",
+        config,
+    )
+    print(
+        f"{candidate}: {report.status} {report.reason} (best within the val budget: {report.best}; {report.wall_seconds:.0f} s)"
+    )
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(pd.DataFrame(table_rows(report)).to_string(index=False, na_rep="-"))
-    print("\n".join(baseline_lines({n: {s: b[s]["macro_f1"] for s in ("val", "test")} for n, b in summary["baselines"].items()})))
+    print(
+        "\n".join(
+            baseline_lines({n: {s: b[s]["macro_f1"] for s in ("val", "test")} for n, b in summary["baselines"].items()})
+        )
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", nargs="+", default=["transformer_small", "transformer_base", "conv_text", "attention_pool_mlp", "recurrent_gru"])
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        default=["transformer_small", "transformer_base", "conv_text", "attention_pool_mlp", "recurrent_gru"],
+    )
     parser.add_argument("--length", type=int, default=64, help="longest input in tokens (pairs average about 60)")
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)

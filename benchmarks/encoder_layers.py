@@ -62,8 +62,13 @@ def mlp_fold(x: torch.Tensor, y: np.ndarray, train: np.ndarray, stop: np.ndarray
     rng = np.random.default_rng(seed)
     dim, classes = x.shape[1], int(y.max()) + 1
     model = torch.nn.Sequential(
-        torch.nn.Dropout(0.1), torch.nn.LayerNorm(dim), torch.nn.Dropout(0.25), torch.nn.Linear(dim, 256),
-        torch.nn.GELU(), torch.nn.Dropout(0.5), torch.nn.Linear(256, classes),
+        torch.nn.Dropout(0.1),
+        torch.nn.LayerNorm(dim),
+        torch.nn.Dropout(0.25),
+        torch.nn.Linear(dim, 256),
+        torch.nn.GELU(),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(256, classes),
     )
     counts = np.bincount(y[train], minlength=classes)
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(len(train) / (classes * counts), dtype=torch.float32))

@@ -27,7 +27,12 @@ SHARED = ROOT.parent / "shared" / "data" / "climate-fever" / "climate-fever.json
 
 
 def run(label: str, common: list[str], work: Path, parallel: int, threads: int) -> dict:
-    env = dict(os.environ, PREFECT_HOME=str(work / f"prefect-{label}"), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env = dict(
+        os.environ,
+        PREFECT_HOME=str(work / f"prefect-{label}"),
+        DO_NOT_TRACK="1",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    )
     env.pop("PREFECT_API_URL", None)
     args = [*common, "--run-id", label, "--max-parallel", str(parallel), "--threads", str(threads)]
     proc = subprocess.run([sys.executable, "-m", "flows.cli", *args], env=env, capture_output=True, text=True, cwd=ROOT)
@@ -36,7 +41,9 @@ def run(label: str, common: list[str], work: Path, parallel: int, threads: int) 
     lineage = json.loads((work / "runs" / label / "lineage.json").read_text())
     split = overhead_split(work / "runs" / label)
     return {
-        "label": label, "trained": len(split["work"]), **split,
+        "label": label,
+        "trained": len(split["work"]),
+        **split,
         "population": [(r["id"], r["program_hash"], r["status"]) for r in lineage],
         "log": proc.stderr,
     }
@@ -62,8 +69,10 @@ def overhead_split(run_dir: Path) -> dict[str, list[float]]:
 def print_split(label: str, split: dict[str, list[float]]) -> None:
     med = {k: statistics.median(v) if v else float("nan") for k, v in split.items()}
     total_work = sum(split["work"])
-    print(f"{label:<10} median per candidate: work {med['work']:.2f} s, sandbox overhead {med['sandbox']:.2f} s, "
-          f"Prefect overhead {med['prefect']:.2f} s; sandbox overhead / work (sum) {sum(split['sandbox']) / total_work:.1%}")
+    print(
+        f"{label:<10} median per candidate: work {med['work']:.2f} s, sandbox overhead {med['sandbox']:.2f} s, "
+        f"Prefect overhead {med['prefect']:.2f} s; sandbox overhead / work (sum) {sum(split['sandbox']) / total_work:.1%}"
+    )
 
 
 def phase_seconds(log: str, first: str, last: str) -> float:
@@ -84,7 +93,9 @@ def main() -> None:
     parser.add_argument("--claims", type=int, default=240, help="first claims of the shared release (5 pairs each)")
     parser.add_argument("--children", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--analyse", metavar="RUN_DIR", help="only split the overhead of an existing evolve run (e.g. a full-data one)")
+    parser.add_argument(
+        "--analyse", metavar="RUN_DIR", help="only split the overhead of an existing evolve run (e.g. a full-data one)"
+    )
     args = parser.parse_args()
     if args.analyse:
         print_split(Path(args.analyse).name, overhead_split(Path(args.analyse)))
@@ -92,20 +103,61 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="evoformer-bench-evolve-"))
     data = work / "data.jsonl"
     with SHARED.open() as src, data.open("w") as dst:
-        for _, line in zip(range(args.claims), src):
+        for _, line in zip(range(args.claims), src, strict=False):
             dst.write(line)
     seeds = work / "seeds"
     seeds.mkdir()
     for name in ("attention_pool_mlp", "conv_text", "transformer_small"):
         (seeds / f"{name}.py").write_text((ROOT / "evoformer" / "seeds" / f"{name}.py").read_text())
-    common = ["evolve", "--operator", "offline", "--generations", "1", "--children", str(args.children), "--seed", "1",
-              "--seed-folder", str(seeds), "--max-epochs", str(args.epochs), "--patience", str(args.epochs),
-              "--time-budget", "3600", "--latency-repeats", "5", "--source", str(data),
-              "--cache-dir", str(work / "cache"), "--runs-dir", str(work / "runs"), "--no-progress", "--json"]
+    common = [
+        "evolve",
+        "--operator",
+        "offline",
+        "--generations",
+        "1",
+        "--children",
+        str(args.children),
+        "--seed",
+        "1",
+        "--seed-folder",
+        str(seeds),
+        "--max-epochs",
+        str(args.epochs),
+        "--patience",
+        str(args.epochs),
+        "--time-budget",
+        "3600",
+        "--latency-repeats",
+        "5",
+        "--source",
+        str(data),
+        "--cache-dir",
+        str(work / "cache"),
+        "--runs-dir",
+        str(work / "runs"),
+        "--no-progress",
+        "--json",
+    ]
     # Warm the feature cache first so neither measured run pays for encoding.
-    subprocess.run([sys.executable, "-m", "flows.cli", "data", "--source", str(data), "--cache-dir", str(work / "cache"),
-                    "--runs-dir", str(work / "runs"), "--no-progress"], cwd=ROOT, capture_output=True, check=True,
-                   env=dict(os.environ, PREFECT_HOME=str(work / "prefect-warm")))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "data",
+            "--source",
+            str(data),
+            "--cache-dir",
+            str(work / "cache"),
+            "--runs-dir",
+            str(work / "runs"),
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        env=dict(os.environ, PREFECT_HOME=str(work / "prefect-warm")),
+    )
     serial = run("serial", common, work, parallel=1, threads=2)
     parallel = run("parallel", common, work, parallel=2, threads=1)
     if serial["population"] != parallel["population"]:
@@ -116,7 +168,9 @@ def main() -> None:
         r["phase"] = phase_seconds(r["log"], "train-seed", "generation 1:")
         print(f"{r['label']:<10} {r['trained']} trainings, training phases {r['phase']:.1f} s")
         print_split(r["label"], r)
-    print(f"\nspeed-up of 2 parallel trainings (1 thread each) over 1 (2 threads): {serial['phase'] / parallel['phase']:.2f}x")
+    print(
+        f"\nspeed-up of 2 parallel trainings (1 thread each) over 1 (2 threads): {serial['phase'] / parallel['phase']:.2f}x"
+    )
     print("The overhead per candidate is fixed (seconds); on these small jobs it dominates. Against a full-data")
     print("candidate, run: python benchmarks/evolution_overhead.py --analyse runs/<an evolve run on the shared data>")
 

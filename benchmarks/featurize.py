@@ -29,8 +29,12 @@ def plain_encode(frame, tokenizer, model, config: EncoderConfig, padding: str) -
         for i in range(0, len(frame), config.batch_size):
             chunk = frame.iloc[i : i + config.batch_size]
             inputs = tokenizer(
-                chunk["claim"].tolist(), chunk["evidence"].tolist(),
-                truncation=True, max_length=config.max_length, padding=padding, return_tensors="pt",
+                chunk["claim"].tolist(),
+                chunk["evidence"].tolist(),
+                truncation=True,
+                max_length=config.max_length,
+                padding=padding,
+                return_tensors="pt",
             )
             model(**inputs).last_hidden_state.to(torch.float16)
     return time.perf_counter() - start

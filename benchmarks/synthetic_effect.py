@@ -30,8 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(args: list[str], env: dict[str, str]) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", *args, "--json", "--no-progress"], env=env, capture_output=True,
-                          text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args, "--json", "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(args[:3])} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout)
@@ -50,12 +55,17 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--time-budget", type=float, default=1800, help="seconds per training (high: epochs bind)")
     parser.add_argument("--augmented", help="augmented set folder (default: run `evoformer synth` first)")
-    parser.add_argument("--synth-args", default="", help="extra `evoformer synth` options, e.g. '--verify-action filter'")
+    parser.add_argument(
+        "--synth-args", default="", help="extra `evoformer synth` options, e.g. '--verify-action filter'"
+    )
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"))
     parser.add_argument("--prefix", default="effect")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "synthetic_effect.json"))
-    parser.add_argument("--previous", help="an earlier --out file: its runs with the same settings are reused, not retrained "
-                        "(training is deterministic on CPU)")
+    parser.add_argument(
+        "--previous",
+        help="an earlier --out file: its runs with the same settings are reused, not retrained "
+        "(training is deterministic on CPU)",
+    )
     args = parser.parse_args()
 
     home = tempfile.mkdtemp(prefix="evoformer-effect-prefect-")
@@ -68,21 +78,43 @@ def main() -> None:
     if not augmented:
         synth = cli(["synth", *common, "--run-id", f"{args.prefix}-synth", *args.synth_args.split()], env)
         augmented = synth["augmented"]["path"]
-        print(f"synth: kept {synth['kept']} synthetic pairs ({synth['synthetic_fraction_of_train']:.1%} of train) -> {augmented}", flush=True)
+        print(
+            f"synth: kept {synth['kept']} synthetic pairs ({synth['synthetic_fraction_of_train']:.1%} of train) -> {augmented}",
+            flush=True,
+        )
 
-    settings = {"program": Path(args.program).name, "program_sha256": hashlib.sha256(Path(args.program).read_bytes()).hexdigest()[:16],
-                "max_epochs": args.max_epochs, "patience": args.patience, "time_budget": args.time_budget, "augmented": Path(augmented).name}
+    settings = {
+        "program": Path(args.program).name,
+        "program_sha256": hashlib.sha256(Path(args.program).read_bytes()).hexdigest()[:16],
+        "max_epochs": args.max_epochs,
+        "patience": args.patience,
+        "time_budget": args.time_budget,
+        "augmented": Path(augmented).name,
+    }
     previous: dict[tuple[str, int], dict] = {}
     if args.previous:
         earlier = json.loads(Path(args.previous).read_text())
         before = earlier.get("settings") or {}
-        same_training = {k: v for k, v in before.items() if k != "augmented"} == {k: v for k, v in settings.items() if k != "augmented"}
+        same_training = {k: v for k, v in before.items() if k != "augmented"} == {
+            k: v for k, v in settings.items() if k != "augmented"
+        }
         for r in earlier["rows"]:  # real runs need the same training settings; augmented ones also the same set
-            if r["status"] == "ok" and same_training and (r["condition"] == "real" or before.get("augmented") == settings["augmented"]):
+            if (
+                r["status"] == "ok"
+                and same_training
+                and (r["condition"] == "real" or before.get("augmented") == settings["augmented"])
+            ):
                 previous[(r["condition"], r["seed"])] = r
         if not previous:
             print(f"not reusing {args.previous}: other settings ({before})", flush=True)
-    train_args = ["--max-epochs", str(args.max_epochs), "--patience", str(args.patience), "--time-budget", str(args.time_budget)]
+    train_args = [
+        "--max-epochs",
+        str(args.max_epochs),
+        "--patience",
+        str(args.patience),
+        "--time-budget",
+        str(args.time_budget),
+    ]
     rows = []
     for condition in ("real", "augmented"):
         for seed in args.seeds:
@@ -92,12 +124,33 @@ def main() -> None:
                 continue
             extra = ["--augmented", augmented] if condition == "augmented" else []
             t0 = time.perf_counter()
-            out = cli(["train", args.program, *common, "--run-id", f"{args.prefix}-{condition}-s{seed}", "--train-seed", str(seed),
-                       *train_args, *extra], env)
+            out = cli(
+                [
+                    "train",
+                    args.program,
+                    *common,
+                    "--run-id",
+                    f"{args.prefix}-{condition}-s{seed}",
+                    "--train-seed",
+                    str(seed),
+                    *train_args,
+                    *extra,
+                ],
+                env,
+            )
             m = out["metrics"] or {}
-            row = {"condition": condition, "seed": seed, "status": out["status"], "epochs": m.get("epochs"), "best_epoch": m.get("best_epoch"),
-                   "val_macro_f1": m.get("val", {}).get("macro_f1"), "test_macro_f1": m.get("test", {}).get("macro_f1"),
-                   "train_seconds": m.get("train_seconds"), "wall_seconds": round(time.perf_counter() - t0, 1), "baselines": out["baselines"]}
+            row = {
+                "condition": condition,
+                "seed": seed,
+                "status": out["status"],
+                "epochs": m.get("epochs"),
+                "best_epoch": m.get("best_epoch"),
+                "val_macro_f1": m.get("val", {}).get("macro_f1"),
+                "test_macro_f1": m.get("test", {}).get("macro_f1"),
+                "train_seconds": m.get("train_seconds"),
+                "wall_seconds": round(time.perf_counter() - t0, 1),
+                "baselines": out["baselines"],
+            }
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "baselines"}), flush=True)
 
@@ -106,23 +159,32 @@ def main() -> None:
     paired = sorted(set(by["real"]) & set(by["augmented"]))
     diffs = [by["augmented"][s]["test_macro_f1"] - by["real"][s]["test_macro_f1"] for s in paired]
     val_diffs = [by["augmented"][s]["val_macro_f1"] - by["real"][s]["val_macro_f1"] for s in paired]
-    lines = [f"program {Path(args.program).name}, seeds {args.seeds}, max {args.max_epochs} epochs (patience {args.patience}), "
-             f"augmented set {Path(augmented).name}" + (f" (synth {args.synth_args})" if args.synth_args else ""), "",
-             "condition  seed  epochs(best)  val_macro_f1  test_macro_f1  train_s"]
+    lines = [
+        f"program {Path(args.program).name}, seeds {args.seeds}, max {args.max_epochs} epochs (patience {args.patience}), "
+        f"augmented set {Path(augmented).name}" + (f" (synth {args.synth_args})" if args.synth_args else ""),
+        "",
+        "condition  seed  epochs(best)  val_macro_f1  test_macro_f1  train_s",
+    ]
     for r in rows:
         if r["status"] != "ok":
             lines.append(f"{r['condition']:<10} {r['seed']:>4}  {r['status']}")
             continue
-        lines.append(f"{r['condition']:<10} {r['seed']:>4}  {r['epochs']:>6} ({r['best_epoch']})  {r['val_macro_f1']:>12.4f}  "
-                     f"{r['test_macro_f1']:>13.4f}  {r['train_seconds']:>7.1f}" + ("  (reused)" if r.get("reused") else ""))
+        lines.append(
+            f"{r['condition']:<10} {r['seed']:>4}  {r['epochs']:>6} ({r['best_epoch']})  {r['val_macro_f1']:>12.4f}  "
+            f"{r['test_macro_f1']:>13.4f}  {r['train_seconds']:>7.1f}" + ("  (reused)" if r.get("reused") else "")
+        )
     lines.append("")
     for c in ("real", "augmented"):
         if by[c]:
-            lines.append(f"{c:<10} mean ± std   val {spread([r['val_macro_f1'] for r in by[c].values()])}   "
-                         f"test {spread([r['test_macro_f1'] for r in by[c].values()])}")
+            lines.append(
+                f"{c:<10} mean ± std   val {spread([r['val_macro_f1'] for r in by[c].values()])}   "
+                f"test {spread([r['test_macro_f1'] for r in by[c].values()])}"
+            )
     if diffs:
-        lines.append(f"difference (augmented - real), paired by seed: test {spread(diffs)} "
-                     f"(per seed {', '.join(f'{d:+.4f}' for d in diffs)}; min {min(diffs):+.4f}, max {max(diffs):+.4f}); val {spread(val_diffs)}")
+        lines.append(
+            f"difference (augmented - real), paired by seed: test {spread(diffs)} "
+            f"(per seed {', '.join(f'{d:+.4f}' for d in diffs)}; min {min(diffs):+.4f}, max {max(diffs):+.4f}); val {spread(val_diffs)}"
+        )
     for c in ("real", "augmented"):
         first = next((r for r in rows if r["condition"] == c), None)
         if first and "logreg" in first["baselines"]:
@@ -132,8 +194,20 @@ def main() -> None:
     table = "\n".join(lines)
     print("\n" + table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"settings": settings, "rows": rows, "diffs": diffs, "augmented": augmented, "synth": synth and {
-        k: synth[k] for k in ("kept", "kept_labels", "gates")}, "table": table}, indent=2, default=str))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "settings": settings,
+                "rows": rows,
+                "diffs": diffs,
+                "augmented": augmented,
+                "synth": synth and {k: synth[k] for k in ("kept", "kept_labels", "gates")},
+                "table": table,
+            },
+            indent=2,
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from evoformer.config.data import BaselineConfig  # noqa: F401  (declared with the other settings)
 from evoformer.labels import LABEL_TO_ID
@@ -54,7 +54,9 @@ def logreg_baseline(
     for c in config.c_grid:
         model = make_pipeline(
             StandardScaler(),
-            LogisticRegression(C=c, class_weight=config.class_weight, max_iter=config.max_iter, random_state=config.seed),
+            LogisticRegression(
+                C=c, class_weight=config.class_weight, max_iter=config.max_iter, random_state=config.seed
+            ),
         )
         model.fit(x_train, y_train)
         val = classification_metrics(y_val, model.predict(x_val))
@@ -116,7 +118,9 @@ def run_baselines(
         for split in x:
             if len(x[split]) != len(y[split]):
                 raise ValueError(f"{split}: {len(x[split])} feature rows but {len(y[split])} labels")
-        result = logreg_baseline(x["train"], y["train"], x["val"], y["val"], x["test"], y["test"], config, features=name)
+        result = logreg_baseline(
+            x["train"], y["train"], x["val"], y["val"], x["test"], y["test"], config, features=name
+        )
         if best is None or result.val.macro_f1 > best.val.macro_f1:
             best = result
     return {"majority": majority_baseline(y["train"], y["val"], y["test"]), "logreg": best}
@@ -144,7 +148,9 @@ def baseline_rows(baselines: dict[str, BaselineResult]) -> list[dict[str, object
 REPORTED_SPLITS = ("val", "test")
 
 
-def macro_f1_table(baselines: Mapping[str, Any], splits: tuple[str, ...] = REPORTED_SPLITS) -> dict[str, dict[str, float]]:
+def macro_f1_table(
+    baselines: Mapping[str, Any], splits: tuple[str, ...] = REPORTED_SPLITS
+) -> dict[str, dict[str, float]]:
     """``{name: {split: macro-F1}}``: the one projection of baselines every summary, table and
     report shows. ``baselines`` may hold :class:`BaselineResult` objects, their summary form
     (``{split: {"macro_f1": ...}, ...}``) or an already projected table (``{split: f1}``); an

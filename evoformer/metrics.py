@@ -20,7 +20,9 @@ class ClassificationMetrics(BaseModel):
     support: int
 
 
-def classification_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray) -> ClassificationMetrics:
+def classification_metrics(
+    y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray
+) -> ClassificationMetrics:
     """Metrics over integer labels indexing :data:`~evoformer.labels.LABELS`."""
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape:
@@ -39,6 +41,6 @@ def classification_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[
         macro_f1=float(per_class.mean()),
         weighted_f1=float((per_class * actual).sum() / actual.sum()),
         accuracy=float(true_pos.sum() / len(y_true)),
-        per_class_f1={label: float(v) for label, v in zip(LABELS, per_class)},
+        per_class_f1={label: float(v) for label, v in zip(LABELS, per_class, strict=False)},
         support=int(len(y_true)),
     )

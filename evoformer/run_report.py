@@ -45,8 +45,7 @@ def _f(value: Any, digits: int = 4) -> str:
     return escape(str(value))
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str], left: set[str] = frozenset(),
-           row_class: Any = None) -> str:
+def _table(rows: list[dict[str, Any]], columns: list[str], left: set[str] = frozenset(), row_class: Any = None) -> str:
     head = "".join(f'<th class="{"l" if c in left else ""}">{escape(c)}</th>' for c in columns)
     body = []
     for row in rows:
@@ -72,7 +71,10 @@ def _baseline_rows(baselines: dict[str, Any]) -> list[dict[str, Any]]:
 def _data_section(summary: dict[str, Any]) -> str:
     splits = summary.get("splits") or {}
     labels = sorted({label for s in splits.values() for label in s.get("labels", {})})
-    rows = [{"split": name, "pairs": s.get("pairs"), "claims": s.get("claims"), **s.get("labels", {})} for name, s in splits.items()]
+    rows = [
+        {"split": name, "pairs": s.get("pairs"), "claims": s.get("claims"), **s.get("labels", {})}
+        for name, s in splits.items()
+    ]
     source = summary.get("source") or {}
     augmented = summary.get("augmented")
     parts = [
@@ -82,16 +84,26 @@ def _data_section(summary: dict[str, Any]) -> str:
         _table(rows, ["split", "pairs", "claims", *labels], left={"split"}),
     ]
     if augmented:
-        parts.append(f"<p>Train augmented with {_f(augmented.get('synthetic_pairs'))} synthetic pairs "
-                     f"(set {escape(str(augmented.get('version')))}); val and test are the real ones.</p>")
-    parts.append(_table(_baseline_rows(summary.get("baselines", {})),
-                        ["baseline", "val_macro_f1", "val_accuracy", "test_macro_f1", "test_accuracy"], left={"baseline"},
-                        row_class=lambda r: "baseline"))
+        parts.append(
+            f"<p>Train augmented with {_f(augmented.get('synthetic_pairs'))} synthetic pairs "
+            f"(set {escape(str(augmented.get('version')))}); val and test are the real ones.</p>"
+        )
+    parts.append(
+        _table(
+            _baseline_rows(summary.get("baselines", {})),
+            ["baseline", "val_macro_f1", "val_accuracy", "test_macro_f1", "test_accuracy"],
+            left={"baseline"},
+            row_class=lambda r: "baseline",
+        )
+    )
     return "\n".join(parts)
 
 
 def _majority(summary: dict[str, Any]) -> tuple[float | None, float | None]:
-    majority = {split: macro_f1_table(summary.get("baselines") or {}, (split,)).get("majority", {}).get(split) for split in REPORTED_SPLITS}
+    majority = {
+        split: macro_f1_table(summary.get("baselines") or {}, (split,)).get("majority", {}).get(split)
+        for split in REPORTED_SPLITS
+    }
     return majority["val"], majority["test"]
 
 
@@ -104,18 +116,35 @@ def _leaderboard_section(people: list[Individual], summary: dict[str, Any]) -> s
     rows.append({"id": "majority class", "val_macro_f1": val, "test_macro_f1": test, "status": "baseline"})
     evolve = summary.get("evolve") or {}
     counts = evolve.get("candidates") or {}
-    note = (f"<p>Operator: {escape(str(evolve.get('operator_reason', '?')))}. Generations: {_f(evolve.get('generations'))}. "
-            f"Candidates: {_f(counts.get('total'))} total, {_f(counts.get('ok'))} trained, {_f(counts.get('rejected'))} rejected "
-            f"before training, {_f(counts.get('failed'))} failed in training. Ranked by val macro-F1; test is reported, "
-            "never used to choose. Green rows are on the final Pareto front (val macro-F1 up, params down).</p>")
+    note = (
+        f"<p>Operator: {escape(str(evolve.get('operator_reason', '?')))}. Generations: {_f(evolve.get('generations'))}. "
+        f"Candidates: {_f(counts.get('total'))} total, {_f(counts.get('ok'))} trained, {_f(counts.get('rejected'))} rejected "
+        f"before training, {_f(counts.get('failed'))} failed in training. Ranked by val macro-F1; test is reported, "
+        "never used to choose. Green rows are on the final Pareto front (val macro-F1 up, params down).</p>"
+    )
 
     def css(row: dict[str, Any]) -> str:
         if row["status"] == "baseline":
             return "baseline"
         return "front" if row.get("front") else ("" if row["status"] == Status.OK else "failed")
 
-    columns = ["id", "generation", "operator", "parents", "params", "val_macro_f1", "test_macro_f1", "front", "status", "reason"]
-    return "<h2>Leaderboard</h2>" + note + _table(rows, columns, left={"id", "operator", "parents", "status", "reason"}, row_class=css)
+    columns = [
+        "id",
+        "generation",
+        "operator",
+        "parents",
+        "params",
+        "val_macro_f1",
+        "test_macro_f1",
+        "front",
+        "status",
+        "reason",
+    ]
+    return (
+        "<h2>Leaderboard</h2>"
+        + note
+        + _table(rows, columns, left={"id", "operator", "parents", "status", "reason"}, row_class=css)
+    )
 
 
 def _pareto_section(people: list[Individual], layout: RunLayout, summary: dict[str, Any]) -> str:
@@ -123,14 +152,19 @@ def _pareto_section(people: list[Individual], layout: RunLayout, summary: dict[s
         return "<h2>Pareto plot</h2><p class='muted'>No trained candidate yet.</p>"
     plot = plot_pareto(people, layout.pareto_plot, _majority(summary)[0])
     data = base64.b64encode(plot.read_bytes()).decode()
-    return ("<h2>Pareto plot</h2><p>Val macro-F1 against parameters (log scale); seeds are red squares, the step line is "
-            f"the final front, the dashed line the majority class.</p><img alt='Pareto plot' src='data:image/png;base64,{data}'>")
+    return (
+        "<h2>Pareto plot</h2><p>Val macro-F1 against parameters (log scale); seeds are red squares, the step line is "
+        f"the final front, the dashed line the majority class.</p><img alt='Pareto plot' src='data:image/png;base64,{data}'>"
+    )
 
 
 def _node(person: Individual, children: dict[str, list[Individual]], seen: set[str]) -> str:
     seen.add(person.id)
-    status = (f"<span class='ok'>val {person.val_macro_f1:.4f}, {person.params:,} params</span>" if person.trained
-              else f"<span class='bad'>{escape(person.status)}</span>")
+    status = (
+        f"<span class='ok'>val {person.val_macro_f1:.4f}, {person.params:,} params</span>"
+        if person.trained
+        else f"<span class='bad'>{escape(person.status)}</span>"
+    )
     others = [p for p in person.parents[1:]]
     via = f" × {', '.join(escape(p) for p in others)}" if others else ""
     label = f"<b>{escape(person.id)}</b> <span class='muted'>{escape(person.operator)}{via}</span> {status}"
@@ -149,25 +183,39 @@ def _lineage_section(people: list[Individual]) -> str:
     seen: set[str] = set()
     roots = [p for p in people if not p.parents]
     items = "".join(_node(root, children, seen) for root in roots)
-    return ("<h2>Lineage</h2><p>Each child under its (first) parent, with the operator that made it; "
-            "a crossover names its other parents after ×.</p>" + f"<ul class='tree'>{items}</ul>")
+    return (
+        "<h2>Lineage</h2><p>Each child under its (first) parent, with the operator that made it; "
+        "a crossover names its other parents after ×.</p>" + f"<ul class='tree'>{items}</ul>"
+    )
 
 
 def _diff_html(diff: str) -> str:
     lines = []
     for line in diff.splitlines():
-        css = "hunk" if line.startswith("@@") else "add" if line.startswith("+") else "del" if line.startswith("-") else ""
+        css = (
+            "hunk"
+            if line.startswith("@@")
+            else "add"
+            if line.startswith("+")
+            else "del"
+            if line.startswith("-")
+            else ""
+        )
         lines.append(f"<span class='{css}'>{escape(line)}</span>" if css else escape(line))
     return "<pre>" + "\n".join(lines) + "</pre>"
 
 
 def _best_programs_section(people: list[Individual], layout: RunLayout, top: int) -> str:
     trained = sorted((i for i in people if i.trained), key=lambda i: (-(i.val_macro_f1 or 0.0), i.params or 0))[:top]
-    parts = [f"<h2>Best programs</h2><p>The {len(trained)} best by val macro-F1, each with its diff against its parents.</p>"]
+    parts = [
+        f"<h2>Best programs</h2><p>The {len(trained)} best by val macro-F1, each with its diff against its parents.</p>"
+    ]
     for person in trained:
         source = layout.read_program(person.id) or "(program file missing)"
-        parts.append(f"<h3>{escape(person.id)} — val {person.val_macro_f1:.4f}, test {person.test_macro_f1:.4f}, "
-                     f"{person.params:,} params, {escape(person.operator)}</h3>")
+        parts.append(
+            f"<h3>{escape(person.id)} — val {person.val_macro_f1:.4f}, test {person.test_macro_f1:.4f}, "
+            f"{person.params:,} params, {escape(person.operator)}</h3>"
+        )
         if person.description:
             parts.append(f"<p>{escape(person.description)}</p>")
         for parent in person.parents:
@@ -183,18 +231,32 @@ def _compression_section(summary: dict[str, Any]) -> str:
     compress = summary.get("compress")
     if not compress:
         return "<h2>Compression</h2><p class='muted'>No candidate of this run was compressed.</p>"
-    parts = ["<h2>Compression</h2><p>Every variant measured in the same sandbox run as its fp32 model; size_x and speedups "
-             "are fp32 / variant. The starred variant is the fastest at batch 1 within the val macro-F1 budget (chosen on val).</p>"]
+    parts = [
+        "<h2>Compression</h2><p>Every variant measured in the same sandbox run as its fp32 model; size_x and speedups "
+        "are fp32 / variant. The starred variant is the fastest at batch 1 within the val macro-F1 budget (chosen on val).</p>"
+    ]
     for entry in compress.get("candidates", []):
-        parts.append(f"<h3>{escape(str(entry.get('candidate')))}: {escape(str(entry.get('status')))}"
-                     + (f" — {escape(str(entry.get('reason')))}" if entry.get("reason") else "") + "</h3>")
-        rows = [dict(row, variant=row["variant"] + (" *" if row["variant"] == entry.get("best") else "")) for row in entry.get("table", [])]
+        parts.append(
+            f"<h3>{escape(str(entry.get('candidate')))}: {escape(str(entry.get('status')))}"
+            + (f" — {escape(str(entry.get('reason')))}" if entry.get("reason") else "")
+            + "</h3>"
+        )
+        rows = [
+            dict(row, variant=row["variant"] + (" *" if row["variant"] == entry.get("best") else ""))
+            for row in entry.get("table", [])
+        ]
         if rows:
             columns = [c for c in rows[0] if c != "status"]
             parts.append(_table(rows, columns, left={"variant", "note"}))
     val, test = _majority(summary)
-    parts.append(_table([{"baseline": "majority class", "val_macro_f1": val, "test_macro_f1": test}],
-                        ["baseline", "val_macro_f1", "test_macro_f1"], left={"baseline"}, row_class=lambda r: "baseline"))
+    parts.append(
+        _table(
+            [{"baseline": "majority class", "val_macro_f1": val, "test_macro_f1": test}],
+            ["baseline", "val_macro_f1", "test_macro_f1"],
+            left={"baseline"},
+            row_class=lambda r: "baseline",
+        )
+    )
     return "\n".join(parts)
 
 
@@ -208,14 +270,20 @@ def render_report(run_dir: Path | RunLayout, top_programs: int = 3) -> str:
     run_id = escape(str(summary.get("run_id", layout.run_id)))
     sections = [_data_section(summary)]
     if people:
-        sections += [_leaderboard_section(people, summary), _pareto_section(people, layout, summary),
-                     _lineage_section(people), _best_programs_section(people, layout, top_programs)]
+        sections += [
+            _leaderboard_section(people, summary),
+            _pareto_section(people, layout, summary),
+            _lineage_section(people),
+            _best_programs_section(people, layout, top_programs),
+        ]
     else:
         sections.append("<h2>Leaderboard</h2><p class='muted'>This run has no evolution yet.</p>")
     sections.append(_compression_section(summary))
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>EvoFormer run {run_id}</title>"
-            f"<style>{_STYLE}</style></head><body><h1>EvoFormer run {run_id}</h1>"
-            f"<p class='muted'>{escape(str(layout.root.resolve()))}</p>{''.join(sections)}</body></html>")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>EvoFormer run {run_id}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>EvoFormer run {run_id}</h1>"
+        f"<p class='muted'>{escape(str(layout.root.resolve()))}</p>{''.join(sections)}</body></html>"
+    )
 
 
 def write_report(run_dir: Path | RunLayout, top_programs: int = 3) -> Path:

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ def _env_path(name: str, default: str) -> str:
 class StorageConfig(BaseModel):
     """Where runs and caches live."""
 
-    runs_dir: str = Field(default_factory=lambda: _env_path("EVOFORMER_RUNS", "runs"), description="Root of run folders.")
+    runs_dir: str = Field(
+        default_factory=lambda: _env_path("EVOFORMER_RUNS", "runs"), description="Root of run folders."
+    )
     cache_dir: str = Field(
         default_factory=lambda: _env_path("EVOFORMER_CACHE", ".cache/evoformer"),
         description="Shared cache (features), reused across runs.",
@@ -36,7 +38,7 @@ class StorageConfig(BaseModel):
 
 def new_run_id() -> str:
     """A sortable, readable id: UTC timestamp plus a short random suffix."""
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 def open_run(storage: StorageConfig) -> tuple[str, Path]:

@@ -31,6 +31,7 @@ class Summary(BaseModel):
 
 # ---- data --------------------------------------------------------------------------------------
 
+
 class SplitCounts(BaseModel):
     pairs: int
     claims: int
@@ -72,6 +73,7 @@ class DataSummary(Summary):
 
 
 # ---- evolve ------------------------------------------------------------------------------------
+
 
 class CandidateCounts(BaseModel):
     total: int
@@ -115,7 +117,9 @@ class EvolveSummary(Summary):
     front: list[CandidateBrief] = Field(default_factory=list)
     seed_front: list[CandidateBrief] = Field(default_factory=list)
     evolved_beats_best_seed: bool = False
-    seed_front_dominated: int = Field(default=0, description="Seeds on the seed front that an evolved candidate dominates.")
+    seed_front_dominated: int = Field(
+        default=0, description="Seeds on the seed front that an evolved candidate dominates."
+    )
     llm: LLMUsageSummary = Field(default_factory=LLMUsageSummary)
     run_id: str
     run_dir: str
@@ -124,7 +128,9 @@ class EvolveSummary(Summary):
     pareto_plot: str
     baselines: dict[str, dict[str, float]] = Field(default_factory=dict, description="Macro-F1 per baseline and split.")
     report: str | None = None
-    compress: dict[str, Any] | None = Field(default=None, description="The compress flow's summary, or its deployment run.")
+    compress: dict[str, Any] | None = Field(
+        default=None, description="The compress flow's summary, or its deployment run."
+    )
 
     def section(self) -> dict[str, Any]:
         """What ``summary.json`` keeps under ``evolve``."""
@@ -132,6 +138,7 @@ class EvolveSummary(Summary):
 
 
 # ---- compress ----------------------------------------------------------------------------------
+
 
 class CompressedCandidate(BaseModel):
     """One compressed candidate: every variant, and the comparison table."""

@@ -8,24 +8,20 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
 
-from evoformer.compression.config import CompressConfig
+from evoformer.baselines import macro_f1_table
 from evoformer.compression.evaluate import CompressionError, CompressionReport, table_rows, variant_json
 from evoformer.compression.select import select_candidates
-from evoformer.baselines import macro_f1_table
 from evoformer.config.compress import CompressParams, CompressTrigger  # noqa: F401  (declared in evoformer/config)
 from evoformer.layout import RunLayout, run_layouts
 from evoformer.runs import StorageConfig, read_summary, update_summary
 from evoformer.summaries import CompressedCandidate, CompressSummary
-from evoformer.sandbox.limits import SandboxLimits
 from flows.train import split_labels
 from tasks.compression import TransientCompressionFailure, compress_candidate_task, publish_compression
 from tasks.report import write_report_task
-
 
 FLOW_RUN_PREFIX = "flow-run:"
 
@@ -35,7 +31,7 @@ def run_folder(storage: StorageConfig, run_id: str) -> Path:
     automation knows); a clear error if there is none."""
     runs = Path(storage.runs_dir)
     if run_id.startswith(FLOW_RUN_PREFIX):
-        wanted = run_id[len(FLOW_RUN_PREFIX):]
+        wanted = run_id[len(FLOW_RUN_PREFIX) :]
         for layout in run_layouts(runs):
             with contextlib.suppress(OSError, ValueError):
                 if json.loads(layout.summary.read_text()).get("evolve", {}).get("flow_run_id") == wanted:
@@ -49,9 +45,16 @@ def run_folder(storage: StorageConfig, run_id: str) -> Path:
 
 def report_summary(report: CompressionReport) -> CompressedCandidate:
     """What the summary shows of one compressed candidate."""
-    return CompressedCandidate(candidate=report.candidate, status=report.status, reason=report.reason, folder=report.folder,
-                               best=report.best, environment=report.environment, variants=variant_json(report),
-                               table=table_rows(report))
+    return CompressedCandidate(
+        candidate=report.candidate,
+        status=report.status,
+        reason=report.reason,
+        folder=report.folder,
+        best=report.best,
+        environment=report.environment,
+        variants=variant_json(report),
+        table=table_rows(report),
+    )
 
 
 @flow(name="compress", log_prints=True)
@@ -63,15 +66,22 @@ def compress(params: CompressParams) -> dict[str, Any]:
     features_path = run_summary.get("features_path")
     baselines = macro_f1_table(run_summary.get("baselines", {}))
     if not features_path or not Path(features_path).is_dir():
-        raise CompressionError(f"the features of run {params.run_id} are gone ({features_path}); run `evoformer data` again")
+        raise CompressionError(
+            f"the features of run {params.run_id} are gone ({features_path}); run `evoformer data` again"
+        )
     labels = split_labels(layout)
     chosen = select_candidates(layout, params.candidates, params.top_k)
     logger.info("compressing %s", ", ".join(f"{c.id} (val {c.val_macro_f1:.4f}, {c.params} params)" for c in chosen))
     reports = []
     for candidate in chosen:
         state = compress_candidate_task(
-            candidate.folder, features_path, labels, str(layout.compression(candidate.id).resolve()),
-            params.config, params.limits, return_state=True,
+            candidate.folder,
+            features_path,
+            labels,
+            str(layout.compression(candidate.id).resolve()),
+            params.config,
+            params.limits,
+            return_state=True,
         )
         try:
             report = state.result()
@@ -80,13 +90,17 @@ def compress(params: CompressParams) -> dict[str, Any]:
         publish_compression(report, baselines)
         logger.info("%s: %s %s; best %s", candidate.id, report.status, report.reason, report.best)
         reports.append(report_summary(report))
-    summary = CompressSummary(run_id=layout.run_id, run_dir=str(layout.root.resolve()), candidates=reports, baselines=baselines)
+    summary = CompressSummary(
+        run_id=layout.run_id, run_dir=str(layout.root.resolve()), candidates=reports, baselines=baselines
+    )
     update_summary(layout, {"compress": summary.section()})
     summary.report = write_report_task(str(layout.root))
     return summary.as_dict()
 
 
-def trigger_compression(trigger: CompressTrigger, storage: StorageConfig, run_id: str, candidates: list[str]) -> dict[str, Any]:
+def trigger_compression(
+    trigger: CompressTrigger, storage: StorageConfig, run_id: str, candidates: list[str]
+) -> dict[str, Any]:
     """Start ``compress`` on ``candidates`` of a finished run, as a subflow or through a deployment."""
     params = CompressParams(run_id=run_id, candidates=candidates, config=trigger.config, storage=storage)
     if trigger.mode == "subflow":

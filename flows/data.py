@@ -6,17 +6,19 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
 
-from evoformer.baselines import BaselineConfig
 from evoformer.config.data import PrepareDataParams  # noqa: F401  (declared in evoformer/config)
-from evoformer.data import DataSourceConfig, SplitConfig
-from evoformer.features import EncoderConfig
 from evoformer.layout import RunLayout
-from evoformer.runs import StorageConfig, open_run, update_summary
+from evoformer.runs import open_run, update_summary
 from evoformer.summaries import AugmentedInfo, BaselineSummary, DataSummary
 from tasks.data import (
-    augment_task, baselines_task, featurize_task, load_pairs_task, publish_data_artifacts, sentences_task, split_task,
+    augment_task,
+    baselines_task,
+    featurize_task,
+    load_pairs_task,
+    publish_data_artifacts,
+    sentences_task,
+    split_task,
 )
 
 
@@ -27,7 +29,13 @@ def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, A
     run_id, run_dir = open_run(params.storage)
     loaded = load_pairs_task(params.data)
     report = loaded.report
-    logger.info("loaded %d pairs from %s (%s); skipped %d bad rows", report.pairs, report.source, report.kind, report.rows_skipped)
+    logger.info(
+        "loaded %d pairs from %s (%s); skipped %d bad rows",
+        report.pairs,
+        report.source,
+        report.kind,
+        report.rows_skipped,
+    )
 
     splits = split_task(loaded, params.split)
     augmented = None
@@ -39,7 +47,9 @@ def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, A
     for name, frame in splits.frames.items():
         frame.to_parquet(layout.split_table(name), index=False)
 
-    features_state = featurize_task(splits, params.encoder, params.storage.cache_dir, params.progress, return_state=True)
+    features_state = featurize_task(
+        splits, params.encoder, params.storage.cache_dir, params.progress, return_state=True
+    )
     features = features_state.result()
     features_path = features["path"]
     sentences = sentences_task(splits, params.encoder, params.storage.cache_dir)
@@ -56,15 +66,22 @@ def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, A
         fingerprints=splits.fingerprints,
         split_config=params.split.model_dump(mode="json"),
         encoder=params.encoder.model_dump(mode="json"),
-        augmented=None if augmented is None else AugmentedInfo(
-            path=str(Path(params.augmented).resolve()), version=augmented.version,
-            synthetic_pairs=augmented.synthetic_pairs, synthetic_labels=augmented.synthetic_labels,
+        augmented=None
+        if augmented is None
+        else AugmentedInfo(
+            path=str(Path(params.augmented).resolve()),
+            version=augmented.version,
+            synthetic_pairs=augmented.synthetic_pairs,
+            synthetic_labels=augmented.synthetic_labels,
         ),
         features_path=str(Path(features_path).resolve()),
         features_cached=features_state.name == "Cached" or features["reused"],
         sentences_path=str(Path(sentences["path"]).resolve()),
         sentences_cached=sentences["reused"],
-        baselines={name: BaselineSummary(val=result.val, test=result.test, detail=result.detail) for name, result in baselines.items()},
+        baselines={
+            name: BaselineSummary(val=result.val, test=result.test, detail=result.detail)
+            for name, result in baselines.items()
+        },
     ).as_dict()
     update_summary(layout, summary)
     logger.info("run folder: %s", run_dir)

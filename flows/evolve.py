@@ -19,34 +19,39 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
-from pydantic import BaseModel, Field
 
 from evoformer.baselines import macro_f1_table
-from evoformer.candidates.job import Status, TrainConfig
-from evoformer.candidates.static_check import StaticCheckConfig
+from evoformer.candidates.job import Status
 from evoformer.config.evolve import EvolveParams
 from evoformer.evolution.children import add_generation, check_children, known_hashes, parent_views, train_seeds
 from evoformer.evolution.inputs import EvolutionError, EvolutionInputs, load_seeds, read_prelude, settings_hash
-from evoformer.evolution.operators import OperatorConfig, Proposal, plan_children, resolve_operator
-from evoformer.evolution.population import Individual, SelectionConfig, parent_pool
+from evoformer.evolution.operators import Proposal, plan_children, resolve_operator
+from evoformer.evolution.population import Individual, parent_pool
 from evoformer.evolution.state import EvolutionState, load_proposals, load_state, save_proposals, save_state
 from evoformer.evolution.summary import evolution_summary
 from evoformer.evolution.training_queue import TrainingQueue, TrainingSetup
 from evoformer.layout import RunLayout
 from evoformer.llm import LLMClient, UsageLedger, open_client
 from evoformer.runs import update_summary
-from evoformer.sandbox.limits import SandboxLimits
-from flows.compress import CompressTrigger, trigger_compression
-from flows.data import PrepareDataParams, prepare_data
-from flows.runners import RunnerConfig, make_task_runner
+from flows.compress import trigger_compression
+from flows.data import prepare_data
+from flows.runners import make_task_runner
 from flows.train import split_labels
 from tasks.candidates import PrefectTrainer
 from tasks.evolution import propose_child, publish_generation, report_progress, start_progress
 from tasks.report import write_report_task
 
 # Re-exported: callers of the flow module catch and use these.
-__all__ = ["EvolutionError", "EvolveParams", "check_children", "evolve", "load_seeds", "read_prelude", "settings_hash",
-           "with_stable_run_id"]
+__all__ = [
+    "EvolutionError",
+    "EvolveParams",
+    "check_children",
+    "evolve",
+    "load_seeds",
+    "read_prelude",
+    "settings_hash",
+    "with_stable_run_id",
+]
 
 
 class _Publisher:
@@ -68,10 +73,14 @@ class _Publisher:
         """A run killed between saving and publishing, then resumed with nothing left to do,
         still leaves its final artifacts."""
         if self.published != self.state.completed_generation:
-            publish_generation(self.state.individuals, self.state.completed_generation, str(self.layout.root), self.majority_f1)
+            publish_generation(
+                self.state.individuals, self.state.completed_generation, str(self.layout.root), self.majority_f1
+            )
 
 
-def _parents(state: EvolutionState, params: EvolveParams, generation: int, logger: logging.LoggerAdapter) -> list[Individual]:
+def _parents(
+    state: EvolutionState, params: EvolveParams, generation: int, logger: logging.LoggerAdapter
+) -> list[Individual]:
     pool, note = parent_pool(state.individuals, params.selection)
     if note:
         logger.warning("generation %d: %s", generation, note)
@@ -97,7 +106,9 @@ class _Proposer:
         None when the LLM budget left none."""
         proposals = load_proposals(self.layout, generation)
         if proposals is not None:
-            self.logger.info("generation %d: reusing the %d children proposed before the interruption", generation, len(proposals))
+            self.logger.info(
+                "generation %d: reusing the %d children proposed before the interruption", generation, len(proposals)
+            )
             return proposals
         proposals = [p for p in self.propose(state, pool, generation) if p.status != "budget_exhausted"]
         if not proposals:
@@ -109,8 +120,15 @@ class _Proposer:
         params = self.params
         plans = plan_children(pool, generation, params.children, params.selection, params.seed)
         futures = [
-            propose_child.submit(plan, parent_views(state, plan, self.layout, params.operator.feedback_failures),
-                                 self.kind, params.operator, params.static.allowed_imports, self.prelude, self.client)
+            propose_child.submit(
+                plan,
+                parent_views(state, plan, self.layout, params.operator.feedback_failures),
+                self.kind,
+                params.operator,
+                params.static.allowed_imports,
+                self.prelude,
+                self.client,
+            )
             for plan in plans
         ]
         proposals = []
@@ -121,7 +139,9 @@ class _Proposer:
         return sorted(proposals, key=lambda p: p.plan.index)
 
 
-def _llm_client(kind: Literal["llm", "offline"], params: EvolveParams, layout: RunLayout) -> tuple[LLMClient | None, UsageLedger | None]:
+def _llm_client(
+    kind: Literal["llm", "offline"], params: EvolveParams, layout: RunLayout
+) -> tuple[LLMClient | None, UsageLedger | None]:
     if kind != "llm":
         return None, None
     from flows.secrets import with_secret_key
@@ -174,11 +194,18 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
             if proposals is None:
                 state.stopped = f"LLM budget reached before generation {generation}"
                 break
-            recorded, jobs = check_children(proposals, known_hashes(state.individuals), inputs.prelude, params.static, layout)
+            recorded, jobs = check_children(
+                proposals, known_hashes(state.individuals), inputs.prelude, params.static, layout
+            )
             trained = queue.train(jobs)
             add_generation(state, proposals, recorded, trained)
-            logger.info("generation %d: %d proposed, %d trained ok, %d not trained", generation, len(proposals),
-                        sum(i.status == Status.OK for i in trained), len(recorded))
+            logger.info(
+                "generation %d: %d proposed, %d trained ok, %d not trained",
+                generation,
+                len(proposals),
+                sum(i.status == Status.OK for i in trained),
+                len(recorded),
+            )
             publish.generation(generation)
 
     if state.stopped:
@@ -188,7 +215,9 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
 
     from prefect.runtime import flow_run
 
-    summary = evolution_summary(state, ledger, reason, layout, run_id=data["run_id"], flow_run_id=flow_run.id, baselines=baselines)
+    summary = evolution_summary(
+        state, ledger, reason, layout, run_id=data["run_id"], flow_run_id=flow_run.id, baselines=baselines
+    )
     update_summary(layout, {"evolve": summary.section()})
     summary.report = write_report_task(str(layout.root))
     if params.compress.mode != "off":

@@ -7,15 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
 
-from evoformer.compression.config import CompressConfig
 from evoformer.config.pipeline import CompressionStep, PipelineParams, SynthesisStep  # noqa: F401  (declared in evoformer/config)
-from evoformer.sandbox.limits import SandboxLimits
 from flows.compress import CompressParams, compress
 from flows.data import prepare_data
-from flows.evolve import EvolveParams, evolve, with_stable_run_id
-from flows.synthesize import SynthesisSettings, SynthesizeParams, synthesize
+from flows.evolve import evolve, with_stable_run_id
+from flows.synthesize import SynthesizeParams, synthesize
 
 
 @flow(name="pipeline", log_prints=True)
@@ -28,21 +25,36 @@ def pipeline(params: PipelineParams = PipelineParams()) -> dict[str, Any]:
     data = prepare_data(real_data)
     if params.synthesis.enabled:
         step = params.synthesis
-        synthetic = synthesize(SynthesizeParams(data=real_data, imports=step.imports, generation=step.generation, gates=step.gates))
+        synthetic = synthesize(
+            SynthesizeParams(data=real_data, imports=step.imports, generation=step.generation, gates=step.gates)
+        )
         evolve_params.data.augmented = synthetic["augmented"]["path"]
-        logger.info("evolving on the augmented training set %s (%d synthetic pairs kept)",
-                    synthetic["augmented"]["path"], synthetic["kept"])
+        logger.info(
+            "evolving on the augmented training set %s (%d synthetic pairs kept)",
+            synthetic["augmented"]["path"],
+            synthetic["kept"],
+        )
     evolved = evolve(evolve_params)
     compressed = None
     if params.compression.top_k > 0:
         step = params.compression
-        compressed = compress(CompressParams(run_id=evolved["run_id"], top_k=step.top_k, config=step.config,
-                                             limits=step.limits, storage=evolve_params.data.storage))
+        compressed = compress(
+            CompressParams(
+                run_id=evolved["run_id"],
+                top_k=step.top_k,
+                config=step.config,
+                limits=step.limits,
+                storage=evolve_params.data.storage,
+            )
+        )
     report = (compressed or evolved)["report"]  # the last step rewrote it
     logger.info("report: %s", report)
     return {
-        "run_id": evolved["run_id"], "run_dir": evolved["run_dir"], "report": report,
+        "run_id": evolved["run_id"],
+        "run_dir": evolved["run_dir"],
+        "report": report,
         "data": data,
-        "synthesis": params.synthesis.enabled, "evolve": evolved, "compress": compressed,
+        "synthesis": params.synthesis.enabled,
+        "evolve": evolved,
+        "compress": compressed,
     }
-

@@ -30,10 +30,13 @@ def make_task_runner(config: RunnerConfig, max_parallel: int) -> TaskRunner:
         if config.address:
             return DaskTaskRunner(address=config.address)
         # One single-threaded worker process per training: the sandbox sets its own torch threads.
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
-                                              "dashboard_address": ":0"})
+        return DaskTaskRunner(
+            cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
+        )
     try:
         from prefect_ray import RayTaskRunner
     except ImportError as exc:
-        raise RunnerError("runner 'ray' needs the optional packages: pip install 'evoformer[ray]' (prefect-ray, ray)") from exc
+        raise RunnerError(
+            "runner 'ray' needs the optional packages: pip install 'evoformer[ray]' (prefect-ray, ray)"
+        ) from exc
     return RayTaskRunner(address=config.address) if config.address else RayTaskRunner()

@@ -33,7 +33,9 @@ def with_secret_key(config: LLMConfig) -> LLMConfig:
     except ValueError as exc:  # no such block
         from evoformer.llm import LLMAuthError
 
-        raise LLMAuthError(f"cannot read the Secret block {config.api_key_secret!r} holding the LLM key: {exc}") from exc
+        raise LLMAuthError(
+            f"cannot read the Secret block {config.api_key_secret!r} holding the LLM key: {exc}"
+        ) from exc
     keyed = KeyedLLMConfig(**config.model_dump())
     keyed._key = str(value)
     return keyed

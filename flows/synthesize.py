@@ -31,8 +31,10 @@ def _import_paths(params: SynthesizeParams) -> list[str]:
         return params.imports.paths
     paths = default_import_paths()
     if not paths:
-        raise SynthesisError("nothing to do: pass --from-file PATH, or --generate N with an LLM endpoint "
-                             "(the default synthetic-seed folder ../shared/data/synthetic-seed was not found)")
+        raise SynthesisError(
+            "nothing to do: pass --from-file PATH, or --generate N with an LLM endpoint "
+            "(the default synthetic-seed folder ../shared/data/synthetic-seed was not found)"
+        )
     return paths
 
 
@@ -48,8 +50,10 @@ def synthesize(params: SynthesizeParams = SynthesizeParams()) -> dict[str, Any]:
     paths = _import_paths(params)
     llm_needed = params.generation.per_label > 0 or params.gates.verify == "llm"
     if llm_needed and not params.generation.llm.is_configured():
-        raise SynthesisError("generation and the LLM judge need an endpoint: set --llm-base-url / $OPENAI_BASE_URL "
-                             "or $OPENAI_API_KEY (or import files with --from-file and verify with the classifier)")
+        raise SynthesisError(
+            "generation and the LLM judge need an endpoint: set --llm-base-url / $OPENAI_BASE_URL "
+            "or $OPENAI_API_KEY (or import files with --from-file and verify with the classifier)"
+        )
     client, ledger = open_client(params.generation.llm, run_dir / "llm") if llm_needed else (None, None)
 
     examples, rejections, rows, rejected = [], [], 0, 0
@@ -59,7 +63,12 @@ def synthesize(params: SynthesizeParams = SynthesizeParams()) -> dict[str, Any]:
         examples += imported.examples
         rejections += [r for f in imported.report.files for r in f.rejections]
         rows, rejected = imported.report.rows_read, imported.report.rejected
-        logger.info("imported %d examples from %d file(s); %d rows rejected", imported.report.examples, len(imported.report.files), rejected)
+        logger.info(
+            "imported %d examples from %d file(s); %d rows rejected",
+            imported.report.examples,
+            len(imported.report.files),
+            rejected,
+        )
     try:
         if params.generation.per_label > 0:
             generated = generate_task(client, splits["train"], params.generation)
@@ -67,11 +76,23 @@ def synthesize(params: SynthesizeParams = SynthesizeParams()) -> dict[str, Any]:
             rejections += generated.report.rejections
             rows += generated.report.items
             rejected += generated.report.rejected
-            logger.info("generated %d examples in %d requests (%d failed); %d items rejected", generated.report.examples,
-                        generated.report.requests, generated.report.failed_requests, generated.report.rejected)
+            logger.info(
+                "generated %d examples in %d requests (%d failed); %d items rejected",
+                generated.report.examples,
+                generated.report.requests,
+                generated.report.failed_requests,
+                generated.report.rejected,
+            )
         schema = schema_report(rows, len(examples), rejections, rejected)
-        outcome = gates_task(examples, schema, splits.frames, params.gates, params.data.encoder, params.data.storage.cache_dir,
-                             client if params.gates.verify == "llm" else None)
+        outcome = gates_task(
+            examples,
+            schema,
+            splits.frames,
+            params.gates,
+            params.data.encoder,
+            params.data.storage.cache_dir,
+            client if params.gates.verify == "llm" else None,
+        )
     finally:
         if ledger is not None:
             ledger.save(run_dir / "llm" / "usage.json")
@@ -81,19 +102,27 @@ def synthesize(params: SynthesizeParams = SynthesizeParams()) -> dict[str, Any]:
     folder = run_dir / SYNTHETIC_DIR
     train = splits["train"]
     augmented = build_augmented_train(splits, outcome.kept, resolve_source(params.data.data.source))
-    settings = {"gates": params.gates.model_dump(), "split": params.data.split.model_dump(), "encoder": params.data.encoder.model_dump(),
-                "source": resolve_source(params.data.data.source)}
+    settings = {
+        "gates": params.gates.model_dump(),
+        "split": params.data.split.model_dump(),
+        "encoder": params.data.encoder.model_dump(),
+        "source": resolve_source(params.data.data.source),
+    }
     aug_path, manifest = write_augmented(folder, augmented, splits.fingerprints, settings)
     usage = ledger.snapshot() if ledger is not None else UsageSnapshot()
     report: dict[str, Any] = {
-        "run_id": run_id, "run_dir": str(run_dir.resolve()),
+        "run_id": run_id,
+        "run_dir": str(run_dir.resolve()),
         "imports": imported.report.model_dump() if imported else None,
         "generation": generated.report.model_dump() if generated else None,
         "gates": [g.model_dump() for g in outcome.reports],
         "label_verification": outcome.agreement.model_dump() if outcome.agreement else None,
-        "kept": len(outcome.kept), "kept_labels": dict(Counter(outcome.kept["label"])),
-        "kept_sources": dict(Counter(outcome.kept["source"])), "rejected": len(outcome.rejected) + schema.dropped,
-        "real_train_pairs": len(train), "synthetic_fraction_of_train": len(outcome.kept) / max(len(train), 1),
+        "kept": len(outcome.kept),
+        "kept_labels": dict(Counter(outcome.kept["label"])),
+        "kept_sources": dict(Counter(outcome.kept["source"])),
+        "rejected": len(outcome.rejected) + schema.dropped,
+        "real_train_pairs": len(train),
+        "synthetic_fraction_of_train": len(outcome.kept) / max(len(train), 1),
         "split_fingerprints": splits.fingerprints,
         "augmented": {"path": str(aug_path.resolve()), "version": manifest.version, "pairs": len(augmented)},
         "files": {name: str((folder / name).resolve()) for name in (KEPT_FILE, REJECTED_FILE, REPORT_FILE)},

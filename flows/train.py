@@ -7,17 +7,14 @@ from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
 
 from evoformer.baselines import label_ids, macro_f1_table
 from evoformer.candidates.evaluate import CandidateResult
-from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.program import CandidateProgram
 from evoformer.config.train import TrainProgramParams  # noqa: F401  (declared in evoformer/config)
 from evoformer.layout import SPLITS, RunLayout
 from evoformer.runs import update_summary
-from evoformer.sandbox.limits import SandboxLimits
-from flows.data import PrepareDataParams, prepare_data
+from flows.data import prepare_data
 from tasks.candidates import result_of, train_candidate
 
 
@@ -30,14 +27,24 @@ def split_labels(run_dir: Path | RunLayout) -> dict[str, Any]:
 def candidate_summary(result: CandidateResult) -> dict[str, Any]:
     """The JSON shape of one trained candidate."""
     out: dict[str, Any] = {
-        "name": result.name, "status": result.status, "reason": result.reason, "program_hash": result.program_hash,
-        "folder": result.folder, "isolation": result.isolation, "metrics": None,
+        "name": result.name,
+        "status": result.status,
+        "reason": result.reason,
+        "program_hash": result.program_hash,
+        "folder": result.folder,
+        "isolation": result.isolation,
+        "metrics": None,
     }
     if result.metrics:
         m = result.metrics
         out["metrics"] = {
-            "params": m.params, "val": m.val.model_dump(), "test": m.test.model_dump(), "latency_ms": m.latency_ms,
-            "train_seconds": m.train_seconds, "epochs": m.epochs, "best_epoch": m.best_epoch,
+            "params": m.params,
+            "val": m.val.model_dump(),
+            "test": m.test.model_dump(),
+            "latency_ms": m.latency_ms,
+            "train_seconds": m.train_seconds,
+            "epochs": m.epochs,
+            "best_epoch": m.best_epoch,
         }
     if result.status != "ok":
         out["stderr_tail"] = result.stderr_tail[-2000:]
@@ -53,12 +60,19 @@ def train_program(params: TrainProgramParams) -> dict[str, Any]:
     program = CandidateProgram.from_file(params.program_path, params.prelude_path)
     folder = layout.candidate(f"{program.name}-{program.program_hash()[:8]}")
     state = train_candidate(
-        program, data["features_path"], split_labels(layout), str(folder), params.train, params.limits, return_state=True
+        program,
+        data["features_path"],
+        split_labels(layout),
+        str(folder),
+        params.train,
+        params.limits,
+        return_state=True,
     )
     result = result_of(state)
     logger.info("%s: %s %s", program.name, result.status, result.reason)
     summary = candidate_summary(result) | {
-        "run_id": data["run_id"], "run_dir": data["run_dir"],
+        "run_id": data["run_id"],
+        "run_dir": data["run_dir"],
         "baselines": macro_f1_table(data["baselines"]),
     }
     update_summary(layout, {"train": summary})

@@ -102,8 +102,14 @@ class PrefectTrainer:
     def submit(self, request: TrainingRequest) -> PrefectFuture:
         task_ = train_candidate.with_options(refresh_cache=True) if request.refresh else train_candidate
         setup = request.setup
-        parameters = {"program": request.program, "features_path": setup.features_path, "labels": setup.labels,
-                      "folder": str(request.folder), "train": setup.train, "limits": setup.limits}
+        parameters = {
+            "program": request.program,
+            "features_path": setup.features_path,
+            "labels": setup.labels,
+            "folder": str(request.folder),
+            "train": setup.train,
+            "limits": setup.limits,
+        }
         return self.runner.submit(task_, parameters)
 
     def next_done(self, running: Sequence[PrefectFuture]) -> PrefectFuture:

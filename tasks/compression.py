@@ -32,8 +32,12 @@ def compression_key(_context: Any, parameters: dict[str, Any]) -> str:
     digest = hashlib.sha256()
     for name in (PROGRAM_FILE, WEIGHTS_FILE):
         digest.update((Path(parameters["candidate_folder"]) / name).read_bytes())
-    for part in (Path(parameters["features_path"]).name, parameters["config"].model_dump_json(),
-                 parameters["limits"].model_dump_json(), str(Path(parameters["folder"]).resolve())):
+    for part in (
+        Path(parameters["features_path"]).name,
+        parameters["config"].model_dump_json(),
+        parameters["limits"].model_dump_json(),
+        str(Path(parameters["folder"]).resolve()),
+    ):
         digest.update(part.encode())
     return "compress:" + digest.hexdigest()[:32]
 
@@ -67,10 +71,19 @@ def publish_compression(report: CompressionReport, baselines: dict[str, dict[str
     """One table artifact per candidate: every variant with quality, size, latency and ratios,
     and the run's baselines (majority class) for scale."""
     key = "compress-" + "".join(c if c.isalnum() else "-" for c in report.candidate.lower())
-    best = f" Best within the val macro-F1 budget: {report.best}." if report.best else " No variant stayed within the val macro-F1 budget."
+    best = (
+        f" Best within the val macro-F1 budget: {report.best}."
+        if report.best
+        else " No variant stayed within the val macro-F1 budget."
+    )
     create_table_artifact(
-        key=key, table=table_rows(report),
-        description=(f"Compression of {report.candidate}: speed-ups and size ratios against the fp32 model measured in "
-                     f"the same run (size_x = fp32 bytes / variant bytes).{best} Status: {report.status} {report.reason}. "
-                     + " ".join(f"Baseline {name}: val {b['val']:.4f}, test {b['test']:.4f} macro-F1." for name, b in baselines.items())),
+        key=key,
+        table=table_rows(report),
+        description=(
+            f"Compression of {report.candidate}: speed-ups and size ratios against the fp32 model measured in "
+            f"the same run (size_x = fp32 bytes / variant bytes).{best} Status: {report.status} {report.reason}. "
+            + " ".join(
+                f"Baseline {name}: val {b['val']:.4f}, test {b['test']:.4f} macro-F1." for name, b in baselines.items()
+            )
+        ),
     )

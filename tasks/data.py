@@ -91,9 +91,16 @@ def publish_data_artifacts(splits_summary: dict[str, dict[str, Any]], baselines:
     create_table_artifact(
         key="data-splits",
         table=[
-            {"split": name, "pairs": s["pairs"], "claims": s["claims"], **{label: s["labels"][label] for label in LABELS}}
+            {
+                "split": name,
+                "pairs": s["pairs"],
+                "claims": s["claims"],
+                **{label: s["labels"][label] for label in LABELS},
+            }
             for name, s in splits_summary.items()
         ],
         description="Claim-level splits: pairs, claims and label counts.",
     )
-    create_table_artifact(key="data-baselines", table=baseline_rows(baselines), description="Baselines on val and test.")
+    create_table_artifact(
+        key="data-baselines", table=baseline_rows(baselines), description="Baselines on val and test."
+    )

@@ -8,7 +8,10 @@ from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import (
-    create_link_artifact, create_markdown_artifact, create_progress_artifact, create_table_artifact,
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
@@ -40,16 +43,17 @@ def start_progress(total_generations: int) -> UUID:
 
 
 def report_progress(artifact_id: UUID, done: int, total: int) -> None:
-    update_progress_artifact(artifact_id, 100.0 * done / max(total, 1), description=f"{done} of {total} generations done.")
+    update_progress_artifact(
+        artifact_id, 100.0 * done / max(total, 1), description=f"{done} of {total} generations done."
+    )
 
 
 @task(name="publish-generation", cache_policy=NO_CACHE)
-def publish_generation(
-    individuals: list[Individual], generation: int, run_dir: str, majority_f1: float | None
-) -> str:
+def publish_generation(individuals: list[Individual], generation: int, run_dir: str, majority_f1: float | None) -> str:
     """Leaderboard table, best program as markdown, Pareto plot (PNG in the run folder, linked)."""
     create_table_artifact(
-        key="evolve-leaderboard", table=leaderboard_rows(individuals),
+        key="evolve-leaderboard",
+        table=leaderboard_rows(individuals),
         description=f"Every candidate after generation {generation}: val and test macro-F1, params, status and reason.",
     )
     layout = RunLayout(run_dir)
@@ -57,9 +61,16 @@ def publish_generation(
     if top is not None:
         # The copy the orchestrator wrote, never the one in the folder the sandbox could write to.
         source = layout.read_program(top.id) or "(program file missing)"
-        create_markdown_artifact(key="evolve-best-program", markdown=best_program_markdown(top, source),
-                                 description=f"Best candidate by val macro-F1 after generation {generation}.")
+        create_markdown_artifact(
+            key="evolve-best-program",
+            markdown=best_program_markdown(top, source),
+            description=f"Best candidate by val macro-F1 after generation {generation}.",
+        )
     plot = plot_pareto(individuals, layout.pareto_plot, majority_f1)
-    create_link_artifact(key="evolve-pareto", link=plot.resolve().as_uri(), link_text="Pareto front (PNG)",
-                         description=f"Val macro-F1 against params after generation {generation}.")
+    create_link_artifact(
+        key="evolve-pareto",
+        link=plot.resolve().as_uri(),
+        link_text="Pareto front (PNG)",
+        description=f"Val macro-F1 against params after generation {generation}.",
+    )
     return str(plot)

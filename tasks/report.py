@@ -15,6 +15,10 @@ from evoformer.run_report import write_report
 def write_report_task(run_dir: str) -> str:
     """(Re)write ``runs/<id>/report.html`` from the run folder; publish a link artifact to it."""
     path = write_report(Path(run_dir)).resolve()
-    create_link_artifact(key="run-report", link=path.as_uri(), link_text="Run report (HTML)",
-                         description=f"Leaderboard, Pareto plot, lineage, best programs with diffs, compression, data and baselines of {Path(run_dir).name}.")
+    create_link_artifact(
+        key="run-report",
+        link=path.as_uri(),
+        link_text="Run report (HTML)",
+        description=f"Leaderboard, Pareto plot, lineage, best programs with diffs, compression, data and baselines of {Path(run_dir).name}.",
+    )
     return str(path)

@@ -14,7 +14,7 @@ from evoformer.features import EncoderConfig
 from evoformer.features.sentences import embed_texts
 from evoformer.llm import LLMClient
 from evoformer.synthetic.gates import GateConfig, GateOutcome, GateReport, run_gates
-from evoformer.synthetic.generator import GenerationConfig, Generated, generate
+from evoformer.synthetic.generator import Generated, GenerationConfig, generate
 from evoformer.synthetic.importer import ImportConfig, Imported, import_files
 from evoformer.synthetic.records import SyntheticExample
 from evoformer.synthetic.report import file_rows, gate_rows, report_markdown
@@ -35,8 +35,13 @@ def generate_task(client: LLMClient, train: pd.DataFrame, config: GenerationConf
 
 @task(name="quality-gates", cache_policy=NO_CACHE)
 def gates_task(
-    examples: list[SyntheticExample], schema: GateReport, splits: dict[str, pd.DataFrame], config: GateConfig,
-    encoder: EncoderConfig, cache_dir: str, client: LLMClient | None = None,
+    examples: list[SyntheticExample],
+    schema: GateReport,
+    splits: dict[str, pd.DataFrame],
+    config: GateConfig,
+    encoder: EncoderConfig,
+    cache_dir: str,
+    client: LLMClient | None = None,
 ) -> GateOutcome:
     """Every gate, with frozen-encoder embeddings cached under ``cache_dir``."""
     judge = (lambda claim, evidence: judge_label(client, claim, evidence)) if client is not None else None
@@ -46,8 +51,14 @@ def gates_task(
 @task(name="publish-synthetic-artifacts", cache_policy=NO_CACHE)
 def publish_synthetic_artifacts(report: dict[str, Any]) -> None:
     """Tables of gate counts and imported files, and the markdown report."""
-    create_table_artifact(key="synthetic-gates", table=gate_rows(report), description="Quality gates: input, kept, dropped, reasons.")
+    create_table_artifact(
+        key="synthetic-gates", table=gate_rows(report), description="Quality gates: input, kept, dropped, reasons."
+    )
     files = file_rows(report)
     if files:
-        create_table_artifact(key="synthetic-files", table=files, description="Imported files: rows, examples, rejected.")
-    create_markdown_artifact(key="synthetic-report", markdown=report_markdown(report), description="Synthetic data report.")
+        create_table_artifact(
+            key="synthetic-files", table=files, description="Imported files: rows, examples, rejected."
+        )
+    create_markdown_artifact(
+        key="synthetic-report", markdown=report_markdown(report), description="Synthetic data report."
+    )

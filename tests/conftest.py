@@ -16,7 +16,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="evoformer-prefect-home-")
 os.environ.pop("PREFECT_API_URL", None)
 
-SHARED_CLIMATE_FEVER = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "climate-fever" / "climate-fever.jsonl"
+SHARED_CLIMATE_FEVER = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "climate-fever" / "climate-fever.jsonl"
+)
 SMALL_CLAIMS = 80  # 400 pairs: enough for every split to hold every label
 MEDIUM_CLAIMS = 240  # 1,200 pairs: enough for a trained seed to beat chance measurably
 
@@ -33,7 +35,7 @@ def small_climate_fever(shared_climate_fever: Path, tmp_path_factory) -> Path:
     """The first claims of the real release, in the release's own format."""
     path = tmp_path_factory.mktemp("data") / "climate-fever-small.jsonl"
     with shared_climate_fever.open() as src, path.open("w") as dst:
-        for _, line in zip(range(SMALL_CLAIMS), src):
+        for _, line in zip(range(SMALL_CLAIMS), src, strict=False):
             dst.write(line)
     return path
 
@@ -47,7 +49,7 @@ def medium_features(shared_climate_fever: Path, feature_cache_dir: Path, tmp_pat
 
     path = tmp_path_factory.mktemp("data") / "climate-fever-medium.jsonl"
     with shared_climate_fever.open() as src, path.open("w") as dst:
-        for _, line in zip(range(MEDIUM_CLAIMS), src):
+        for _, line in zip(range(MEDIUM_CLAIMS), src, strict=False):
             dst.write(line)
     splits = make_splits(load_pairs(DataSourceConfig(source=str(path))).frame)
     features = featurize_splits(splits.frames, splits.fingerprints, EncoderConfig(), feature_cache_dir, progress=False)
@@ -70,7 +72,9 @@ def feature_cache_dir(tmp_path_factory) -> Path:
 def small_features(small_splits, feature_cache_dir: Path):
     from evoformer.features import EncoderConfig, featurize_splits
 
-    return featurize_splits(small_splits.frames, small_splits.fingerprints, EncoderConfig(), feature_cache_dir, progress=False)
+    return featurize_splits(
+        small_splits.frames, small_splits.fingerprints, EncoderConfig(), feature_cache_dir, progress=False
+    )
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +103,9 @@ def candidate_source(body: str) -> str:
     """A program whose ``build_model`` runs ``body`` (indented), with the linear model ``M`` in scope."""
     import textwrap
 
-    return LINEAR_MODEL + "\ndef build_model(input_dim, num_classes):\n" + textwrap.indent(textwrap.dedent(body), "    ")
+    return (
+        LINEAR_MODEL + "\ndef build_model(input_dim, num_classes):\n" + textwrap.indent(textwrap.dedent(body), "    ")
+    )
 
 
 def write_jsonl(path: Path, rows: list[object]) -> Path:

@@ -33,7 +33,7 @@ TRANSFORMERS = ("transformer_base", "transformer_small")
 # applied in a loop, a named kernel, an LSTM, layers imported by name with positional arguments, and
 # depthwise convolutions stacked in an ``nn.Sequential(*[...])``.
 EXTRA = {
-    "stacked_attention": '''
+    "stacked_attention": """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -72,8 +72,8 @@ class Model(nn.Module):
 
 def build_model(input_dim, num_classes):
     return Model(input_dim, num_classes)
-''',
-    "conv_lstm": '''
+""",
+    "conv_lstm": """
 import torch
 from torch import nn
 
@@ -94,8 +94,8 @@ class ConvLSTM(nn.Module):
 
 def build_model(input_dim, num_classes):
     return ConvLSTM(input_dim, num_classes)
-''',
-    "imported_names": '''
+""",
+    "imported_names": """
 import torch
 from torch.nn import Linear, ReLU, Sequential, Module, LayerNorm, TransformerEncoderLayer, TransformerEncoder
 
@@ -115,8 +115,8 @@ class M(Module):
 
 def build_model(input_dim, num_classes):
     return M(input_dim, num_classes)
-''',
-    "depthwise_blocks": '''
+""",
+    "depthwise_blocks": """
 import torch
 import torch.nn as nn
 
@@ -147,7 +147,7 @@ class Model(nn.Module):
 
 def build_model(input_dim, num_classes):
     return Model(input_dim, num_classes)
-''',
+""",
 }
 
 BUILD_SCRIPT = r"""
@@ -228,8 +228,9 @@ def test_children_do_not_depend_on_the_process() -> None:
     digests = set()
     for hash_seed in ("1", "2"):
         env = {"PYTHONHASHSEED": hash_seed, "PATH": "/usr/bin:/bin"}
-        proc = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True,
-                              timeout=60, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         digests.add(proc.stdout.strip())
     assert len(digests) == 1
@@ -254,10 +255,22 @@ def test_mutation_descriptions_cover_every_kind() -> None:
         for seed in range(40):
             descriptions.append(mutate(source, random.Random(1000 + seed)).description)
     text = "\n".join(descriptions)
-    for needle in ("width: d_model", "width: hidden", "dim_feedforward", "depth: TransformerEncoder.num_layers",
-                   "depth: GRU.num_layers", "heads: TransformerEncoderLayer.nhead", "dropout:", "activation: nn.",
-                   "activation: F.relu", "activation: TransformerEncoderLayer.activation", "layer: insert",
-                   "layer: remove", "branch: conv kernels", "kernel: conv kernels"):
+    for needle in (
+        "width: d_model",
+        "width: hidden",
+        "dim_feedforward",
+        "depth: TransformerEncoder.num_layers",
+        "depth: GRU.num_layers",
+        "heads: TransformerEncoderLayer.nhead",
+        "dropout:",
+        "activation: nn.",
+        "activation: F.relu",
+        "activation: TransformerEncoderLayer.activation",
+        "layer: insert",
+        "layer: remove",
+        "branch: conv kernels",
+        "kernel: conv kernels",
+    ):
         assert needle in text, needle
 
 
@@ -317,8 +330,10 @@ def test_crossover_of_unrelated_seeds_is_valid_or_explained() -> None:
 def test_operator_errors() -> None:
     # A program with one value per kind of slot: crossing it with itself has nothing to take. (A seed
     # with, say, two dropout rates would swap them by kind and make a valid child.)
-    plain = ("import torch.nn as nn\n\n\ndef build_model(input_dim: int, num_classes: int) -> nn.Module:\n"
-             "    return nn.Sequential(nn.Dropout(0.2), nn.Linear(input_dim, 128), nn.ReLU(), nn.Linear(128, num_classes))\n")
+    plain = (
+        "import torch.nn as nn\n\n\ndef build_model(input_dim: int, num_classes: int) -> nn.Module:\n"
+        "    return nn.Sequential(nn.Dropout(0.2), nn.Linear(input_dim, 128), nn.ReLU(), nn.Linear(128, num_classes))\n"
+    )
     with pytest.raises(OperatorError, match="nothing at all|no differing|B has no"):
         crossover(plain, plain, random.Random(0))
     with pytest.raises(OperatorError, match="does not parse"):
@@ -337,12 +352,18 @@ def _children() -> list[dict[str, str]]:
         source = programs[name]
         for seed in range(10):
             child = mutate(source, random.Random(100 + seed))
-            children.append({"name": f"{name}/mutation{seed}", "description": child.description,
-                             "source": child.source})
+            children.append(
+                {"name": f"{name}/mutation{seed}", "description": child.description, "source": child.source}
+            )
             if seed < 3:  # a second generation: edits stack on edits
                 grandchild = mutate(child.source, random.Random(200 + seed), max_edits=3)
-                children.append({"name": f"{name}/mutation{seed}/mutation", "description": grandchild.description,
-                                 "source": grandchild.source})
+                children.append(
+                    {
+                        "name": f"{name}/mutation{seed}/mutation",
+                        "description": grandchild.description,
+                        "source": grandchild.source,
+                    }
+                )
         rng = random.Random(300 + index)
         for seed in range(5):
             other = names[(index + 1 + seed) % len(names)]
@@ -353,8 +374,9 @@ def _children() -> list[dict[str, str]]:
                 if other == name:
                     continue
                 child = crossover(source, programs[other], random.Random(seed))
-            children.append({"name": f"{name}x{other}/crossover{seed}", "description": child.description,
-                             "source": child.source})
+            children.append(
+                {"name": f"{name}x{other}/crossover{seed}", "description": child.description, "source": child.source}
+            )
         lineage, history = source, []  # eight generations: inserted layers, branches and widths interact
         for generation in range(8):
             step = random.Random(400 + 10 * index + generation)
@@ -367,8 +389,9 @@ def _children() -> list[dict[str, str]]:
                 continue
             lineage = child.source
             history.append(child.description)
-            children.append({"name": f"{name}/generation{generation}", "description": " || ".join(history),
-                             "source": lineage})
+            children.append(
+                {"name": f"{name}/generation{generation}", "description": " || ".join(history), "source": lineage}
+            )
     return children
 
 
@@ -378,8 +401,14 @@ def test_children_build_and_run(tmp_path: Path) -> None:
     assert len(children) >= 5 * 15
     payload = tmp_path / "children.json"
     payload.write_text(json.dumps(children))
-    proc = subprocess.run([sys.executable, "-I", "-c", BUILD_SCRIPT, str(payload)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", BUILD_SCRIPT, str(payload)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     assert [r["name"] for r in results] == [c["name"] for c in children]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evoformer.baselines import BaselineConfig, baseline_rows, label_ids, logreg_baseline, majority_baseline, run_baselines
+from evoformer.baselines import (
+    BaselineConfig,
+    baseline_rows,
+    label_ids,
+    logreg_baseline,
+    majority_baseline,
+    run_baselines,
+)
 from evoformer.metrics import classification_metrics
 
 
@@ -69,7 +76,12 @@ def test_baselines_on_real_small_features(small_features, small_splits) -> None:
             assert metrics.support == len(labels[split])
             assert set(metrics.per_class_f1) == {"SUPPORTS", "REFUTES", "NOT_ENOUGH_INFO"}
     rows = baseline_rows(results)
-    assert [(r["baseline"], r["split"]) for r in rows] == [("majority", "val"), ("majority", "test"), ("logreg", "val"), ("logreg", "test")]
+    assert [(r["baseline"], r["split"]) for r in rows] == [
+        ("majority", "val"),
+        ("majority", "test"),
+        ("logreg", "val"),
+        ("logreg", "test"),
+    ]
     with pytest.raises(ValueError, match="feature rows"):
         run_baselines(str(small_features.path), dict(labels, val=labels["val"][:-1]))
 
@@ -87,9 +99,14 @@ def test_logreg_feature_set_is_chosen_on_val(small_features, small_sentences, sm
     chosen = run_baselines(str(small_features.path), labels, config, str(small_sentences.path))["logreg"]
     val = {}
     for name in ("joint", "sentences", "joint+sentences"):
-        x = {s: feature_set(name, str(small_features.path), str(small_sentences.path), s) for s in ("train", "val", "test")}
+        x = {
+            s: feature_set(name, str(small_features.path), str(small_sentences.path), s)
+            for s in ("train", "val", "test")
+        }
         assert len(x["val"]) == len(labels["val"])
-        val[name] = logreg_baseline(x["train"], y["train"], x["val"], y["val"], x["test"], y["test"], config).val.macro_f1
+        val[name] = logreg_baseline(
+            x["train"], y["train"], x["val"], y["val"], x["test"], y["test"], config
+        ).val.macro_f1
     best = max(val, key=val.get)
     assert chosen.detail.startswith(f"{best} features") and chosen.val.macro_f1 == pytest.approx(val[best])
     joint_only = run_baselines(str(small_features.path), labels, config)["logreg"]

@@ -53,14 +53,18 @@ def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 120) -> N
 def gui(primed_data, tmp_path: Path):  # noqa: F811
     """`evoformer ui` on a free loopback port; yields (url, runs dir)."""
     if CHROMIUM is None:
-        pytest.skip("no chromium executable on PATH: install Debian's chromium (`make system-deps` as root, "
-                    "or `apt-get install chromium`) to run the browser test")
+        pytest.skip(
+            "no chromium executable on PATH: install Debian's chromium (`make system-deps` as root, "
+            "or `apt-get install chromium`) to run the browser test"
+        )
     _, cache = primed_data
     runs, port = tmp_path / "runs", _free_port()
     env = dict(os.environ, EVOFORMER_CACHE=str(cache), EVOFORMER_UI_POLL_S="1")
     env.pop("PREFECT_API_URL", None)  # local runs
     cmd = [str(Path(sys.executable).with_name("evoformer")), "ui", "--port", str(port), "--runs-dir", str(runs)]
-    server = subprocess.Popen(cmd, env=env, stdout=open(tmp_path / "ui.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        cmd, env=env, stdout=open(tmp_path / "ui.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", server)
         yield f"http://127.0.0.1:{port}", runs
@@ -106,7 +110,9 @@ def test_new_user_evolves_and_compresses_in_the_browser(gui, primed_data, tmp_pa
     (ARTIFACTS / "failure.png").unlink(missing_ok=True)
     started = time.perf_counter()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]
+        )
         page = browser.new_page(viewport={"width": 1500, "height": 2600})
         page.set_default_timeout(30_000)
         try:
@@ -114,8 +120,13 @@ def test_new_user_evolves_and_compresses_in_the_browser(gui, primed_data, tmp_pa
             expect(page.get_by_text("New evolution run")).to_be_visible(timeout=60_000)
             page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(seed))
             expect(page.get_by_text("tiny.py")).to_be_visible()
-            for label, value in {"Generations": "1", "Children / generation": "2", "Training s / candidate": "20",
-                                 "Max epochs": "2", "Latency repeats": "3"}.items():
+            for label, value in {
+                "Generations": "1",
+                "Children / generation": "2",
+                "Training s / candidate": "20",
+                "Max epochs": "2",
+                "Latency repeats": "3",
+            }.items():
                 _fill(page, label, value)
             page.get_by_text("Data and storage").click()
             _fill(page, "Data file", str(source))
@@ -124,8 +135,12 @@ def test_new_user_evolves_and_compresses_in_the_browser(gui, primed_data, tmp_pa
 
             # The live view fills: seeds first, then the children; the state ends Completed.
             expect(page.get_by_text("Run browser-run")).to_be_visible()
-            expect(page.get_by_text(re.compile(r"Leaderboard: 3 candidates, [1-3] trained ok"))).to_be_visible(timeout=240_000)
-            expect(page.locator('[data-testid="stMetric"]').filter(has_text="State").get_by_text("Completed")).to_be_visible(timeout=120_000)
+            expect(page.get_by_text(re.compile(r"Leaderboard: 3 candidates, [1-3] trained ok"))).to_be_visible(
+                timeout=240_000
+            )
+            expect(
+                page.locator('[data-testid="stMetric"]').filter(has_text="State").get_by_text("Completed")
+            ).to_be_visible(timeout=120_000)
             leaderboard = page.locator('[data-testid="stDataFrame"]').nth(1)
             expect(leaderboard).to_be_visible()
             page.wait_for_timeout(1000)
@@ -147,7 +162,11 @@ def test_new_user_evolves_and_compresses_in_the_browser(gui, primed_data, tmp_pa
             quantizers.get_by_role("button", name="Remove torch_ao").click()
             expect(quantizers.get_by_role("button", name="Remove onnxruntime")).to_have_count(1)
             expect(quantizers.get_by_role("button", name="Remove torch_ao")).to_have_count(0)
-            for label, value in {"Fine-tune epochs": "1", "Fine-tune s": "10", "Fine-tune pairs (0: all)": "64"}.items():
+            for label, value in {
+                "Fine-tune epochs": "1",
+                "Fine-tune s": "10",
+                "Fine-tune pairs (0: all)": "64",
+            }.items():
                 _fill(page, label, value)
             _fill(page, "Latency repeats (compression)", "3")
             page.get_by_role("button", name="Compress").click()
@@ -167,7 +186,12 @@ def test_new_user_evolves_and_compresses_in_the_browser(gui, primed_data, tmp_pa
     print(f"browser test: {time.perf_counter() - started:.1f} s after priming")
 
     report = json.loads((runs / "browser-run" / "compression" / "seed-tiny" / "compression.json").read_text())
-    assert [v["name"] for v in report["variants"]] == ["fp32", "int8-onnxruntime", "onnx-fp32", "structured-50%",
-                                                       "structured-50%+int8-onnxruntime"]
+    assert [v["name"] for v in report["variants"]] == [
+        "fp32",
+        "int8-onnxruntime",
+        "onnx-fp32",
+        "structured-50%",
+        "structured-50%+int8-onnxruntime",
+    ]
     for name in ("leaderboard.png", "pareto.png", "compression-table.png"):
         assert (shots / name).stat().st_size > 5_000 and (ARTIFACTS / name).is_file()

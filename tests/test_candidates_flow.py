@@ -7,8 +7,8 @@ import io
 import json
 from pathlib import Path
 
-
 from conftest import candidate_source
+
 from evoformer.baselines import label_ids
 from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.program import CandidateProgram
@@ -16,6 +16,8 @@ from evoformer.sandbox.limits import SandboxLimits
 from evoformer.seeds import SEED_DIR
 
 FAST = TrainConfig(max_epochs=1, max_train_pairs=64, latency_repeats=3)
+
+
 def _labels(small_splits):
     return {name: label_ids(frame["label"]) for name, frame in small_splits.frames.items()}
 
@@ -33,7 +35,9 @@ def _in_flow(fn):
     return flow(name="test-harness-flow")(fn)()
 
 
-def test_train_candidate_caches_by_program_data_and_config(prefect_harness, small_features, small_splits, tmp_path) -> None:
+def test_train_candidate_caches_by_program_data_and_config(
+    prefect_harness, small_features, small_splits, tmp_path
+) -> None:
     from tasks.candidates import train_candidate
 
     program = CandidateProgram(name="linear", source=candidate_source("return M(input_dim, num_classes)"))
@@ -42,7 +46,9 @@ def test_train_candidate_caches_by_program_data_and_config(prefect_harness, smal
     def body():
         first = train_candidate(program, *args, str(tmp_path / "a"), FAST, SandboxLimits(), return_state=True)
         same = train_candidate(program, *args, str(tmp_path / "b"), FAST, SandboxLimits(), return_state=True)
-        other_config = train_candidate(program, *args, str(tmp_path / "c"), FAST.model_copy(update={"seed": 1}), SandboxLimits(), return_state=True)
+        other_config = train_candidate(
+            program, *args, str(tmp_path / "c"), FAST.model_copy(update={"seed": 1}), SandboxLimits(), return_state=True
+        )
         return first, same, other_config
 
     first, same, other = _in_flow(body)
@@ -59,7 +65,9 @@ def test_only_transient_failures_are_retried(prefect_harness, small_features, sm
         name="hog", source=candidate_source("hoard = [torch.ones(25_000_000) for _ in range(100)]")
     )
     broken = CandidateProgram(name="broken", source=candidate_source("return undefined_name"))
-    task = train_candidate.with_options(retries=1, retry_delay_seconds=0, cache_policy=None, cache_key_fn=None, persist_result=False)
+    task = train_candidate.with_options(
+        retries=1, retry_delay_seconds=0, cache_policy=None, cache_key_fn=None, persist_result=False
+    )
     args = (str(small_features.path), _labels(small_splits))
 
     def body():
@@ -84,15 +92,29 @@ def _main(args: list[str]) -> tuple[int, str]:
 
 
 def test_cli_train_json(prefect_harness, small_climate_fever, feature_cache_dir, tmp_path) -> None:
-    common = ["--source", str(small_climate_fever), "--runs-dir", str(tmp_path), "--cache-dir", str(feature_cache_dir),
-              "--no-progress", "--max-epochs", "2", "--max-train-pairs", "128", "--json"]
+    common = [
+        "--source",
+        str(small_climate_fever),
+        "--runs-dir",
+        str(tmp_path),
+        "--cache-dir",
+        str(feature_cache_dir),
+        "--no-progress",
+        "--max-epochs",
+        "2",
+        "--max-train-pairs",
+        "128",
+        "--json",
+    ]
     code, out = _main(["train", str(SEED_DIR / "attention_pool_mlp.py"), "--run-id", "ok", *common])
     summary = json.loads(out)
     assert code == 0 and summary["status"] == "ok" and summary["reason"] == ""
     metrics = summary["metrics"]
     for key in ("params", "val", "test", "latency_ms", "train_seconds"):
         assert key in metrics
-    assert metrics["val"]["macro_f1"] >= 0 and metrics["latency_ms"]["batch1"] > 0 and metrics["latency_ms"]["batch64"] > 0
+    assert (
+        metrics["val"]["macro_f1"] >= 0 and metrics["latency_ms"]["batch1"] > 0 and metrics["latency_ms"]["batch64"] > 0
+    )
     assert summary["baselines"]["majority"]["test"] > 0
     folder = Path(summary["folder"])
     assert (folder / "weights.safetensors").is_file() and (folder / "metrics.json").is_file()
@@ -109,10 +131,24 @@ def test_prelude_is_available_to_the_program(prefect_harness, small_features, sm
     from evoformer.candidates.evaluate import evaluate_candidate
 
     prelude = "import torch\n\ndef masked_mean(x, mask):\n    m = mask.unsqueeze(-1).float()\n    return (x * m).sum(1) / m.sum(1)\n"
-    source = candidate_source("return M(input_dim, num_classes)").replace("self.lin(x[:, 0])", "self.lin(masked_mean(x, mask))")
-    result = evaluate_candidate(CandidateProgram(name="p", source=source, prelude=prelude), small_features.path,
-                                _labels(small_splits), tmp_path / "p", FAST, SandboxLimits())
+    source = candidate_source("return M(input_dim, num_classes)").replace(
+        "self.lin(x[:, 0])", "self.lin(masked_mean(x, mask))"
+    )
+    result = evaluate_candidate(
+        CandidateProgram(name="p", source=source, prelude=prelude),
+        small_features.path,
+        _labels(small_splits),
+        tmp_path / "p",
+        FAST,
+        SandboxLimits(),
+    )
     assert result.status == "ok", result.reason
-    without = evaluate_candidate(CandidateProgram(name="p", source=source), small_features.path,
-                                 _labels(small_splits), tmp_path / "q", FAST, SandboxLimits())
+    without = evaluate_candidate(
+        CandidateProgram(name="p", source=source),
+        small_features.path,
+        _labels(small_splits),
+        tmp_path / "q",
+        FAST,
+        SandboxLimits(),
+    )
     assert without.status == "runtime_error" and "masked_mean" in without.reason

@@ -16,11 +16,22 @@ from evoformer.runs import StorageConfig, update_summary
 
 CANDIDATE = "seed-transformer_small"
 SMALL = CompressConfig(
-    sparsities=[0.5], structured_ratios=[0.5], quantizers=["torch_ao", "onnxruntime"],
-    finetune=TrainConfig(max_epochs=1, max_train_pairs=96, learning_rate=3e-4, patience=1), latency_repeats=3,
+    sparsities=[0.5],
+    structured_ratios=[0.5],
+    quantizers=["torch_ao", "onnxruntime"],
+    finetune=TrainConfig(max_epochs=1, max_train_pairs=96, learning_rate=3e-4, patience=1),
+    latency_repeats=3,
 )
-EXPECTED = ["fp32", "int8-torch.ao", "int8-onnxruntime", "onnx-fp32", "unstructured-50%", "structured-50%",
-            "structured-50%+int8-torch.ao", "structured-50%+int8-onnxruntime"]
+EXPECTED = [
+    "fp32",
+    "int8-torch.ao",
+    "int8-onnxruntime",
+    "onnx-fp32",
+    "unstructured-50%",
+    "structured-50%",
+    "structured-50%+int8-torch.ao",
+    "structured-50%+int8-onnxruntime",
+]
 JSON_FIELDS = {"name", "test_macro_f1", "params_nonzero", "size_bytes", "latency_ms", "speedup_batch1", "size_ratio"}
 
 
@@ -40,22 +51,34 @@ def trained_run(small_features, small_splits, tmp_path_factory) -> tuple[Path, P
         frame.to_parquet(run_dir / "data" / f"{name}.parquet", index=False)
     labels = split_labels(run_dir)
     majority = majority_baseline(labels["train"], labels["val"], labels["test"])
-    update_summary(run_dir, {"run_id": "run-c", "features_path": str(small_features.path),
-                             "baselines": {"majority": {"val": majority.val.model_dump(), "test": majority.test.model_dump()}}})
+    update_summary(
+        run_dir,
+        {
+            "run_id": "run-c",
+            "features_path": str(small_features.path),
+            "baselines": {"majority": {"val": majority.val.model_dump(), "test": majority.test.model_dump()}},
+        },
+    )
     result = evaluate_candidate(
-        CandidateProgram.from_file(SEED_DIR / "transformer_small.py"), small_features.path, labels,
-        run_dir / "candidates" / CANDIDATE, TrainConfig(max_epochs=1, max_train_pairs=128, latency_repeats=3),
+        CandidateProgram.from_file(SEED_DIR / "transformer_small.py"),
+        small_features.path,
+        labels,
+        run_dir / "candidates" / CANDIDATE,
+        TrainConfig(max_epochs=1, max_train_pairs=128, latency_repeats=3),
     )
     assert result.status == "ok", result.reason
     return runs, run_dir
 
 
 def test_compress_subflow_measures_every_variant(prefect_harness, trained_run) -> None:
-    from flows.compress import CompressTrigger, trigger_compression
     from test_flow_data import _artifact_data
 
+    from flows.compress import CompressTrigger, trigger_compression
+
     runs, run_dir = trained_run
-    summary = trigger_compression(CompressTrigger(mode="subflow", config=SMALL), StorageConfig(runs_dir=str(runs)), "run-c", [CANDIDATE])
+    summary = trigger_compression(
+        CompressTrigger(mode="subflow", config=SMALL), StorageConfig(runs_dir=str(runs)), "run-c", [CANDIDATE]
+    )
     (entry,) = summary["candidates"]
     assert entry["status"] == "ok", entry["reason"]
     variants = {v["name"]: v for v in entry["variants"]}
@@ -68,7 +91,9 @@ def test_compress_subflow_measures_every_variant(prefect_harness, trained_run) -
     assert 0.0 <= reference["test_macro_f1"] <= 1.0
     unstructured = variants["unstructured-50%"]
     assert unstructured["params_total"] == reference["params_total"]
-    assert unstructured["params_nonzero"] < 0.55 * unstructured["params_total"]  # nearly every number is a prunable weight
+    assert (
+        unstructured["params_nonzero"] < 0.55 * unstructured["params_total"]
+    )  # nearly every number is a prunable weight
     structured = variants["structured-50%"]
     # Layers that read the frozen input (384 wide, also through the pair features) keep their input width.
     assert structured["params_total"] < 0.75 * reference["params_total"] and structured["size_ratio"] > 1.3
@@ -96,19 +121,38 @@ def test_cli_compress_top_k_json_and_errors(prefect_harness, trained_run) -> Non
     from flows.cli import main
 
     runs, _ = trained_run
-    args = ["compress", "--run", "run-c", "--runs-dir", str(runs), "--sparsities", "--structured-ratios",
-            "--quantizers", "onnxruntime", "--max-train-pairs", "64", "--latency-repeats", "3"]
+    args = [
+        "compress",
+        "--run",
+        "run-c",
+        "--runs-dir",
+        str(runs),
+        "--sparsities",
+        "--structured-ratios",
+        "--quantizers",
+        "onnxruntime",
+        "--max-train-pairs",
+        "64",
+        "--latency-repeats",
+        "3",
+    ]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main([*args, "--top", "1", "--json"]) == 0
     (entry,) = json.loads(out.getvalue())["candidates"]
-    assert entry["candidate"] == CANDIDATE and [v["name"] for v in entry["variants"]] == ["fp32", "int8-onnxruntime", "onnx-fp32"]
+    assert entry["candidate"] == CANDIDATE and [v["name"] for v in entry["variants"]] == [
+        "fp32",
+        "int8-onnxruntime",
+        "onnx-fp32",
+    ]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(args) == 0
     assert "int8-onnxruntime" in out.getvalue() and "size_x" in out.getvalue()
     majority = json.loads((trained_run[1] / "summary.json").read_text())["baselines"]["majority"]["test"]["macro_f1"]
-    assert "baseline majority   val" in out.getvalue() and f"test {majority:.4f}" in out.getvalue()  # quality beside the majority class
+    assert (
+        "baseline majority   val" in out.getvalue() and f"test {majority:.4f}" in out.getvalue()
+    )  # quality beside the majority class
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
@@ -121,6 +165,7 @@ def test_cli_compress_top_k_json_and_errors(prefect_harness, trained_run) -> Non
 
 def test_evolve_hands_its_front_to_the_compress_deployment(monkeypatch, tmp_path) -> None:
     import prefect.deployments
+
     from flows.compress import CompressParams, CompressTrigger, trigger_compression
 
     calls = []

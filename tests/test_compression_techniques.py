@@ -9,7 +9,12 @@ import torch
 import torch.nn as nn
 
 from evoformer.compression.techniques import (
-    dynamic_int8, global_magnitude_prune, mha_fastpath_disabled, parameter_counts, prunable_parameters, serialized_bytes,
+    dynamic_int8,
+    global_magnitude_prune,
+    mha_fastpath_disabled,
+    parameter_counts,
+    prunable_parameters,
+    serialized_bytes,
 )
 
 
@@ -112,7 +117,10 @@ def test_structured_pruning_shrinks_the_model_and_keeps_outputs_valid(model_cls)
     # The tiny transformer's residual stream is its input, so only FFN neurons can go.
     assert parameter_counts(model)[0] < (0.8 if model_cls is TinyTransformer else 0.5) * before
     for attention in (m for m in model.modules() if isinstance(m, nn.MultiheadAttention)):
-        assert attention.embed_dim % attention.num_heads == 0 and attention.head_dim * attention.num_heads == attention.embed_dim
+        assert (
+            attention.embed_dim % attention.num_heads == 0
+            and attention.head_dim * attention.num_heads == attention.embed_dim
+        )
     with torch.no_grad():
         logits = model(x, mask)
     assert logits.shape == (4, 3) and torch.isfinite(logits).all()

@@ -7,7 +7,14 @@ from conftest import candidate_source
 
 from evoformer.evolution.extract import ExtractionError, extract_program
 from evoformer.evolution.population import (
-    Individual, SelectionConfig, crowding_distance, non_dominated_fronts, parent_pool, pareto_front, rank, retire,
+    Individual,
+    SelectionConfig,
+    crowding_distance,
+    non_dominated_fronts,
+    parent_pool,
+    pareto_front,
+    rank,
+    retire,
 )
 from evoformer.evolution.prompt import ParentView, Target, build_messages, prompt_hash
 
@@ -15,6 +22,7 @@ PROGRAM = candidate_source("return M(input_dim, num_classes)").strip() + "\n"
 
 
 # ---- extraction -------------------------------------------------------------------------------
+
 
 def test_extracts_fenced_program_with_prose_around() -> None:
     reply = f"Sure! Here is a smaller model.\n\n```python\n{PROGRAM}```\n\nIt should reach the target."
@@ -59,6 +67,7 @@ def test_reply_without_a_program_is_rejected_with_a_reason(reply: str, reason: s
 
 # ---- prompts ----------------------------------------------------------------------------------
 
+
 def _parent(pid: str, params: int, f1: float, failures: list[str] | None = None) -> ParentView:
     return ParentView(id=pid, source=PROGRAM, params=params, val_macro_f1=f1, recent_failures=failures or [])
 
@@ -80,9 +89,18 @@ def test_prompt_shows_parents_with_metrics_then_the_target_line() -> None:
 
 # ---- selection --------------------------------------------------------------------------------
 
+
 def _ind(pid: str, params: int | None, f1: float | None, status: str = "ok", **kw) -> Individual:
-    return Individual(id=pid, generation=kw.pop("generation", 1), operator="ast-mutation", status=status,
-                      params=params, val_macro_f1=f1, test_macro_f1=f1, **kw)
+    return Individual(
+        id=pid,
+        generation=kw.pop("generation", 1),
+        operator="ast-mutation",
+        status=status,
+        params=params,
+        val_macro_f1=f1,
+        test_macro_f1=f1,
+        **kw,
+    )
 
 
 POP = [

@@ -55,18 +55,40 @@ def seed_folder(tmp_path_factory) -> Path:
 def evolve_params(source: Path, cache: Path, runs: Path, seeds: Path, run_id: str, **overrides):
     from flows.evolve import EvolveParams
 
-    data = PrepareDataParams(encoder=EncoderConfig(), progress=False,
-                             storage=StorageConfig(runs_dir=str(runs), cache_dir=str(cache), run_id=run_id))
+    data = PrepareDataParams(
+        encoder=EncoderConfig(),
+        progress=False,
+        storage=StorageConfig(runs_dir=str(runs), cache_dir=str(cache), run_id=run_id),
+    )
     data.data.source = str(source)
-    fields = dict(generations=2, children=3, seed=3, seed_folder=str(seeds), data=data, train=FAST_TRAIN,
-                  max_parallel=2, operator=OperatorConfig(kind="offline"))
+    fields = dict(
+        generations=2,
+        children=3,
+        seed=3,
+        seed_folder=str(seeds),
+        data=data,
+        train=FAST_TRAIN,
+        max_parallel=2,
+        operator=OperatorConfig(kind="offline"),
+    )
     fields.update(overrides)
     return EvolveParams(**fields)
 
 
 def _population(run_dir: Path) -> list[dict]:
     """Lineage without the fields that legitimately differ between runs (folders, timings)."""
-    keep = ("id", "generation", "parents", "operator", "program_hash", "status", "params", "val_macro_f1", "test_macro_f1", "retired")
+    keep = (
+        "id",
+        "generation",
+        "parents",
+        "operator",
+        "program_hash",
+        "status",
+        "params",
+        "val_macro_f1",
+        "test_macro_f1",
+        "retired",
+    )
     return [{k: row[k] for k in keep} for row in json.loads((run_dir / "lineage.json").read_text())]
 
 
@@ -80,10 +102,19 @@ def test_offline_evolution_runs_two_generations(
     from flows.evolve import evolve
 
     handed_over = []
-    monkeypatch.setattr(prefect.deployments, "run_deployment",
-                        lambda name, parameters, timeout: handed_over.append(parameters) or type("Run", (), {"id": "r-1"}))
-    params = evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", seed_folder, "offline-a",
-                           compress=CompressTrigger(mode="deployment"))
+    monkeypatch.setattr(
+        prefect.deployments,
+        "run_deployment",
+        lambda name, parameters, timeout: handed_over.append(parameters) or type("Run", (), {"id": "r-1"}),
+    )
+    params = evolve_params(
+        small_climate_fever,
+        feature_cache_dir,
+        tmp_path / "runs",
+        seed_folder,
+        "offline-a",
+        compress=CompressTrigger(mode="deployment"),
+    )
     summary = evolve(params)
     run_dir = Path(summary["run_dir"])
     assert summary["operator"] == "offline" and "offline" in summary["operator_reason"]
@@ -105,7 +136,9 @@ def test_offline_evolution_runs_two_generations(
             folder = Path(child["folder"])
             assert (folder / "weights.safetensors").is_file() and (folder / "metrics.json").is_file()
     gen2_parents = {p for row in children if row["generation"] == 2 for p in row["parents"]}
-    assert all(by_id[p]["generation"] == 1 for p in gen2_parents), "used parents are retired; generation 2 breeds from generation 1"
+    assert all(by_id[p]["generation"] == 1 for p in gen2_parents), (
+        "used parents are retired; generation 2 breeds from generation 1"
+    )
     hashes = [row["program_hash"] for row in lineage if row["status"] != "duplicate" and row["program_hash"]]
     assert len(hashes) == len(set(hashes))
 
@@ -143,17 +176,25 @@ def test_offline_evolution_runs_two_generations(
 
 
 def test_children_duplicating_a_known_program_are_not_trained(seed_folder, tmp_path) -> None:
-    from evoformer.evolution.operators import ChildPlan, Proposal
     from evoformer.evolution.children import check_children
+    from evoformer.evolution.operators import ChildPlan, Proposal
 
     source = (seed_folder / "conv_text.py").read_text()
     reformatted = "# same program, other comments and spacing\n" + "\n".join(  # strings (docstrings) left as they are
-        line + ("  # a comment" if line.strip().startswith("return ") else "") for line in source.replace("\n\n\n", "\n\n\n\n").splitlines())
-    plan = lambda i: ChildPlan(child_id=f"g01-c0{i}", generation=1, index=i, parents=["seed-x"], kind="mutation", rng_seed="")  # noqa: E731
+        line + ("  # a comment" if line.strip().startswith("return ") else "")
+        for line in source.replace("\n\n\n", "\n\n\n\n").splitlines()
+    )
+    plan = lambda i: ChildPlan(
+        child_id=f"g01-c0{i}", generation=1, index=i, parents=["seed-x"], kind="mutation", rng_seed=""
+    )  # noqa: E731
     proposals = [
         Proposal(plan=plan(0), operator="llm-mutation", source=reformatted),
-        Proposal(plan=plan(1), operator="llm-mutation", source=source.replace("channels: int = 128", "channels: int = 64")),
-        Proposal(plan=plan(2), operator="llm-mutation", source=source.replace("channels: int = 128", "channels: int = 64")),
+        Proposal(
+            plan=plan(1), operator="llm-mutation", source=source.replace("channels: int = 128", "channels: int = 64")
+        ),
+        Proposal(
+            plan=plan(2), operator="llm-mutation", source=source.replace("channels: int = 128", "channels: int = 64")
+        ),
         Proposal(plan=plan(3), operator="llm-mutation", source="import os\n" + source),
     ]
     from evoformer.candidates.program import CandidateProgram
@@ -188,15 +229,32 @@ def test_llm_evolution_against_a_scripted_server_with_faults(
             Reply(_child_reply(208, prose=True)),  # a child wrapped in prose
             Reply("I'm sorry, as a language model I prefer not to write code today."),  # garbage
             Error(429, message="slow down", headers={"Retry-After": "1"}),  # then success below
-            Error(500), Error(500),
+            Error(500),
+            Error(500),
             Reply(_child_reply(216), delay_s=3.0),  # slower than the client's timeout
         ],
         default=lambda request: Reply(_child_reply(next(counter))),
     )
-    llm = LLMConfig(base_url=server.base_url, model="scripted-model", timeout_s=1.5, max_retries=4,
-                    backoff_initial_s=0.05, backoff_max_s=0.2, price_prompt_per_1k=0.5, price_completion_per_1k=1.5)
-    params = evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", seed_folder, "llm-a",
-                           generations=1, children=6, operator=OperatorConfig(kind="auto", llm=llm))
+    llm = LLMConfig(
+        base_url=server.base_url,
+        model="scripted-model",
+        timeout_s=1.5,
+        max_retries=4,
+        backoff_initial_s=0.05,
+        backoff_max_s=0.2,
+        price_prompt_per_1k=0.5,
+        price_completion_per_1k=1.5,
+    )
+    params = evolve_params(
+        small_climate_fever,
+        feature_cache_dir,
+        tmp_path / "runs",
+        seed_folder,
+        "llm-a",
+        generations=1,
+        children=6,
+        operator=OperatorConfig(kind="auto", llm=llm),
+    )
     summary = evolve(params)
     assert summary["operator"] == "llm" and server.base_url in summary["operator_reason"]
     lineage = json.loads((Path(summary["run_dir"]) / "lineage.json").read_text())
@@ -239,9 +297,17 @@ def test_llm_budget_stops_proposing(
     counter = iter(range(24, 1000, 8))
     server = scripted_llm_server(default=lambda request: Reply(_child_reply(next(counter)), completion_tokens=500))
     llm = LLMConfig(base_url=server.base_url, budget_tokens=100)
-    params = evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", seed_folder, "llm-budget",
-                           generations=3, children=2, operator=OperatorConfig(kind="llm", llm=llm),
-                           selection=SelectionConfig(crossover_rate=0.0))
+    params = evolve_params(
+        small_climate_fever,
+        feature_cache_dir,
+        tmp_path / "runs",
+        seed_folder,
+        "llm-budget",
+        generations=3,
+        children=2,
+        operator=OperatorConfig(kind="llm", llm=llm),
+        selection=SelectionConfig(crossover_rate=0.0),
+    )
     summary = evolve(params)
     assert "budget" in summary["stopped"]
     # Generation 1's two requests start before either is counted; generation 2 is not proposed.
@@ -261,29 +327,71 @@ def test_rejected_api_key_stops_the_run_with_a_clear_message(
     from flows.evolve import evolve
 
     server = scripted_llm_server(default=lambda request: Error(401, message="Incorrect API key provided"))
-    params = evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", seed_folder, "llm-auth",
-                           generations=1, children=2, operator=OperatorConfig(kind="llm", llm=LLMConfig(base_url=server.base_url)))
+    params = evolve_params(
+        small_climate_fever,
+        feature_cache_dir,
+        tmp_path / "runs",
+        seed_folder,
+        "llm-auth",
+        generations=1,
+        children=2,
+        operator=OperatorConfig(kind="llm", llm=LLMConfig(base_url=server.base_url)),
+    )
     with pytest.raises(LLMAuthError, match="API key"):
         evolve(params)
     assert len(server.requests) == 2  # one per child, never retried
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
-def test_kill_and_resume_gives_the_population_of_an_uninterrupted_run(small_climate_fever, feature_cache_dir, tmp_path) -> None:
+def test_kill_and_resume_gives_the_population_of_an_uninterrupted_run(
+    small_climate_fever, feature_cache_dir, tmp_path
+) -> None:
     runs, seed_folder = tmp_path / "runs", tmp_path / "seeds"
     seed_folder.mkdir()
     (seed_folder / "tiny.py").write_text(TINY_SEED)
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect-home"))
     env.pop("PREFECT_API_URL", None)
-    common = ["evolve", "--operator", "offline", "--generations", "1", "--children", "3", "--seed", "5",
-              "--seed-folder", str(seed_folder), "--max-epochs", "2", "--patience", "2", "--time-budget", "120",
-              "--latency-repeats", "3", "--max-parallel", "1",
-              "--source", str(small_climate_fever), "--cache-dir", str(feature_cache_dir), "--runs-dir", str(runs),
-              "--no-progress", "--json"]
+    common = [
+        "evolve",
+        "--operator",
+        "offline",
+        "--generations",
+        "1",
+        "--children",
+        "3",
+        "--seed",
+        "5",
+        "--seed-folder",
+        str(seed_folder),
+        "--max-epochs",
+        "2",
+        "--patience",
+        "2",
+        "--time-budget",
+        "120",
+        "--latency-repeats",
+        "3",
+        "--max-parallel",
+        "1",
+        "--source",
+        str(small_climate_fever),
+        "--cache-dir",
+        str(feature_cache_dir),
+        "--runs-dir",
+        str(runs),
+        "--no-progress",
+        "--json",
+    ]
 
     proc = _cli([*common, "--run-id", "killed"], env)
     run_dir = runs / "killed"
@@ -299,8 +407,13 @@ def test_kill_and_resume_gives_the_population_of_an_uninterrupted_run(small_clim
     assert state["completed_generation"] == 0  # killed in the middle of generation 1
     trained_before = {p.parent.name: p.stat().st_mtime_ns for p in (run_dir / "candidates").glob("*/train_key")}
 
-    resumed = subprocess.run([sys.executable, "-m", "flows.cli", *common, "--run-id", "killed"], env=env,
-                             capture_output=True, text=True, timeout=900)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *common, "--run-id", "killed"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     summary = json.loads(resumed.stdout)
     assert summary["generations"] == 1 and summary["candidates"]["total"] == 4
@@ -309,17 +422,26 @@ def test_kill_and_resume_gives_the_population_of_an_uninterrupted_run(small_clim
 
     # Its own Prefect home: no cached training is shared, the reference trains everything itself.
     env_reference = dict(env, PREFECT_HOME=str(tmp_path / "prefect-home-reference"))
-    reference = subprocess.run([sys.executable, "-m", "flows.cli", *common, "--run-id", "uninterrupted"], env=env_reference,
-                               capture_output=True, text=True, timeout=900)
+    reference = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *common, "--run-id", "uninterrupted"],
+        env=env_reference,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert reference.returncode == 0, reference.stdout[-3000:] + reference.stderr[-3000:]
     assert _population(run_dir) == _population(runs / "uninterrupted")
 
 
-def test_cli_llm_operator_without_endpoint_is_a_clear_error(prefect_harness, small_climate_fever, monkeypatch, tmp_path) -> None:
+def test_cli_llm_operator_without_endpoint_is_a_clear_error(
+    prefect_harness, small_climate_fever, monkeypatch, tmp_path
+) -> None:
     from test_cli import run_main
 
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    code, out, err = run_main(["evolve", "--operator", "llm", "--source", str(small_climate_fever), "--runs-dir", str(tmp_path)])
+    code, out, err = run_main(
+        ["evolve", "--operator", "llm", "--source", str(small_climate_fever), "--runs-dir", str(tmp_path)]
+    )
     assert code == 2 and out == ""
     assert "operator 'llm' needs an endpoint" in err and "--llm-base-url" in err

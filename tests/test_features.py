@@ -38,7 +38,9 @@ def test_states_match_unpadded_encoding(small_features, small_splits) -> None:
     feats = load_split_features(small_features.path, "val")
     frame = small_splits["val"]
     for i in (0, len(frame) // 2, len(frame) - 1):
-        inputs = tokenizer(frame["claim"][i], frame["evidence"][i], truncation=True, max_length=128, return_tensors="pt")
+        inputs = tokenizer(
+            frame["claim"][i], frame["evidence"][i], truncation=True, max_length=128, return_tensors="pt"
+        )
         with torch.inference_mode():
             hidden = model(**inputs, output_hidden_states=True).hidden_states
             expected = torch.stack(hidden[-layers:]).mean(0)[0].numpy()
@@ -67,7 +69,9 @@ def test_pooling_matches_manual_means(small_features) -> None:
     np.testing.assert_allclose(pooled, np.concatenate([u, v, np.abs(u - v), u * v]), atol=1e-4)
 
 
-def test_second_run_reuses_cache_without_loading_encoder(small_features, small_splits, feature_cache_dir, monkeypatch) -> None:
+def test_second_run_reuses_cache_without_loading_encoder(
+    small_features, small_splits, feature_cache_dir, monkeypatch
+) -> None:
     states_file = Path(small_features.path) / "train" / "states.npy"
     before = os.stat(states_file)
 
@@ -75,7 +79,9 @@ def test_second_run_reuses_cache_without_loading_encoder(small_features, small_s
         raise AssertionError("the encoder was loaded although the cache is complete")
 
     monkeypatch.setattr(featurize_module, "load_encoder", no_encoder)
-    again = featurize_splits(small_splits.frames, small_splits.fingerprints, EncoderConfig(), feature_cache_dir, progress=False)
+    again = featurize_splits(
+        small_splits.frames, small_splits.fingerprints, EncoderConfig(), feature_cache_dir, progress=False
+    )
     assert again.reused and again.path == small_features.path
     after = os.stat(states_file)
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
@@ -113,7 +119,9 @@ def test_layers_option_averages_the_last_hidden_layers(small_splits, tmp_path) -
     x_last, _ = load_split_features(last.path, "train").batch([0])
     x_three, _ = load_split_features(three.path, "train").batch([0])
     np.testing.assert_allclose(x_last[0, :n], out.last_hidden_state[0].numpy(), atol=2e-2, rtol=1e-2)
-    np.testing.assert_allclose(x_three[0, :n], torch.stack(out.hidden_states[-3:]).mean(0)[0].numpy(), atol=2e-2, rtol=1e-2)
+    np.testing.assert_allclose(
+        x_three[0, :n], torch.stack(out.hidden_states[-3:]).mean(0)[0].numpy(), atol=2e-2, rtol=1e-2
+    )
     assert np.abs(x_three[0, :n] - x_last[0, :n]).max() > 0.1
     with pytest.raises(ValueError, match="layers=7"):
         featurize_splits(part, fps, EncoderConfig(max_length=32, layers=7), tmp_path, progress=False)

@@ -30,7 +30,9 @@ def _artifact_data(key: str, flow_run_id) -> list[dict]:
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+            )
         )
     assert len(artifacts) == 1, f"expected one {key!r} artifact for the flow run"
     data = artifacts[0].data
@@ -59,9 +61,13 @@ def test_prepare_data_flow(prefect_harness, small_climate_fever: Path, tmp_path:
 
     flow_run_id = state.state_details.flow_run_id
     split_table = _artifact_data("data-splits", flow_run_id)
-    assert {row["split"]: row["pairs"] for row in split_table} == {s: summary["splits"][s]["pairs"] for s in ("train", "val", "test")}
+    assert {row["split"]: row["pairs"] for row in split_table} == {
+        s: summary["splits"][s]["pairs"] for s in ("train", "val", "test")
+    }
     baseline_table = _artifact_data("data-baselines", flow_run_id)
-    assert {(r["baseline"], r["split"]) for r in baseline_table} == {(b, s) for b in ("majority", "logreg") for s in ("val", "test")}
+    assert {(r["baseline"], r["split"]) for r in baseline_table} == {
+        (b, s) for b in ("majority", "logreg") for s in ("val", "test")
+    }
 
     second = prepare_data(_params(small_climate_fever, tmp_path / "runs", cache, "second"), return_state=True).result()
     assert second["features_cached"] is True and second["sentences_cached"] is True
@@ -71,7 +77,9 @@ def test_prepare_data_flow(prefect_harness, small_climate_fever: Path, tmp_path:
     assert second["fingerprints"] == summary["fingerprints"]
 
 
-def test_prepare_data_recomputes_when_cache_folder_was_deleted(prefect_harness, small_climate_fever: Path, tmp_path: Path) -> None:
+def test_prepare_data_recomputes_when_cache_folder_was_deleted(
+    prefect_harness, small_climate_fever: Path, tmp_path: Path
+) -> None:
     import shutil
 
     from flows.data import prepare_data
@@ -89,6 +97,8 @@ def test_malformed_source_fails_the_flow_with_location(prefect_harness, tmp_path
     from flows.data import prepare_data
 
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"claim_id": "1", "claim": "x", "evidences": [{"evidence": "e", "evidence_label": "SUPPORTS"}]}\n{oops\n')
+    bad.write_text(
+        '{"claim_id": "1", "claim": "x", "evidences": [{"evidence": "e", "evidence_label": "SUPPORTS"}]}\n{oops\n'
+    )
     with pytest.raises(MalformedRowError, match="bad.jsonl:2"):
         prepare_data(_params(bad, tmp_path / "runs", tmp_path / "cache", "bad"))

@@ -24,14 +24,28 @@ def _run(args: list[str], env: dict[str, str]) -> tuple[dict, float]:
 def test_data_flow_on_full_release(shared_climate_fever: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     exe = str(Path(sys.executable).with_name("evoformer"))
-    args = [exe, "data", "--source", str(shared_climate_fever), "--runs-dir", str(tmp_path / "runs"),
-            "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--json"]
+    args = [
+        exe,
+        "data",
+        "--source",
+        str(shared_climate_fever),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--no-progress",
+        "--json",
+    ]
     cold, cold_s = _run(args, env)
     warm, warm_s = _run(args, env)
     print(f"cold {cold_s:.1f}s, cached {warm_s:.1f}s, ratio {cold_s / warm_s:.1f}x")
 
     assert cold["claim_overlap"] == 0
-    assert {s: cold["splits"][s]["claims"] for s in ("train", "val", "test")} == {"train": 1229, "val": 153, "test": 153}
+    assert {s: cold["splits"][s]["claims"] for s in ("train", "val", "test")} == {
+        "train": 1229,
+        "val": 153,
+        "test": 153,
+    }
     assert sum(cold["splits"][s]["pairs"] for s in ("train", "val", "test")) == 7675
     majority, logreg = cold["baselines"]["majority"], cold["baselines"]["logreg"]
     assert majority["test"]["macro_f1"] == pytest.approx(0.26, abs=0.01)

@@ -441,7 +441,9 @@ def test_requests_in_flight_are_capped(monkeypatch) -> None:
         return LLMReply(text="x", model="m")
 
     monkeypatch.setattr(client, "_send", fake_send)
-    threads = [threading.Thread(target=client.complete, args=([{"role": "user", "content": str(i)}], 0.2)) for i in range(6)]
+    threads = [
+        threading.Thread(target=client.complete, args=([{"role": "user", "content": str(i)}], 0.2)) for i in range(6)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -14,27 +14,44 @@ from test_synthetic_flow import synthetic_folder  # noqa: F401  (fixture)
 
 
 def test_pipeline_runs_every_step_and_writes_the_report(
-    prefect_harness, small_climate_fever, feature_cache_dir, synthetic_folder, tmp_path  # noqa: F811
+    prefect_harness,
+    small_climate_fever,
+    feature_cache_dir,
+    synthetic_folder,
+    tmp_path,  # noqa: F811
 ) -> None:
-    from flows.pipeline import CompressionStep, PipelineParams, SynthesisStep, pipeline
-    from test_evolve_flow import FAST_TRAIN, evolve_params
     from test_compression_flow import SMALL
+    from test_evolve_flow import FAST_TRAIN, evolve_params
 
     from evoformer.evolution.population import SelectionConfig
     from evoformer.synthetic.gates import GateConfig
     from evoformer.synthetic.importer import ImportConfig
+    from flows.pipeline import CompressionStep, PipelineParams, SynthesisStep, pipeline
 
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / "tiny.py").write_text(TINY_SEED)
     (seeds / "tiny_wide.py").write_text(TINY_SEED.replace("hidden: int = 32", "hidden: int = 64"))
-    evolve = evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", seeds, "pipe",
-                           generations=1, children=2, max_parallel=1, selection=SelectionConfig(crossover_rate=0.0),
-                           train=FAST_TRAIN.model_copy(update={"max_epochs": 1}))
+    evolve = evolve_params(
+        small_climate_fever,
+        feature_cache_dir,
+        tmp_path / "runs",
+        seeds,
+        "pipe",
+        generations=1,
+        children=2,
+        max_parallel=1,
+        selection=SelectionConfig(crossover_rate=0.0),
+        train=FAST_TRAIN.model_copy(update={"max_epochs": 1}),
+    )
     params = PipelineParams(
         evolve=evolve,
-        synthesis=SynthesisStep(enabled=True, imports=ImportConfig(paths=[str(synthetic_folder)]), gates=GateConfig(verify="none")),
-        compression=CompressionStep(top_k=1, config=SMALL.model_copy(update={"sparsities": [], "quantizers": ["onnxruntime"]})),
+        synthesis=SynthesisStep(
+            enabled=True, imports=ImportConfig(paths=[str(synthetic_folder)]), gates=GateConfig(verify="none")
+        ),
+        compression=CompressionStep(
+            top_k=1, config=SMALL.model_copy(update={"sparsities": [], "quantizers": ["onnxruntime"]})
+        ),
     )
     summary = pipeline(params)
     run_dir = Path(summary["run_dir"])
@@ -49,7 +66,11 @@ def test_pipeline_runs_every_step_and_writes_the_report(
     best = summary["evolve"]["best"]["id"]
     (compressed,) = summary["compress"]["candidates"]
     assert compressed["candidate"] == best and compressed["status"] == "ok", compressed["reason"]
-    assert {row["variant"].rstrip(" *") for row in compressed["table"]} >= {"fp32", "int8-onnxruntime", "structured-50%"}
+    assert {row["variant"].rstrip(" *") for row in compressed["table"]} >= {
+        "fp32",
+        "int8-onnxruntime",
+        "structured-50%",
+    }
 
     # The report: self-contained, with every part the issue names.
     report = Path(summary["report"])
@@ -69,7 +90,7 @@ def test_pipeline_runs_every_step_and_writes_the_report(
         for parent in row["parents"]:
             assert f"--- {parent}.py" in html and f"+++ {row['id']}.py" in html
     assert any(row["parents"] for row in top), "a trained child is among the three best"
-    assert f"<td class=\"l\">{compressed['table'][0]['variant']}</td>" in html
+    assert f'<td class="l">{compressed["table"][0]["variant"]}</td>' in html
 
     # The link artifact points at the report.
     import asyncio
@@ -83,15 +104,36 @@ def test_pipeline_runs_every_step_and_writes_the_report(
     assert any(report.as_uri() in str(link) for link in asyncio.run(report_links()))
 
 
-def test_pipeline_command_prints_where_the_report_is(prefect_harness, small_climate_fever, feature_cache_dir, tmp_path) -> None:
+def test_pipeline_command_prints_where_the_report_is(
+    prefect_harness, small_climate_fever, feature_cache_dir, tmp_path
+) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / "tiny.py").write_text(TINY_SEED)
-    code, out, err = run_main([
-        "pipeline", "--generations", "0", "--compress-top", "0", "--seed-folder", str(seeds), "--max-epochs", "1",
-        "--latency-repeats", "3", "--source", str(small_climate_fever), "--runs-dir", str(tmp_path / "runs"),
-        "--cache-dir", str(feature_cache_dir), "--run-id", "cli-pipe", "--no-progress",
-    ])
+    code, out, err = run_main(
+        [
+            "pipeline",
+            "--generations",
+            "0",
+            "--compress-top",
+            "0",
+            "--seed-folder",
+            str(seeds),
+            "--max-epochs",
+            "1",
+            "--latency-repeats",
+            "3",
+            "--source",
+            str(small_climate_fever),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--cache-dir",
+            str(feature_cache_dir),
+            "--run-id",
+            "cli-pipe",
+            "--no-progress",
+        ]
+    )
     assert code == 0, err
     report = tmp_path / "runs" / "cli-pipe" / "report.html"
     assert f"report: {report.resolve()}" in out and report.is_file()

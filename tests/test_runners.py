@@ -29,12 +29,23 @@ def test_dask_cluster_of_two_workers_trains_the_candidates(
 
     from flows.evolve import evolve
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
-        params = evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", tiny_seed_folder, "dask-run",
-                               generations=1, children=2, max_parallel=2, train=FAST_TRAIN.model_copy(update={"max_epochs": 1}),
-                               selection=SelectionConfig(crossover_rate=0.0),  # mutations: two tiny seeds cross to themselves
-                               runner=RunnerConfig(kind="dask", address=cluster.scheduler_address))
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        params = evolve_params(
+            small_climate_fever,
+            feature_cache_dir,
+            tmp_path / "runs",
+            tiny_seed_folder,
+            "dask-run",
+            generations=1,
+            children=2,
+            max_parallel=2,
+            train=FAST_TRAIN.model_copy(update={"max_epochs": 1}),
+            selection=SelectionConfig(crossover_rate=0.0),  # mutations: two tiny seeds cross to themselves
+            runner=RunnerConfig(kind="dask", address=cluster.scheduler_address),
+        )
         summary = evolve(params)
         executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
 
@@ -45,9 +56,13 @@ def test_dask_cluster_of_two_workers_trains_the_candidates(
 
     expected = "bubblewrap(" if bubblewrap_problem() is None else "NO-NAMESPACES"
     for row in trained:  # weights and verdicts landed in the run folder, written by the remote task
-        assert (Path(row["folder"]) / "weights.safetensors").is_file() and (Path(row["folder"]) / "metrics.json").is_file()
+        assert (Path(row["folder"]) / "weights.safetensors").is_file() and (
+            Path(row["folder"]) / "metrics.json"
+        ).is_file()
         verdict = json.loads((Path(row["folder"]) / "metrics.json").read_text())
-        assert expected in verdict["isolation"] and "rlimit-as" in verdict["isolation"], verdict["isolation"]  # the sandbox holds there
+        assert expected in verdict["isolation"] and "rlimit-as" in verdict["isolation"], verdict[
+            "isolation"
+        ]  # the sandbox holds there
     trainings = sum(1 for row in lineage if row["status"] not in ("rejected", "duplicate", "proposal_failed"))
     assert sum(executed.values()) == trainings, executed  # every training ran on the cluster, none in the flow process
     assert all(count >= 1 for count in executed.values()), executed  # both workers took trainings
@@ -61,9 +76,17 @@ def test_process_pool_runner_trains_in_worker_processes(
     folder = tmp_path / "one-seed"
     folder.mkdir()
     shutil.copy(tiny_seed_folder / "tiny_a.py", folder / "tiny_a.py")
-    params = evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", folder, "process-run",
-                           generations=0, max_parallel=1, train=FAST_TRAIN.model_copy(update={"max_epochs": 1, "seed": 7}),
-                           runner=RunnerConfig(kind="process"))
+    params = evolve_params(
+        small_climate_fever,
+        feature_cache_dir,
+        tmp_path / "runs",
+        folder,
+        "process-run",
+        generations=0,
+        max_parallel=1,
+        train=FAST_TRAIN.model_copy(update={"max_epochs": 1, "seed": 7}),
+        runner=RunnerConfig(kind="process"),
+    )
     summary = evolve(params)
     assert summary["candidates"]["ok"] == 1, summary["candidates"]
 

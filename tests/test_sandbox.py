@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import candidate_source
+
 from evoformer.baselines import label_ids
 from evoformer.candidates.evaluate import evaluate_candidate
 from evoformer.candidates.job import TrainConfig
@@ -32,7 +32,9 @@ def labels(small_splits) -> dict[str, np.ndarray]:
 def _run(small_features, labels, tmp_path, body: str, audit_hook: bool = True, **limits):
     program = CandidateProgram(name="hostile", source=candidate_source(body))
     sandbox = SandboxLimits(audit_hook=audit_hook, **{"timeout_s": 60, **limits})
-    return evaluate_candidate(program, small_features.path, labels, tmp_path / "cand", FAST, sandbox, static_check=False)
+    return evaluate_candidate(
+        program, small_features.path, labels, tmp_path / "cand", FAST, sandbox, static_check=False
+    )
 
 
 def test_bubblewrap_is_available_here() -> None:
@@ -58,11 +60,16 @@ def test_valid_program_trains_and_folder_holds_no_eval_labels(small_features, la
 def test_training_is_deterministic(small_features, labels, tmp_path) -> None:
     config = TrainConfig(max_epochs=2, max_train_pairs=128, latency_repeats=3)
     program = CandidateProgram(name="det", source=candidate_source("return M(input_dim, num_classes)"))
-    runs = [evaluate_candidate(program, small_features.path, labels, tmp_path / f"r{i}", config, SandboxLimits()) for i in range(2)]
+    runs = [
+        evaluate_candidate(program, small_features.path, labels, tmp_path / f"r{i}", config, SandboxLimits())
+        for i in range(2)
+    ]
     assert [r.status for r in runs] == ["ok", "ok"]
     a, b = (r.metrics for r in runs)
     assert (a.val, a.test, a.best_epoch) == (b.val, b.test, b.best_epoch)
-    assert (tmp_path / "r0" / "weights.safetensors").read_bytes() == (tmp_path / "r1" / "weights.safetensors").read_bytes()
+    assert (tmp_path / "r0" / "weights.safetensors").read_bytes() == (
+        tmp_path / "r1" / "weights.safetensors"
+    ).read_bytes()
 
 
 @LAYERS
@@ -83,23 +90,30 @@ def test_environment_holds_no_secrets(small_features, labels, tmp_path, audit_ho
     monkeypatch.setenv("OPENAI_API_KEY", "sk-canary-openai")
     monkeypatch.setenv("MY_SERVICE_TOKEN", "canary-token")
     monkeypatch.setenv("DB_PASSWORD_X", "canary-password")
-    result = _run(small_features, labels, tmp_path, "raise RuntimeError('ENV=' + repr(dict(torch.os.environ)))", audit_hook)
+    result = _run(
+        small_features, labels, tmp_path, "raise RuntimeError('ENV=' + repr(dict(torch.os.environ)))", audit_hook
+    )
     assert result.status == "build_error"
     assert "ENV=" in result.reason
     assert "canary" not in result.reason and "canary" not in result.stderr_tail
 
 
 @LAYERS
-def test_labels_and_data_outside_the_view_are_unreadable(small_features, labels, tmp_path, audit_hook, shared_climate_fever) -> None:
+def test_labels_and_data_outside_the_view_are_unreadable(
+    small_features, labels, tmp_path, audit_hook, shared_climate_fever
+) -> None:
     held_out = tmp_path / "runs" / "data" / "test_labels.txt"
     held_out.parent.mkdir(parents=True)
     held_out.write_text("SUPPORTS\n")
     targets = [shared_climate_fever, held_out, Path(__file__).resolve(), Path("/etc/shadow")]
     probe = "".join(
         f"try:\n    open({str(t)!r}).read(10)\n    print('READABLE', {str(t)!r}, file=sys.stderr, flush=True)\n"
-        f"except OSError:\n    pass\n" for t in targets
+        f"except OSError:\n    pass\n"
+        for t in targets
     )
-    result = _run(small_features, labels, tmp_path, "import sys\n" + probe + "return M(input_dim, num_classes)", audit_hook)
+    result = _run(
+        small_features, labels, tmp_path, "import sys\n" + probe + "return M(input_dim, num_classes)", audit_hook
+    )
     assert result.status == "ok", result.reason
     assert "READABLE" not in result.stderr_tail
 
@@ -107,9 +121,13 @@ def test_labels_and_data_outside_the_view_are_unreadable(small_features, labels,
 @LAYERS
 def test_write_outside_folder_is_denied(small_features, labels, tmp_path, audit_hook) -> None:
     targets = [Path(__file__).resolve().parent / f"pwned-{audit_hook}.pt", tmp_path / "pwned.pt"]
-    body = "".join(
-        f"try:\n    torch.save(torch.ones(3), {str(t)!r})\nexcept Exception as e:\n    print('denied', e)\n" for t in targets
-    ) + "return M(input_dim, num_classes)"
+    body = (
+        "".join(
+            f"try:\n    torch.save(torch.ones(3), {str(t)!r})\nexcept Exception as e:\n    print('denied', e)\n"
+            for t in targets
+        )
+        + "return M(input_dim, num_classes)"
+    )
     try:
         result = _run(small_features, labels, tmp_path, body, audit_hook)
         assert result.status == "ok", result.reason
@@ -298,7 +316,9 @@ def test_secret_patterns() -> None:
     assert not any(is_secret(k) for k in env)
 
 
-def test_fallback_without_bubblewrap_warns_and_audit_hook_still_holds(small_features, labels, tmp_path, monkeypatch, caplog) -> None:
+def test_fallback_without_bubblewrap_warns_and_audit_hook_still_holds(
+    small_features, labels, tmp_path, monkeypatch, caplog
+) -> None:
     from evoformer.sandbox import runner
 
     monkeypatch.setattr(runner, "bubblewrap_problem", lambda: "bwrap disabled for this test")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import candidate_source
+
 from evoformer.baselines import label_ids
 from evoformer.candidates.evaluate import evaluate_candidate
 from evoformer.candidates.job import TrainConfig
@@ -191,11 +191,13 @@ return M(input_dim, num_classes)
 
 
 @pytest.mark.parametrize("mechanism", ["tmpfs", "watchdog"], indirect=True)
-def test_a_candidate_over_its_quota_is_killed_and_the_next_one_trains(small_features, labels, tmp_path,
-                                                                      mechanism) -> None:
+def test_a_candidate_over_its_quota_is_killed_and_the_next_one_trains(
+    small_features, labels, tmp_path, mechanism
+) -> None:
     hostile = CandidateProgram(name="filler", source=candidate_source(HOSTILE))
-    result = evaluate_candidate(hostile, small_features.path, labels, tmp_path / "filler", FAST, SMALL,
-                                static_check=False)
+    result = evaluate_candidate(
+        hostile, small_features.path, labels, tmp_path / "filler", FAST, SMALL, static_check=False
+    )
     assert result.status == "killed" and "disk quota exceeded" in result.reason, result.reason + result.stderr_tail
     assert result.transient
     inputs = {"program.py", "job.json", "train_labels.npy", "metrics.json"}
@@ -220,8 +222,9 @@ def test_the_compression_worker_has_the_same_quota(small_features, labels, tmp_p
     (trained / "program.py").write_text(candidate_source(HOSTILE))
     (trained / "weights.safetensors").write_bytes(b"\0" * 8)
     (trained / "metrics.json").write_text(json.dumps({"status": "ok"}))
-    config = CompressConfig(sparsities=[], structured_ratios=[], quantizers=["torch_ao"], onnx_fp32=False,
-                            finetune=FAST, latency_repeats=3)
+    config = CompressConfig(
+        sparsities=[], structured_ratios=[], quantizers=["torch_ao"], onnx_fp32=False, finetune=FAST, latency_repeats=3
+    )
     report = compress_candidate(trained, small_features.path, labels, tmp_path / "compressed", config, SMALL)
     assert report.status == "killed" and "disk quota exceeded" in report.reason, report.reason + report.stderr_tail
     left = {p.name for p in (tmp_path / "compressed").iterdir()}

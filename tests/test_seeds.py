@@ -17,12 +17,17 @@ from evoformer.seeds import seed_files
 def test_seed_trains_and_beats_chance(seed_file, medium_features, tmp_path) -> None:
     features, labels = medium_features
     config = TrainConfig(max_epochs=4, patience=2, latency_repeats=3)
-    result = evaluate_candidate(CandidateProgram.from_file(seed_file), features.path, labels, tmp_path / "c", config, SandboxLimits())
+    result = evaluate_candidate(
+        CandidateProgram.from_file(seed_file), features.path, labels, tmp_path / "c", config, SandboxLimits()
+    )
     assert result.status == "ok", f"{result.reason}\n{result.stderr_tail}"
     m = result.metrics
     majority = majority_baseline(labels["train"], labels["val"], labels["test"])
     # Chance: the majority class (macro-F1 ~0.26 here); uniform guessing scores about 0.3.
     mean_f1 = (m.val.macro_f1 + m.test.macro_f1) / 2
-    assert mean_f1 > max(0.32, (majority.val.macro_f1 + majority.test.macro_f1) / 2 + 0.05), (m.val.macro_f1, m.test.macro_f1)
+    assert mean_f1 > max(0.32, (majority.val.macro_f1 + majority.test.macro_f1) / 2 + 0.05), (
+        m.val.macro_f1,
+        m.test.macro_f1,
+    )
     assert m.params > 1000 and m.latency_ms["batch1"] > 0 and 1 <= m.epochs <= 4
     assert np.isfinite(m.train_seconds)

@@ -29,7 +29,9 @@ def test_embeddings_match_single_sentence_encoding(small_sentences, small_splits
     np.testing.assert_allclose(pairs[1], np.concatenate([u, v, np.abs(u - v), u * v]))
 
 
-def test_second_run_reuses_sentences_without_loading_encoder(small_sentences, small_splits, feature_cache_dir, monkeypatch) -> None:
+def test_second_run_reuses_sentences_without_loading_encoder(
+    small_sentences, small_splits, feature_cache_dir, monkeypatch
+) -> None:
     claim_file = small_sentences.path / "train" / "claim.npy"
     before = os.stat(claim_file)
 

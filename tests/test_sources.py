@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import write_jsonl
-from evoformer.data import DataSourceConfig, DataSourceError, MalformedRowError, load_pairs
-from evoformer.data import sources
+
+from evoformer.data import DataSourceConfig, DataSourceError, MalformedRowError, load_pairs, sources
 from evoformer.labels import normalize_label
 
 
@@ -19,12 +18,17 @@ def _claim(cid: str, claim: str, labels: list[object]) -> dict:
         "claim_id": cid,
         "claim": claim,
         "claim_label": "SUPPORTS",
-        "evidences": [{"evidence_id": f"{cid}:{i}", "evidence_label": lab, "evidence": f"evidence {cid} {i}"} for i, lab in enumerate(labels)],
+        "evidences": [
+            {"evidence_id": f"{cid}:{i}", "evidence_label": lab, "evidence": f"evidence {cid} {i}"}
+            for i, lab in enumerate(labels)
+        ],
     }
 
 
 def test_release_jsonl_expands_claims_into_pairs(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "cf.jsonl", [_claim("1", "Seas rise.", ["SUPPORTS", "REFUTES"]), _claim("2", "Ice melts.", [2])])
+    path = write_jsonl(
+        tmp_path / "cf.jsonl", [_claim("1", "Seas rise.", ["SUPPORTS", "REFUTES"]), _claim("2", "Ice melts.", [2])]
+    )
     loaded = load_pairs(DataSourceConfig(source=str(path)))
     assert loaded.report.kind == "climate-fever"
     assert loaded.report.rows_read == 2 and loaded.report.pairs == 3
@@ -94,7 +98,10 @@ def test_csv_missing_column_lists_what_is_there(tmp_path: Path) -> None:
 
 
 def test_pairs_jsonl_and_parquet(tmp_path: Path) -> None:
-    rows = [{"q": "claim a", "ev": "evidence a", "lab": "SUPPORTS", "cid": "A"}, {"q": "claim b", "ev": "evidence b", "lab": 1, "cid": "B"}]
+    rows = [
+        {"q": "claim a", "ev": "evidence a", "lab": "SUPPORTS", "cid": "A"},
+        {"q": "claim b", "ev": "evidence b", "lab": 1, "cid": "B"},
+    ]
     config = dict(claim_column="q", evidence_column="ev", label_column="lab", claim_id_column="cid")
     jsonl = write_jsonl(tmp_path / "pairs.jsonl", rows)
     parquet = tmp_path / "pairs.parquet"

@@ -62,8 +62,19 @@ def test_fingerprint_tracks_content() -> None:
 def test_same_claim_text_under_two_ids_stays_together() -> None:
     rows = []
     for i in range(40):
-        rows += [{"pair_id": len(rows), "claim_id": f"id{i}", "claim": f"claim {i}", "evidence": f"e{i}{j}", "label": LABELS[j % 3]} for j in range(3)]
-    rows.append({"pair_id": len(rows), "claim_id": "other-id", "claim": "CLAIM  0", "evidence": "dup", "label": "REFUTES"})
+        rows += [
+            {
+                "pair_id": len(rows),
+                "claim_id": f"id{i}",
+                "claim": f"claim {i}",
+                "evidence": f"e{i}{j}",
+                "label": LABELS[j % 3],
+            }
+            for j in range(3)
+        ]
+    rows.append(
+        {"pair_id": len(rows), "claim_id": "other-id", "claim": "CLAIM  0", "evidence": "dup", "label": "REFUTES"}
+    )
     frame = pd.DataFrame(rows)
     for seed in range(5):
         splits = make_splits(frame, SplitConfig(seed=seed))
@@ -81,16 +92,33 @@ def test_overlap_detector_and_config_validation() -> None:
 
 
 def test_too_few_claims_is_a_clear_error() -> None:
-    frame = pd.DataFrame({"pair_id": [0, 1], "claim_id": ["a", "b"], "claim": ["a", "b"], "evidence": ["x", "y"],
-                          "label": ["SUPPORTS", "REFUTES"]})
-    with pytest.raises(DataSourceError, match=r"^few\.jsonl: 2 claims are too few for split ratios 0\.8/0\.1/0\.1 "
-                                              r"\(at least 10 needed\)$"):
+    frame = pd.DataFrame(
+        {
+            "pair_id": [0, 1],
+            "claim_id": ["a", "b"],
+            "claim": ["a", "b"],
+            "evidence": ["x", "y"],
+            "label": ["SUPPORTS", "REFUTES"],
+        }
+    )
+    with pytest.raises(
+        DataSourceError,
+        match=r"^few\.jsonl: 2 claims are too few for split ratios 0\.8/0\.1/0\.1 "
+        r"\(at least 10 needed\)$",
+    ):
         make_splits(frame, source="few.jsonl")
 
 
 def test_one_label_is_a_clear_error() -> None:
-    frame = pd.DataFrame({"pair_id": range(20), "claim_id": [str(i) for i in range(20)],
-                          "claim": [f"c{i}" for i in range(20)], "evidence": ["x"] * 20, "label": ["SUPPORTS"] * 20})
+    frame = pd.DataFrame(
+        {
+            "pair_id": range(20),
+            "claim_id": [str(i) for i in range(20)],
+            "claim": [f"c{i}" for i in range(20)],
+            "evidence": ["x"] * 20,
+            "label": ["SUPPORTS"] * 20,
+        }
+    )
     with pytest.raises(DataSourceError, match=r"^one\.csv: needs at least two labels .* found SUPPORTS: 20 pairs$"):
         make_splits(frame, source="one.csv")
 

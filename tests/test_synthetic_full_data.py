@@ -24,15 +24,35 @@ def test_synth_on_every_seed_file_and_the_full_release(shared_climate_fever: Pat
         pytest.skip(f"shared synthetic seed not found at {SEED}")
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
     cache = tmp_path / "cache"
-    args = [str(Path(sys.executable).with_name("evoformer")), "synth", "--from-file", str(SEED), "--source", str(shared_climate_fever),
-            "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(cache), "--run-id", "full", "--json"]
+    args = [
+        str(Path(sys.executable).with_name("evoformer")),
+        "synth",
+        "--from-file",
+        str(SEED),
+        "--source",
+        str(shared_climate_fever),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--cache-dir",
+        str(cache),
+        "--run-id",
+        "full",
+        "--json",
+    ]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
 
     assert len(report["imports"]["files"]) == 6
     gates = {g["gate"]: g for g in report["gates"]}
-    assert list(gates) == ["schema", "exact_duplicates", "decontamination", "near_duplicates", "label_verification", "class_balance"]
+    assert list(gates) == [
+        "schema",
+        "exact_duplicates",
+        "decontamination",
+        "near_duplicates",
+        "label_verification",
+        "class_balance",
+    ]
     previous = gates["schema"]["kept"]
     for name, gate in list(gates.items())[1:]:
         assert gate["input"] == previous and gate["kept"] == gate["input"] - gate["dropped"], name

@@ -13,15 +13,21 @@ from llm_server import Error, Raw, Reply
 from evoformer.llm import LLMAuthError, LLMClient, LLMConfig, UsageLedger
 from evoformer.synthetic.generator import GenerationConfig, RequestPlan, generate, parse_reply, plan_requests
 
-TRAIN = pd.DataFrame({
-    "claim": [f"Train claim number {i} about the warming climate." for i in range(9)],
-    "evidence": [f"Train evidence sentence number {i} about measured temperatures." for i in range(9)],
-    "label": ["SUPPORTS", "REFUTES", "NOT_ENOUGH_INFO"] * 3,
-})
+TRAIN = pd.DataFrame(
+    {
+        "claim": [f"Train claim number {i} about the warming climate." for i in range(9)],
+        "evidence": [f"Train evidence sentence number {i} about measured temperatures." for i in range(9)],
+        "label": ["SUPPORTS", "REFUTES", "NOT_ENOUGH_INFO"] * 3,
+    }
+)
 
 
 def item(n: int, **extra) -> dict:
-    return {"claim": f"Generated claim {n} about rising seas.", "evidence": f"Generated evidence {n}: tide gauges show a rise of 3 mm per year.", **extra}
+    return {
+        "claim": f"Generated claim {n} about rising seas.",
+        "evidence": f"Generated evidence {n}: tide gauges show a rise of 3 mm per year.",
+        **extra,
+    }
 
 
 def client_for(server, **config) -> LLMClient:
@@ -39,8 +45,12 @@ def test_plan_rotates_topics_and_covers_every_label():
 
 def test_parse_reply_shapes_and_rejections():
     plan = RequestPlan(index=4, label="REFUTES", topic="seas", count=3)
-    found, rejected = parse_reply(json.dumps({"examples": [item(1), item(2, label="supports"), {"claim": "x"}]}), plan, "m", "h")
-    assert [e.claim for e in found] == [item(1)["claim"]] and found[0].label == "REFUTES" and found[0].prompt_hash == "h"
+    found, rejected = parse_reply(
+        json.dumps({"examples": [item(1), item(2, label="supports"), {"claim": "x"}]}), plan, "m", "h"
+    )
+    assert (
+        [e.claim for e in found] == [item(1)["claim"]] and found[0].label == "REFUTES" and found[0].prompt_hash == "h"
+    )
     assert "not the requested REFUTES" in rejected[0].reason and "without evidence" in rejected[1].reason
     assert rejected[0].origin == "request 4 item 1"
     found, _ = parse_reply("Here you go:\n```json\n[" + json.dumps(item(3)) + "]\n```\nEnjoy!", plan, "m", "h")
@@ -52,21 +62,32 @@ def test_parse_reply_shapes_and_rejections():
 
 
 def test_generation_survives_garbage_malformed_json_and_http_errors(scripted_llm_server):
-    server = scripted_llm_server([
-        Reply(json.dumps({"examples": [item(1), item(2)]})),                      # request 0: JSON mode reply
-        Error(500, "overloaded"), Raw("{not json", status=200),                  # request 1: 500, malformed body, then
-        Reply("Sure! Here are examples:\n```json\n" + json.dumps([item(3), {"claim": "too short", "evidence": "no"}]) + "\n```"),
-        Reply("I'm sorry, I can't help with that."),                              # request 2: garbage
-        Reply('{"examples": [' + json.dumps(item(4)) + ', {"claim": "Generated clai'),  # request 3: truncated JSON
-    ])
+    server = scripted_llm_server(
+        [
+            Reply(json.dumps({"examples": [item(1), item(2)]})),  # request 0: JSON mode reply
+            Error(500, "overloaded"),
+            Raw("{not json", status=200),  # request 1: 500, malformed body, then
+            Reply(
+                "Sure! Here are examples:\n```json\n"
+                + json.dumps([item(3), {"claim": "too short", "evidence": "no"}])
+                + "\n```"
+            ),
+            Reply("I'm sorry, I can't help with that."),  # request 2: garbage
+            Reply('{"examples": [' + json.dumps(item(4)) + ', {"claim": "Generated clai'),  # request 3: truncated JSON
+        ]
+    )
     client = client_for(server)
-    config = GenerationConfig(per_label=4, labels=["SUPPORTS", "REFUTES"], examples_per_request=2, few_shot=2, llm=client.config)
+    config = GenerationConfig(
+        per_label=4, labels=["SUPPORTS", "REFUTES"], examples_per_request=2, few_shot=2, llm=client.config
+    )
     result = generate(client, TRAIN, config)
     client.close()
 
     report = result.report
     assert report.requests == 4 and report.failed_requests == 0
-    assert [e.claim for e in result.examples] == [item(n)["claim"] for n in (1, 2, 3, 4)]  # item 4: complete, in a truncated reply
+    assert [e.claim for e in result.examples] == [
+        item(n)["claim"] for n in (1, 2, 3, 4)
+    ]  # item 4: complete, in a truncated reply
     assert report.examples == 4 and report.rejected == 3 and report.items == 7
     reasons = [r.reason for r in report.rejections]
     assert "at least 10 characters" in reasons[0] and "no JSON" in reasons[1] and "malformed JSON reply" in reasons[2]
@@ -74,18 +95,22 @@ def test_generation_survives_garbage_malformed_json_and_http_errors(scripted_llm
     assert report.labels == {"SUPPORTS": 3, "REFUTES": 1}  # requests 0-1 ask for SUPPORTS, 2-3 for REFUTES
     usage = client.ledger.snapshot()
     assert usage.requests == 6 and usage.retries == 2 and usage.tokens > 0
-    assert {e.generator for e in result.examples} == {"gen-model"} and all(e.source == "llm" and e.prompt_hash for e in result.examples)
+    assert {e.generator for e in result.examples} == {"gen-model"} and all(
+        e.source == "llm" and e.prompt_hash for e in result.examples
+    )
     assert result.examples[0].prompt_hash != result.examples[2].prompt_hash
 
 
 def test_prompts_use_train_few_shot_of_the_target_label_and_json_mode(scripted_llm_server):
     server = scripted_llm_server(default=lambda request: {"content": json.dumps({"examples": [item(0)]})})
     client = client_for(server)
-    config = GenerationConfig(per_label=2, examples_per_request=1, few_shot=2, topics=["ice", "seas", "heat", "storms"], llm=client.config)
+    config = GenerationConfig(
+        per_label=2, examples_per_request=1, few_shot=2, topics=["ice", "seas", "heat", "storms"], llm=client.config
+    )
     generate(client, TRAIN, config)
     client.close()
     assert len(server.requests) == 6
-    by_label = dict(zip(TRAIN["claim"], TRAIN["label"]))
+    by_label = dict(zip(TRAIN["claim"], TRAIN["label"], strict=False))
     topics = set()
     for request in server.requests:
         assert request["response_format"] == {"type": "json_object"} and request["seed"] == 0

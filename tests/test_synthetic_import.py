@@ -12,7 +12,10 @@ from evoformer.synthetic.importer import ImportConfig, filename_label, import_fi
 from evoformer.synthetic.jsontext import Element, Skipped, array_elements, json_values
 
 SEED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "synthetic-seed"
-C1, E1 = "Sea levels are rising faster than before.", "Satellite altimetry shows the rate of sea level rise has doubled since 1993."
+C1, E1 = (
+    "Sea levels are rising faster than before.",
+    "Satellite altimetry shows the rate of sea level rise has doubled since 1993.",
+)
 C2, E2 = "Arctic sea ice is recovering.", "Arctic sea ice extent keeps declining by about 13 percent per decade."
 
 
@@ -23,12 +26,18 @@ def _write(path: Path, payload: object) -> Path:
 
 
 def test_gpt_objects_take_the_claim_label_field(tmp_path):
-    path = _write(tmp_path / "gpt-3.5" / "mixed.json", [
-        {"claim": C1, "evidence": E1, "claim label": "Supports"},
-        {"claim": C2, "evidence": E2, "claim label": "REFUTES"},
-    ])
+    path = _write(
+        tmp_path / "gpt-3.5" / "mixed.json",
+        [
+            {"claim": C1, "evidence": E1, "claim label": "Supports"},
+            {"claim": C2, "evidence": E2, "claim label": "REFUTES"},
+        ],
+    )
     result = import_files(ImportConfig(paths=[str(path)]))
-    assert [(e.claim, e.label, e.generator) for e in result.examples] == [(C1, "SUPPORTS", "gpt-3.5"), (C2, "REFUTES", "gpt-3.5")]
+    assert [(e.claim, e.label, e.generator) for e in result.examples] == [
+        (C1, "SUPPORTS", "gpt-3.5"),
+        (C2, "REFUTES", "gpt-3.5"),
+    ]
     [report] = result.report.files
     assert report.shapes == {"object": 2} and report.label_sources == {"row": 2} and report.rejected == 0
     assert result.examples[0].origin == f"{path}:2" and result.examples[0].source == "import:gpt-3.5/mixed.json"
@@ -45,7 +54,11 @@ def test_llama_pairs_take_the_label_from_the_file_name(tmp_path):
 def test_vicuna_capitalised_keys_and_the_label_option(tmp_path):
     path = _write(tmp_path / "vicuna" / "supports.json", [{"Claim": C1 + " ", "Evidence": " " + E1}])
     by_name = import_files(ImportConfig(paths=[str(path)]))
-    assert by_name.examples[0].label == "SUPPORTS" and by_name.examples[0].claim == C1 and by_name.examples[0].evidence == E1
+    assert (
+        by_name.examples[0].label == "SUPPORTS"
+        and by_name.examples[0].claim == C1
+        and by_name.examples[0].evidence == E1
+    )
     by_option = import_files(ImportConfig(paths=[str(path)], label="NEI", generator="vicuna-13b"))
     assert by_option.examples[0].label == "NOT_ENOUGH_INFO" and by_option.examples[0].generator == "vicuna-13b"
     assert by_option.report.files[0].label_sources == {"option": 1}
@@ -61,15 +74,18 @@ def test_rows_without_any_label_are_rejected_with_the_reason(tmp_path):
 
 
 def test_bad_rows_are_counted_with_file_line_and_reason(tmp_path):
-    path = _write(tmp_path / "x" / "supports.json", [
-        [C1, E1],
-        ["short", E2],
-        [C2],
-        {"claim": C2},
-        {"claim": C2, "evidence": 42},
-        {"claim": C2, "evidence": E2, "label": "MAYBE"},
-        "just text",
-    ])
+    path = _write(
+        tmp_path / "x" / "supports.json",
+        [
+            [C1, E1],
+            ["short", E2],
+            [C2],
+            {"claim": C2},
+            {"claim": C2, "evidence": 42},
+            {"claim": C2, "evidence": E2, "label": "MAYBE"},
+            "just text",
+        ],
+    )
     result = import_files(ImportConfig(paths=[str(path)]))
     report = result.report.files[0]
     assert (report.rows_read, report.examples, report.rejected) == (7, 1, 6)
@@ -84,7 +100,9 @@ def test_bad_rows_are_counted_with_file_line_and_reason(tmp_path):
 
 
 def test_a_stray_bracket_loses_no_rows(tmp_path):
-    text = '[\n  [\n    "%s",\n    "%s"\n  ],\n  [\n  [\n    "%s",\n    "%s"\n  ],\n  [\n    "%s",\n    "%s"\n  ]\n]' % (C1, E1, C2, E2, C2 + " Really.", E2)
+    text = '[\n  [\n    "{}",\n    "{}"\n  ],\n  [\n  [\n    "{}",\n    "{}"\n  ],\n  [\n    "{}",\n    "{}"\n  ]\n]'.format(
+        C1, E1, C2, E2, C2 + " Really.", E2
+    )
     path = _write(tmp_path / "llama-2" / "refutes_new.json", text)
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
@@ -95,11 +113,16 @@ def test_a_stray_bracket_loses_no_rows(tmp_path):
 
 
 def test_a_broken_element_is_skipped_and_reading_resumes(tmp_path):
-    text = '[\n  {"claim": "%s", "evidence": "%s" "label": 0},\n  {"claim": "%s", "evidence": "%s", "label": 1}\n]' % (C1, E1, C2, E2)
+    text = '[\n  {{"claim": "{}", "evidence": "{}" "label": 0}},\n  {{"claim": "{}", "evidence": "{}", "label": 1}}\n]'.format(
+        C1,
+        E1,
+        C2,
+        E2,
+    )
     items = list(array_elements(text))
     assert isinstance(items[0], Skipped) and items[0].line == 2 and "invalid JSON" in items[0].reason
     assert isinstance(items[1], Element) and items[1].line == 3 and items[1].value["label"] == 1
-    truncated = '[\n  ["%s", "%s"],\n  ["%s", "%s' % (C1, E1, C2, E2)
+    truncated = '[\n  ["{}", "{}"],\n  ["{}", "{}'.format(C1, E1, C2, E2)
     found = list(array_elements(truncated))
     assert isinstance(found[0], Element) and all(isinstance(x, Skipped) for x in found[1:])
     with pytest.raises(ValueError, match="not a JSON array"):
@@ -111,7 +134,9 @@ def test_jsonl_files_and_unreadable_files(tmp_path):
     result = import_files(ImportConfig(paths=[str(path)]))
     assert len(result.examples) == 1 and result.report.files[0].rejections[0].origin == f"{path}:2"
     not_json = _write(tmp_path / "g" / "supports.json", "claim,evidence\nx,y\n")
-    assert "cannot read the file" in import_files(ImportConfig(paths=[str(not_json)])).report.files[0].rejections[0].reason
+    assert (
+        "cannot read the file" in import_files(ImportConfig(paths=[str(not_json)])).report.files[0].rejections[0].reason
+    )
     with pytest.raises(DataSourceError, match="does not exist"):
         import_files(ImportConfig(paths=[str(tmp_path / "missing.json")]))
 
@@ -131,8 +156,14 @@ def test_every_shared_seed_file_imports(tmp_path):
         pytest.skip(f"shared synthetic seed not found at {SEED}")
     result = import_files(ImportConfig(paths=[str(SEED)]))
     files = {Path(f.path).parent.name + "/" + Path(f.path).name: f for f in result.report.files}
-    assert set(files) == {"gpt-3.5/refutes_data.json", "gpt-3.5/supports_data.json", "llama-2/refutes_new.json",
-                          "llama-2/supports_new.json", "vicuna/refutes.json", "vicuna/supports.json"}
+    assert set(files) == {
+        "gpt-3.5/refutes_data.json",
+        "gpt-3.5/supports_data.json",
+        "llama-2/refutes_new.json",
+        "llama-2/supports_new.json",
+        "vicuna/refutes.json",
+        "vicuna/supports.json",
+    }
     for f in files.values():
         assert f.rows_read == f.examples + f.rejected
         assert len(set(f.labels)) == 1  # each file holds one label

@@ -20,7 +20,9 @@ from evoformer.layout import TRAIN_KEY_FILE, RunLayout
 from evoformer.metrics import ClassificationMetrics
 from evoformer.sandbox.limits import SandboxLimits
 
-PROGRAM = "import torch.nn as nn\n\ndef build_model(input_dim, num_classes):\n    return nn.Linear(input_dim, num_classes)\n"
+PROGRAM = (
+    "import torch.nn as nn\n\ndef build_model(input_dim, num_classes):\n    return nn.Linear(input_dim, num_classes)\n"
+)
 
 
 def _metrics(f1: float) -> ClassificationMetrics:
@@ -30,10 +32,24 @@ def _metrics(f1: float) -> ClassificationMetrics:
 def _result(name: str, folder: Path, status: Status = Status.OK, f1: float = 0.5) -> CandidateResult:
     metrics = None
     if status == Status.OK:
-        metrics = CandidateMetrics(params=1234, val=_metrics(f1), test=_metrics(f1 - 0.1), latency_ms={"batch1": 1.0, "batch64": 2.0},
-                                   train_seconds=1.5, wall_seconds=2.0, epochs=2, best_epoch=1)
-    return CandidateResult(name=name, program_hash="h", status=status, reason="" if status == Status.OK else "it broke",
-                           folder=str(folder.resolve()), metrics=metrics)
+        metrics = CandidateMetrics(
+            params=1234,
+            val=_metrics(f1),
+            test=_metrics(f1 - 0.1),
+            latency_ms={"batch1": 1.0, "batch64": 2.0},
+            train_seconds=1.5,
+            wall_seconds=2.0,
+            epochs=2,
+            best_epoch=1,
+        )
+    return CandidateResult(
+        name=name,
+        program_hash="h",
+        status=status,
+        reason="" if status == Status.OK else "it broke",
+        folder=str(folder.resolve()),
+        metrics=metrics,
+    )
 
 
 def _trained_folder(folder: Path, result: CandidateResult, key: str) -> None:
@@ -79,12 +95,19 @@ class FakeTrainer:
 
 def _setup(run_dir: Path) -> TrainingSetup:
     labels = {split: np.zeros(4, dtype=np.int64) for split in ("train", "val", "test")}
-    return TrainingSetup(RunLayout(run_dir), "/features/minilm-L128-abc", labels, TrainConfig(max_epochs=1), SandboxLimits())
+    return TrainingSetup(
+        RunLayout(run_dir), "/features/minilm-L128-abc", labels, TrainConfig(max_epochs=1), SandboxLimits()
+    )
 
 
 def _job(candidate_id: str, width: int = 8) -> TrainingJob:
-    source = PROGRAM.replace("nn.Linear(input_dim, num_classes)", f"nn.Sequential(nn.Linear(input_dim, {width}), nn.Linear({width}, num_classes))")
-    individual = Individual(id=candidate_id, generation=1, parents=["seed-a"], operator="ast-mutation", status=Status.PENDING)
+    source = PROGRAM.replace(
+        "nn.Linear(input_dim, num_classes)",
+        f"nn.Sequential(nn.Linear(input_dim, {width}), nn.Linear({width}, num_classes))",
+    )
+    individual = Individual(
+        id=candidate_id, generation=1, parents=["seed-a"], operator="ast-mutation", status=Status.PENDING
+    )
     return TrainingJob(individual=individual, program=CandidateProgram(name=candidate_id, source=source))
 
 
@@ -103,7 +126,11 @@ def test_trains_every_job_and_records_its_metrics(tmp_path) -> None:
 def test_a_finished_training_in_the_run_folder_is_reused_without_submitting(tmp_path) -> None:
     setup = _setup(tmp_path / "run")
     done, todo = _job("g01-c00"), _job("g01-c01", 16)
-    _trained_folder(setup.layout.candidate(done.id), _result(done.id, setup.layout.candidate(done.id), f1=0.7), setup.key(done.program))
+    _trained_folder(
+        setup.layout.candidate(done.id),
+        _result(done.id, setup.layout.candidate(done.id), f1=0.7),
+        setup.key(done.program),
+    )
     trainer = FakeTrainer()
     people = TrainingQueue(setup, trainer).train([done, todo])
     assert [r.program.name for r in trainer.requests] == [todo.id]
@@ -135,7 +162,9 @@ def test_a_cached_result_from_another_run_is_copied_into_this_run(tmp_path) -> N
     assert (here / WEIGHTS_FILE).read_bytes() == (elsewhere / WEIGHTS_FILE).read_bytes()
     assert json.loads((here / METRICS_FILE).read_text())["folder"] == str(here.resolve())
     assert finished_training(here, setup.key(job.program)) is not None  # a later resume reuses it
-    assert json.loads((elsewhere / METRICS_FILE).read_text())["folder"] == str(elsewhere.resolve())  # the other run is untouched
+    assert json.loads((elsewhere / METRICS_FILE).read_text())["folder"] == str(
+        elsewhere.resolve()
+    )  # the other run is untouched
 
 
 @pytest.mark.parametrize("how", ["deleted", "retrained"])
@@ -150,7 +179,11 @@ def test_a_cached_result_whose_folder_is_gone_is_trained_again_without_the_cache
     trainer.answer = lambda request: trainer.train_here(request) if request.refresh else stale
     (person,) = TrainingQueue(setup, trainer).train([job])
     assert [r.refresh for r in trainer.requests] == [False, True]
-    assert person.status == Status.OK and person.val_macro_f1 == 0.5 and person.folder == str(setup.layout.candidate(job.id).resolve())
+    assert (
+        person.status == Status.OK
+        and person.val_macro_f1 == 0.5
+        and person.folder == str(setup.layout.candidate(job.id).resolve())
+    )
 
 
 def test_a_refreshed_training_that_still_lands_elsewhere_does_not_loop(tmp_path) -> None:
@@ -176,23 +209,37 @@ def test_failures_are_recorded_and_only_lasting_outcomes_are_marked_trained(tmp_
         (request.folder / METRICS_FILE).write_text(result.model_dump_json())
         return result
 
-    people = {p.id: p for p in TrainingQueue(setup, FakeTrainer(answer=answer), max_parallel=3).train([broken, killed, infra])}
+    people = {
+        p.id: p for p in TrainingQueue(setup, FakeTrainer(answer=answer), max_parallel=3).train([broken, killed, infra])
+    }
     assert people[broken.id].status == Status.RUNTIME_ERROR and people[broken.id].reason == "it broke"
     assert (setup.layout.candidate(broken.id) / TRAIN_KEY_FILE).is_file()  # deterministic: a resume reuses it
-    assert people[killed.id].status == Status.KILLED and not (setup.layout.candidate(killed.id) / TRAIN_KEY_FILE).exists()
+    assert (
+        people[killed.id].status == Status.KILLED and not (setup.layout.candidate(killed.id) / TRAIN_KEY_FILE).exists()
+    )
     assert people[infra.id].status == Status.SANDBOX_ERROR and len(people[infra.id].reason) == 500
     assert all(p.status in Status.FAILED for p in people.values())
 
 
 def test_status_values_and_subsets() -> None:
-    assert {s.value for s in Status.TRAINING} == {"ok", "rejected", "build_error", "runtime_error", "timeout", "killed", "invalid_output"}
+    assert {s.value for s in Status.TRAINING} == {
+        "ok",
+        "rejected",
+        "build_error",
+        "runtime_error",
+        "timeout",
+        "killed",
+        "invalid_output",
+    }
     assert Status.NOT_TRAINED == {"rejected", "duplicate", "proposal_failed"}
     assert Status.OK not in Status.FAILED and not (Status.FAILED & Status.NOT_TRAINED)
     assert Status.FAILED | Status.NOT_TRAINED | {Status.OK} == set(Status)
     assert Status.PROGRAM_FAULTS <= Status.TRAINING and Status.TRANSIENT == {"killed"}
     # Saved JSON stays readable and is written as before.
     person = Individual.model_validate({"id": "a", "generation": 0, "operator": "seed", "status": "proposal_failed"})
-    assert person.status is Status.PROPOSAL_FAILED and json.loads(person.model_dump_json())["status"] == "proposal_failed"
+    assert (
+        person.status is Status.PROPOSAL_FAILED and json.loads(person.model_dump_json())["status"] == "proposal_failed"
+    )
     assert f"{Status.OK}" == "ok" and json.dumps({"s": Status.OK}) == '{"s": "ok"}'
 
 
@@ -205,11 +252,19 @@ def test_run_layout_names_every_path(tmp_path) -> None:
     assert layout.program("g01-c02") == tmp_path / "r1" / "programs" / "g01-c02.py"
     assert layout.state == tmp_path / "r1" / "evolution" / "state.json"
     assert layout.proposals(3) == tmp_path / "r1" / "evolution" / "proposals-g03.json"
-    assert (layout.lineage.name, layout.pareto_plot.name, layout.report.name) == ("lineage.json", "pareto.png", "report.html")
+    assert (layout.lineage.name, layout.pareto_plot.name, layout.report.name) == (
+        "lineage.json",
+        "pareto.png",
+        "report.html",
+    )
     assert layout.llm_usage == tmp_path / "r1" / "llm" / "usage.json"
     assert layout.compression("g01-c02") == tmp_path / "r1" / "compression" / "g01-c02"
     assert layout.launch_file == tmp_path / "r1" / "ui" / "launch.json"
-    assert layout.read_program("g01-c02") is None and layout.candidate_folders() == [] and layout.proposed_generations() == []
+    assert (
+        layout.read_program("g01-c02") is None
+        and layout.candidate_folders() == []
+        and layout.proposed_generations() == []
+    )
     layout.write_program("g01-c02", "x = 1\n")
     layout.proposals(2).parent.mkdir(parents=True)
     for generation in (2, 1):

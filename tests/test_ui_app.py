@@ -26,41 +26,110 @@ def make_run(root: Path, run_id: str = "fake-run") -> Path:
     """A run folder as evolve and compress leave it: two seeds, two children (one failed), one compression."""
     run = root / run_id
     people = [
-        Individual(id="seed-a", generation=0, operator="seed", status="ok", params=5000, val_macro_f1=0.40, test_macro_f1=0.38, retired=True),
-        Individual(id="seed-b", generation=0, operator="seed", status="ok", params=2000, val_macro_f1=0.35, test_macro_f1=0.33),
-        Individual(id="g01-c00", generation=1, parents=["seed-a"], operator="ast-mutation", status="ok", params=3000,
-                   val_macro_f1=0.42, test_macro_f1=0.39),
-        Individual(id="g01-c01", generation=1, parents=["seed-a", "seed-b"], operator="ast-crossover", status="build_error",
-                   reason="boom"),
+        Individual(
+            id="seed-a",
+            generation=0,
+            operator="seed",
+            status="ok",
+            params=5000,
+            val_macro_f1=0.40,
+            test_macro_f1=0.38,
+            retired=True,
+        ),
+        Individual(
+            id="seed-b", generation=0, operator="seed", status="ok", params=2000, val_macro_f1=0.35, test_macro_f1=0.33
+        ),
+        Individual(
+            id="g01-c00",
+            generation=1,
+            parents=["seed-a"],
+            operator="ast-mutation",
+            status="ok",
+            params=3000,
+            val_macro_f1=0.42,
+            test_macro_f1=0.39,
+        ),
+        Individual(
+            id="g01-c01",
+            generation=1,
+            parents=["seed-a", "seed-b"],
+            operator="ast-crossover",
+            status="build_error",
+            reason="boom",
+        ),
     ]
     (run / "evolution").mkdir(parents=True)
     (run / "programs").mkdir()
     (run / "lineage.json").write_text(json.dumps([p.model_dump() for p in people]))
-    (run / "evolution" / "state.json").write_text(json.dumps({"settings_hash": "x", "operator": "offline", "completed_generation": 1,
-                                                              "individuals": [p.model_dump() for p in people]}))
+    (run / "evolution" / "state.json").write_text(
+        json.dumps(
+            {
+                "settings_hash": "x",
+                "operator": "offline",
+                "completed_generation": 1,
+                "individuals": [p.model_dump() for p in people],
+            }
+        )
+    )
     for p in people:
         (run / "programs" / f"{p.id}.py").write_text(CHILD if p.id == "g01-c00" else PARENT)
         (run / "candidates" / p.id).mkdir(parents=True)
         (run / "candidates" / p.id / "metrics.json").write_text(json.dumps({"status": p.status, "reason": p.reason}))
     majority = {"macro_f1": 0.2613, "weighted_f1": 0.5, "accuracy": 0.64, "per_class_f1": {}}
-    (run / "summary.json").write_text(json.dumps({
-        "run_id": run_id, "baselines": {"majority": {"val": majority, "test": majority | {"macro_f1": 0.2609}},
-                                        "logreg": {"val": majority | {"macro_f1": 0.48}, "test": majority | {"macro_f1": 0.45}}},
-        "evolve": {"generations": 1},
-    }))
-    report = CompressionReport(candidate="g01-c00", status="ok", folder=str(run / "compression" / "g01-c00"), best="int8-onnxruntime",
-                               environment={"threads": "1"}, variants=[
-        VariantMetrics(name="fp32", technique="none", status="ok", val=_m(0.42), test=_m(0.39), params_total=3000,
-                       params_nonzero=3000, size_bytes=12000, latency_ms={"batch1": 0.2, "batch64": 0.1}, speedup_batch1=1.0, size_ratio=1.0),
-        VariantMetrics(name="int8-onnxruntime", technique="quantize", status="ok", val=_m(0.42), test=_m(0.39), params_total=3000,
-                       params_nonzero=3000, size_bytes=4000, latency_ms={"batch1": 0.1, "batch64": 0.05}, speedup_batch1=2.0, size_ratio=3.0),
-    ])
+    (run / "summary.json").write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "baselines": {
+                    "majority": {"val": majority, "test": majority | {"macro_f1": 0.2609}},
+                    "logreg": {"val": majority | {"macro_f1": 0.48}, "test": majority | {"macro_f1": 0.45}},
+                },
+                "evolve": {"generations": 1},
+            }
+        )
+    )
+    report = CompressionReport(
+        candidate="g01-c00",
+        status="ok",
+        folder=str(run / "compression" / "g01-c00"),
+        best="int8-onnxruntime",
+        environment={"threads": "1"},
+        variants=[
+            VariantMetrics(
+                name="fp32",
+                technique="none",
+                status="ok",
+                val=_m(0.42),
+                test=_m(0.39),
+                params_total=3000,
+                params_nonzero=3000,
+                size_bytes=12000,
+                latency_ms={"batch1": 0.2, "batch64": 0.1},
+                speedup_batch1=1.0,
+                size_ratio=1.0,
+            ),
+            VariantMetrics(
+                name="int8-onnxruntime",
+                technique="quantize",
+                status="ok",
+                val=_m(0.42),
+                test=_m(0.39),
+                params_total=3000,
+                params_nonzero=3000,
+                size_bytes=4000,
+                latency_ms={"batch1": 0.1, "batch64": 0.05},
+                speedup_batch1=2.0,
+                size_ratio=3.0,
+            ),
+        ],
+    )
     (run / "compression" / "g01-c00").mkdir(parents=True)
     (run / "compression" / "g01-c00" / "compression.json").write_text(report.model_dump_json())
     return run
 
 
 # -- ui/runs.py -------------------------------------------------------------------------------------
+
 
 def test_run_folder_views(tmp_path: Path) -> None:
     from ui import runs
@@ -92,6 +161,7 @@ def test_run_folder_views(tmp_path: Path) -> None:
 
 # -- ui/launch.py ---------------------------------------------------------------------------------
 
+
 def test_form_defaults_come_from_demo_yaml() -> None:
     from evoformer.config import PipelineParams, load_params
     from evoformer.config.files import DEMO
@@ -109,20 +179,36 @@ def test_local_run_gets_a_params_file_with_the_key_name_only(tmp_path: Path, mon
     from ui.launch import KEY_ENV, child_env, evolve_params, start_evolve
 
     spawned = []
-    monkeypatch.setattr(ui.launch, "_spawn", lambda args, env, log: spawned.append((args, env)) or type("P", (), {"pid": 1})())
-    params = evolve_params({"operator": {"kind": "llm", "llm": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}},
-                            "generations": 1, "children": 2, "train": {"time_budget_s": 5, "max_train_pairs": 50},
-                            "seed_folder": str(tmp_path), "data": {"data": {"source": "data.jsonl"},
-                                                                   "storage": {"runs_dir": str(tmp_path), "run_id": "r1"}}})
+    monkeypatch.setattr(
+        ui.launch, "_spawn", lambda args, env, log: spawned.append((args, env)) or type("P", (), {"pid": 1})()
+    )
+    params = evolve_params(
+        {
+            "operator": {"kind": "llm", "llm": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}},
+            "generations": 1,
+            "children": 2,
+            "train": {"time_budget_s": 5, "max_train_pairs": 50},
+            "seed_folder": str(tmp_path),
+            "data": {"data": {"source": "data.jsonl"}, "storage": {"runs_dir": str(tmp_path), "run_id": "r1"}},
+        }
+    )
     launched, _ = start_evolve(params, "sk-secret", "local")
     ((args, env),) = spawned
     assert args[:2] == ["evolve", "--config"] and "--json" in args and launched.run_id == "r1"
     params_file = Path(args[2])
     assert params_file == tmp_path / "r1" / "ui" / "evolve.yaml" and "sk-secret" not in params_file.read_text()
     parsed, as_json = parse("evolve", args[1:])  # the child's command line gives back the same params
-    assert as_json and parsed.operator.llm.api_key_env == KEY_ENV and parsed.operator.llm.base_url == "http://127.0.0.1:9/v1"
+    assert (
+        as_json
+        and parsed.operator.llm.api_key_env == KEY_ENV
+        and parsed.operator.llm.base_url == "http://127.0.0.1:9/v1"
+    )
     assert parsed.model_dump(exclude={"operator"}) == params.model_dump(exclude={"operator"})
-    assert parsed.train.max_train_pairs == 50 and parsed.data.data.source == "data.jsonl" and parsed.data.storage.run_id == "r1"
+    assert (
+        parsed.train.max_train_pairs == 50
+        and parsed.data.data.source == "data.jsonl"
+        and parsed.data.storage.run_id == "r1"
+    )
     assert env[KEY_ENV] == "sk-secret" and "sk-secret" not in " ".join(args)
     assert "sk-secret" not in (tmp_path / "r1" / "ui" / "launch.json").read_text()
     assert KEY_ENV not in child_env(None)
@@ -132,10 +218,24 @@ def test_compress_params_from_the_form(tmp_path: Path) -> None:
     from flows.cli import parse
     from ui.launch import compress_params
 
-    p = compress_params("r1", str(tmp_path), ["a", "b"], {"sparsities": [], "structured_ratios": [0.5], "quantizers": ["onnxruntime"],
-                                                          "latency_repeats": 3, "finetune": {"max_epochs": 1, "max_train_pairs": 64}})
+    p = compress_params(
+        "r1",
+        str(tmp_path),
+        ["a", "b"],
+        {
+            "sparsities": [],
+            "structured_ratios": [0.5],
+            "quantizers": ["onnxruntime"],
+            "latency_repeats": 3,
+            "finetune": {"max_epochs": 1, "max_train_pairs": 64},
+        },
+    )
     assert p.candidates == ["a", "b"] and p.config.sparsities == [] and p.config.structured_ratios == [0.5]
-    assert p.config.quantizers == ["onnxruntime"] and p.config.finetune.max_train_pairs == 64 and p.config.latency_repeats == 3
+    assert (
+        p.config.quantizers == ["onnxruntime"]
+        and p.config.finetune.max_train_pairs == 64
+        and p.config.latency_repeats == 3
+    )
     assert p.config.finetune.learning_rate == 3e-4 and p.limits.timeout_s == 1800.0  # the rest: the compress defaults
     file = tmp_path / "c.yaml"
     from evoformer.config.files import write_config
@@ -182,6 +282,7 @@ def test_ui_command_line() -> None:
 
 # -- the page (AppTest) -----------------------------------------------------------------------------
 
+
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch):
     from streamlit.testing.v1 import AppTest
@@ -189,7 +290,9 @@ def app(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("EVOFORMER_RUNS", str(tmp_path / "runs"))
     import ui.launch
 
-    monkeypatch.setattr(ui.launch, "prefect_server_url", lambda: None)  # no server: local runs (the session's test harness is one)
+    monkeypatch.setattr(
+        ui.launch, "prefect_server_url", lambda: None
+    )  # no server: local runs (the session's test harness is one)
     return AppTest.from_file(APP, default_timeout=60)
 
 
@@ -202,7 +305,9 @@ def test_app_shows_a_past_run(app, tmp_path: Path) -> None:
     assert "Leaderboard: 4 candidates, 3 trained ok" in captions
     assert any("majority val 0.2613 / test 0.2609" in c for c in captions)  # the baseline beside the metrics
     metrics = {m.label: m for m in app.metric}
-    assert metrics["Best val macro-F1"].value == "0.4200" and "+0.1587 vs majority" in metrics["Best val macro-F1"].delta
+    assert (
+        metrics["Best val macro-F1"].value == "0.4200" and "+0.1587 vs majority" in metrics["Best val macro-F1"].delta
+    )
     assert metrics["Majority class (val / test)"].value == "0.2613 / 0.2609"
     board = app.dataframe[1].value  # after the per-generation table
     assert list(board["id"])[:3] == ["g01-c00", "seed-a", "seed-b"] and "front" in board
@@ -210,7 +315,9 @@ def test_app_shows_a_past_run(app, tmp_path: Path) -> None:
 
     app.selectbox(key="candidate-fake-run").select("g01-c00").run()
     codes = [c.value for c in app.code]
-    assert CHILD.strip() in codes and any(c.startswith("--- seed-a.py") and "+    return nn.Linear(input_dim, 16)" in c for c in codes)
+    assert CHILD.strip() in codes and any(
+        c.startswith("--- seed-a.py") and "+    return nn.Linear(input_dim, 16)" in c for c in codes
+    )
     assert any("Compressed g01-c00: ok, 2 variants; best: int8-onnxruntime" in c.value for c in app.caption)
     table = app.dataframe[-1].value
     assert list(table["variant"]) == ["fp32", "int8-onnxruntime *"]
@@ -244,9 +351,19 @@ def test_evolve_button_starts_a_local_run_with_the_key_in_memory(app, tmp_path: 
     assert not app.exception and not app.error, [e.value for e in app.error]
     ((params, api_key, mode, seeds, _),) = calls
     assert api_key == "sk-test-123" and mode == "local" and seeds == {"tiny.py": PARENT.encode()}
-    assert params.operator.kind == "llm" and params.operator.llm.base_url == "http://127.0.0.1:9/v1" and params.generations == 1
-    assert params.train.max_train_pairs == 100 and params.data.data.source == "/data/small.jsonl" and params.data.storage.run_id == "ui-run"
-    assert params.children == 2 and params.train.time_budget_s == 30.0 and params.train.max_epochs == 12  # the rest: demo.yaml's
+    assert (
+        params.operator.kind == "llm"
+        and params.operator.llm.base_url == "http://127.0.0.1:9/v1"
+        and params.generations == 1
+    )
+    assert (
+        params.train.max_train_pairs == 100
+        and params.data.data.source == "/data/small.jsonl"
+        and params.data.storage.run_id == "ui-run"
+    )
+    assert (
+        params.children == 2 and params.train.time_budget_s == 30.0 and params.train.max_epochs == 12
+    )  # the rest: demo.yaml's
     assert "sk-test-123" not in params.model_dump_json()
     assert app.sidebar.selectbox(key="run_select").value == "ui-run"  # the new run is shown at once
 
@@ -259,9 +376,14 @@ def test_deployment_run_gets_the_secret_block_name_only(app, tmp_path: Path, mon
 
     saved, started = [], []
     monkeypatch.setattr(ui.launch, "prefect_server_url", lambda: "http://127.0.0.1:9/api")
-    monkeypatch.setattr(prefect.blocks.system.Secret, "save", lambda self, name, overwrite=False: saved.append((name, self.get())))
-    monkeypatch.setattr(prefect.deployments, "run_deployment",
-                        lambda name, parameters, timeout: started.append((name, parameters, timeout)) or type("R", (), {"id": "fr-1"}))
+    monkeypatch.setattr(
+        prefect.blocks.system.Secret, "save", lambda self, name, overwrite=False: saved.append((name, self.get()))
+    )
+    monkeypatch.setattr(
+        prefect.deployments,
+        "run_deployment",
+        lambda name, parameters, timeout: started.append((name, parameters, timeout)) or type("R", (), {"id": "fr-1"}),
+    )
     app.run()
     assert app.radio(key="mode").value == "deployment"  # a configured server is the default
     app.radio(key="operator").set_value("llm")
@@ -284,8 +406,19 @@ def test_compress_button_starts_compression_of_the_chosen_candidates(app, tmp_pa
     import ui.launch
 
     calls = []
-    monkeypatch.setattr(ui.launch, "start_compress", lambda params, mode: calls.append((params, mode)) or (
-        ui.launch.Launched(kind="compress", mode=mode, run_id=params.run_id, run_dir="x", candidates=params.candidates), None))
+    monkeypatch.setattr(
+        ui.launch,
+        "start_compress",
+        lambda params, mode: (
+            calls.append((params, mode))
+            or (
+                ui.launch.Launched(
+                    kind="compress", mode=mode, run_id=params.run_id, run_dir="x", candidates=params.candidates
+                ),
+                None,
+            )
+        ),
+    )
     make_run(tmp_path / "runs")
     app.run()
     app.multiselect(key="compress-ids-fake-run").select("g01-c00").run()
@@ -297,6 +430,15 @@ def test_compress_button_starts_compression_of_the_chosen_candidates(app, tmp_pa
     app.button(key="compress-fake-run").click().run()
     assert not app.error, [e.value for e in app.error]
     ((params, mode),) = calls
-    assert mode == "local" and params.candidates == ["g01-c00"] and params.config.sparsities == [] and params.config.structured_ratios == [0.5]
-    assert params.config.quantizers == ["onnxruntime"] and params.config.finetune.max_epochs == 1 and params.config.latency_repeats == 3
+    assert (
+        mode == "local"
+        and params.candidates == ["g01-c00"]
+        and params.config.sparsities == []
+        and params.config.structured_ratios == [0.5]
+    )
+    assert (
+        params.config.quantizers == ["onnxruntime"]
+        and params.config.finetune.max_epochs == 1
+        and params.config.latency_repeats == 3
+    )
     assert params.config.finetune.time_budget_s == 90.0 and params.storage.runs_dir == str(tmp_path / "runs")

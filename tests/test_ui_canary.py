@@ -50,8 +50,20 @@ def primed_data(small_climate_fever: Path, feature_cache_dir: Path, tmp_path_fac
     key = str(small_climate_fever)
     if key not in _PRIMED:  # one priming per session, even when several modules use this fixture
         runs = tmp_path_factory.mktemp("primer-runs")
-        cmd = [str(Path(sys.executable).with_name("evoformer")), "data", "--source", str(small_climate_fever), "--cache-dir",
-               str(feature_cache_dir), "--runs-dir", str(runs), "--run-id", "primer", "--no-progress", "--json"]
+        cmd = [
+            str(Path(sys.executable).with_name("evoformer")),
+            "data",
+            "--source",
+            str(small_climate_fever),
+            "--cache-dir",
+            str(feature_cache_dir),
+            "--runs-dir",
+            str(runs),
+            "--run-id",
+            "primer",
+            "--no-progress",
+            "--json",
+        ]
         done = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         _PRIMED[key] = (small_climate_fever, feature_cache_dir)
@@ -83,14 +95,18 @@ def files_containing(roots: list[Path], needle: bytes) -> list[str]:
     return hits
 
 
-def test_canary_key_reaches_the_llm_and_nothing_else(primed_data, scripted_llm_server, tmp_path: Path, monkeypatch, capfd) -> None:
+def test_canary_key_reaches_the_llm_and_nothing_else(
+    primed_data, scripted_llm_server, tmp_path: Path, monkeypatch, capfd
+) -> None:
     from streamlit.testing.v1 import AppTest
 
     import ui.launch
 
     source, cache = primed_data
     canary = f"sk-canary-{secrets.token_hex(12)}"
-    server = scripted_llm_server(default=lambda request: Reply(content=f"A smaller hidden layer.\n```python\n{TINY_CHILD}```"))
+    server = scripted_llm_server(
+        default=lambda request: Reply(content=f"A smaller hidden layer.\n```python\n{TINY_CHILD}```")
+    )
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / "tiny.py").write_text(TINY_SEED)
@@ -106,7 +122,13 @@ def test_canary_key_reaches_the_llm_and_nothing_else(primed_data, scripted_llm_s
     app.text_input(key="llm_base_url").input(server.base_url)
     app.text_input(key="llm_model").input("scripted-model")
     app.text_input(key="api_key").input(canary)
-    for name, value in {"generations": 1, "children": 1, "time_budget": 20.0, "max_epochs": 1, "latency_repeats": 3}.items():
+    for name, value in {
+        "generations": 1,
+        "children": 1,
+        "time_budget": 20.0,
+        "max_epochs": 1,
+        "latency_repeats": 3,
+    }.items():
         app.number_input(key=name).set_value(value)
     app.text_input(key="source").input(str(source))
     app.text_input(key="cache_dir").input(str(cache))
@@ -120,7 +142,9 @@ def test_canary_key_reaches_the_llm_and_nothing_else(primed_data, scripted_llm_s
     assert code == 0, log[-3000:]
     app.run()  # the page reads the finished run
     assert not app.exception
-    assert any(c.value.startswith("Leaderboard: 2 candidates, 2 trained ok") for c in app.caption), [c.value for c in app.caption]
+    assert any(c.value.startswith("Leaderboard: 2 candidates, 2 trained ok") for c in app.caption), [
+        c.value for c in app.caption
+    ]
     print(f"canary run: {time.perf_counter() - started:.1f} s")
 
     # The key was used: the scripted server saw it, and the child came from the LLM.

@@ -47,14 +47,21 @@ GUI_EVOLVE = {"operator": {"kind": "offline"}, "data": {"progress": False}}
 def form_defaults() -> PipelineParams:
     """The form's starting values: configs/demo.yaml, with the GUI's own :data:`GUI_EVOLVE`."""
     demo = load_params(PipelineParams, DEMO)
-    return demo.model_copy(update={"evolve": EvolveParams.model_validate(with_defaults(EvolveParams, merge(
-        demo.evolve.model_dump(mode="json"), GUI_EVOLVE)))})
+    return demo.model_copy(
+        update={
+            "evolve": EvolveParams.model_validate(
+                with_defaults(EvolveParams, merge(demo.evolve.model_dump(mode="json"), GUI_EVOLVE))
+            )
+        }
+    )
 
 
 def evolve_params(values: dict[str, Any]) -> EvolveParams:
     """The run's EvolveParams: the form defaults with ``values`` (nested as in EvolveParams) laid over
     them; ``data.storage.run_id`` is filled with a new id when not given."""
-    params = EvolveParams.model_validate(with_defaults(EvolveParams, merge(form_defaults().evolve.model_dump(mode="json"), values)))
+    params = EvolveParams.model_validate(
+        with_defaults(EvolveParams, merge(form_defaults().evolve.model_dump(mode="json"), values))
+    )
     if not params.data.storage.run_id:
         params.data.storage.run_id = new_run_id()
     return params
@@ -66,10 +73,18 @@ def compress_params(run_id: str, runs_dir: str, candidates: list[str], config: d
     if not candidates:
         raise ValueError("choose at least one candidate to compress")
     step = form_defaults().compression
-    return CompressParams.model_validate(with_defaults(CompressParams, {
-        "run_id": run_id, "candidates": candidates, "config": merge(step.config.model_dump(mode="json"), config),
-        "limits": step.limits.model_dump(mode="json"), "storage": {"runs_dir": runs_dir},
-    }))
+    return CompressParams.model_validate(
+        with_defaults(
+            CompressParams,
+            {
+                "run_id": run_id,
+                "candidates": candidates,
+                "config": merge(step.config.model_dump(mode="json"), config),
+                "limits": step.limits.model_dump(mode="json"),
+                "storage": {"runs_dir": runs_dir},
+            },
+        )
+    )
 
 
 class Launched(BaseModel):
@@ -100,6 +115,7 @@ def prefect_server_url() -> str | None:
 
 # -- seeds ------------------------------------------------------------------------------------
 
+
 def write_uploads(run_dir: Path, seeds: dict[str, bytes], prelude: bytes | None) -> tuple[str | None, str | None]:
     """Save uploaded seed files and the prelude under ``<run>/ui/``; returns (seed folder, prelude path)."""
     folder = Path(run_dir) / UI_DIR
@@ -122,6 +138,7 @@ def write_uploads(run_dir: Path, seeds: dict[str, bytes], prelude: bytes | None)
 
 
 # -- command lines ----------------------------------------------------------------------------------
+
 
 def evoformer_executable() -> list[str]:
     """The ``evoformer`` console script next to this interpreter (else ``python -m flows.cli``)."""
@@ -152,15 +169,28 @@ def _record(run_dir: Path, name: str, payload: dict[str, Any]) -> None:
 def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        return subprocess.Popen([*evoformer_executable(), *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd())
+        return subprocess.Popen(
+            [*evoformer_executable(), *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=os.getcwd(),
+        )
 
 
 # -- starting runs ---------------------------------------------------------------------------------
 
-def start_evolve(params: EvolveParams, api_key: str | None, mode: Literal["local", "deployment"],
-                 seeds: dict[str, bytes] | None = None, prelude: bytes | None = None,
-                 secret_block: str = DEFAULT_SECRET_BLOCK) -> tuple[Launched, subprocess.Popen | None]:
+
+def start_evolve(
+    params: EvolveParams,
+    api_key: str | None,
+    mode: Literal["local", "deployment"],
+    seeds: dict[str, bytes] | None = None,
+    prelude: bytes | None = None,
+    secret_block: str = DEFAULT_SECRET_BLOCK,
+) -> tuple[Launched, subprocess.Popen | None]:
     """Start an evolve run; ``api_key`` only ever goes to the child's environment or a Secret block."""
     llm = params.operator.llm
     if params.operator.kind == "llm" and not (llm.base_url or api_key or os.environ.get("OPENAI_BASE_URL")):
@@ -176,10 +206,20 @@ def start_evolve(params: EvolveParams, api_key: str | None, mode: Literal["local
         if api_key and uses_llm:
             params.operator.llm.api_key_env = KEY_ENV  # the variable's name; the key is in the child's environment only
         log_path = run_dir / UI_DIR / "evolve.log"
-        params_file = write_config(params, run_dir / UI_DIR / EVOLVE_FILE, header="evoformer evolve --config this-file (written by the GUI; never holds a key)")
+        params_file = write_config(
+            params,
+            run_dir / UI_DIR / EVOLVE_FILE,
+            header="evoformer evolve --config this-file (written by the GUI; never holds a key)",
+        )
         process = _spawn(command_args("evolve", params_file), child_env(api_key if uses_llm else None), log_path)
-        launched = Launched(kind="evolve", mode="local", run_id=run_id, run_dir=str(run_dir.resolve()), pid=process.pid,
-                            log_path=str(log_path.resolve()))
+        launched = Launched(
+            kind="evolve",
+            mode="local",
+            run_id=run_id,
+            run_dir=str(run_dir.resolve()),
+            pid=process.pid,
+            log_path=str(log_path.resolve()),
+        )
     else:
         if api_key and uses_llm:
             from prefect.blocks.system import Secret
@@ -190,33 +230,66 @@ def start_evolve(params: EvolveParams, api_key: str | None, mode: Literal["local
 
         flow_run = run_deployment(EVOLVE_DEPLOYMENT, parameters={"params": params.model_dump(mode="json")}, timeout=0)
         process = None
-        launched = Launched(kind="evolve", mode="deployment", run_id=run_id, run_dir=str(run_dir.resolve()), flow_run_id=str(flow_run.id))
-    _record(run_dir, LAUNCH_FILE, {"params": params.model_dump(mode="json"), "generations": params.generations} | launched.model_dump(mode="json"))
+        launched = Launched(
+            kind="evolve",
+            mode="deployment",
+            run_id=run_id,
+            run_dir=str(run_dir.resolve()),
+            flow_run_id=str(flow_run.id),
+        )
+    _record(
+        run_dir,
+        LAUNCH_FILE,
+        {"params": params.model_dump(mode="json"), "generations": params.generations}
+        | launched.model_dump(mode="json"),
+    )
     return launched, process
 
 
-def start_compress(params: CompressParams, mode: Literal["local", "deployment"]) -> tuple[Launched, subprocess.Popen | None]:
+def start_compress(
+    params: CompressParams, mode: Literal["local", "deployment"]
+) -> tuple[Launched, subprocess.Popen | None]:
     """Start compressing the chosen candidates of a run."""
     run_dir = Path(params.storage.runs_dir) / params.run_id
     if mode == "local":
         stamp = int(time.time())
         log_path = run_dir / UI_DIR / f"compress-{stamp}.log"
-        params_file = write_config(params, run_dir / UI_DIR / f"compress-{stamp}.yaml", header="evoformer compress --config this-file (written by the GUI)")
+        params_file = write_config(
+            params,
+            run_dir / UI_DIR / f"compress-{stamp}.yaml",
+            header="evoformer compress --config this-file (written by the GUI)",
+        )
         process = _spawn(command_args("compress", params_file), child_env(None), log_path)
-        launched = Launched(kind="compress", mode="local", run_id=params.run_id, run_dir=str(run_dir.resolve()), pid=process.pid,
-                            log_path=str(log_path.resolve()), candidates=params.candidates)
+        launched = Launched(
+            kind="compress",
+            mode="local",
+            run_id=params.run_id,
+            run_dir=str(run_dir.resolve()),
+            pid=process.pid,
+            log_path=str(log_path.resolve()),
+            candidates=params.candidates,
+        )
     else:
         from prefect.deployments import run_deployment
 
         flow_run = run_deployment(COMPRESS_DEPLOYMENT, parameters={"params": params.model_dump(mode="json")}, timeout=0)
         process = None
-        launched = Launched(kind="compress", mode="deployment", run_id=params.run_id, run_dir=str(run_dir.resolve()),
-                            flow_run_id=str(flow_run.id), candidates=params.candidates)
-    _record(run_dir, "compress-launch.json", {"params": params.model_dump(mode="json")} | launched.model_dump(mode="json"))
+        launched = Launched(
+            kind="compress",
+            mode="deployment",
+            run_id=params.run_id,
+            run_dir=str(run_dir.resolve()),
+            flow_run_id=str(flow_run.id),
+            candidates=params.candidates,
+        )
+    _record(
+        run_dir, "compress-launch.json", {"params": params.model_dump(mode="json")} | launched.model_dump(mode="json")
+    )
     return launched, process
 
 
 # -- following runs ----------------------------------------------------------------------------------
+
 
 class RunStatus(BaseModel):
     """A launched run's state in words, and whether it is still going."""
@@ -235,7 +308,9 @@ def status(launched: Launched, process: subprocess.Popen | None = None) -> RunSt
             with get_client(sync_client=True) as client:
                 state = client.read_flow_run(launched.flow_run_id).state
             name = state.name if state else "Unknown"
-            return RunStatus(state=name, running=bool(state and not state.is_final()), detail=(state.message or "") if state else "")
+            return RunStatus(
+                state=name, running=bool(state and not state.is_final()), detail=(state.message or "") if state else ""
+            )
         except Exception as exc:  # noqa: BLE001 - the server may be gone
             return RunStatus(state="Unknown", running=False, detail=f"cannot reach the Prefect server: {exc}"[:300])
     if process is not None:

@@ -41,7 +41,9 @@ class RunInfo(BaseModel):
     run_id: str
     path: str
     modified: float = Field(description="Latest change of its summary, state or lineage (epoch seconds).")
-    kinds: list[str] = Field(default_factory=list, description="Sections of summary.json (data, evolve, compress, ...).")
+    kinds: list[str] = Field(
+        default_factory=list, description="Sections of summary.json (data, evolve, compress, ...)."
+    )
     completed_generation: int | None = None
 
 
@@ -59,11 +61,19 @@ def list_runs(root: Path) -> list[RunInfo]:
             continue
         summary = read_json(run.summary) or {}
         state = read_json(run.state) or {}
-        found.append(RunInfo(
-            run_id=folder.name, path=str(folder.resolve()), modified=max(m.stat().st_mtime for m in present),
-            kinds=[k for k in ("data", "evolve", "compress", "synthesize") if k in summary or (k == "data" and "splits" in summary)],
-            completed_generation=state.get("completed_generation"),
-        ))
+        found.append(
+            RunInfo(
+                run_id=folder.name,
+                path=str(folder.resolve()),
+                modified=max(m.stat().st_mtime for m in present),
+                kinds=[
+                    k
+                    for k in ("data", "evolve", "compress", "synthesize")
+                    if k in summary or (k == "data" and "splits" in summary)
+                ],
+                completed_generation=state.get("completed_generation"),
+            )
+        )
     return sorted(found, key=lambda r: (-r.modified, r.run_id))
 
 
@@ -78,7 +88,9 @@ class Progress(BaseModel):
 
     completed_generation: int = Field(default=-1, description="-1: seeds not trained yet; 0: seeds done.")
     total_generations: int | None = None
-    proposed_generations: list[int] = Field(default_factory=list, description="Generations whose children were proposed.")
+    proposed_generations: list[int] = Field(
+        default_factory=list, description="Generations whose children were proposed."
+    )
     trained_folders: int = Field(default=0, description="Candidate folders holding a finished training.")
     finished: bool = Field(default=False, description="The evolve summary is written (the flow returned).")
     stopped: str = ""
@@ -104,8 +116,17 @@ def progress(run_dir: Path, total_generations: int | None = None) -> Progress:
     trained = sum(1 for folder in run.candidate_folders() if (folder / METRICS_FILE).is_file())
     per_gen: dict[int, dict[str, Any]] = {}
     for i in load_population(run):
-        row = per_gen.setdefault(i.generation, {"generation": i.generation, "candidates": 0, "ok": 0, "not_trained": 0, "failed": 0,
-                                                "best_val_macro_f1": None})
+        row = per_gen.setdefault(
+            i.generation,
+            {
+                "generation": i.generation,
+                "candidates": 0,
+                "ok": 0,
+                "not_trained": 0,
+                "failed": 0,
+                "best_val_macro_f1": None,
+            },
+        )
         row["candidates"] += 1
         if i.trained:
             row["ok"] += 1
@@ -116,8 +137,12 @@ def progress(run_dir: Path, total_generations: int | None = None) -> Progress:
             row["failed"] += 1
     evolve = summary.get("evolve") or {}
     return Progress(
-        completed_generation=int(state.get("completed_generation", -1)), total_generations=total, proposed_generations=proposed,
-        trained_folders=trained, finished=bool(evolve), stopped=state.get("stopped", "") or evolve.get("stopped", "") or "",
+        completed_generation=int(state.get("completed_generation", -1)),
+        total_generations=total,
+        proposed_generations=proposed,
+        trained_folders=trained,
+        finished=bool(evolve),
+        stopped=state.get("stopped", "") or evolve.get("stopped", "") or "",
         per_generation=[per_gen[g] for g in sorted(per_gen)],
     )
 
@@ -132,10 +157,18 @@ def pareto_points(individuals: list[Individual]) -> list[dict[str, Any]]:
     """Trained candidates as plot points: params, val / test macro-F1, generation, seed or child, on the front."""
     front = {i.id for i in pareto_front(individuals)}
     return [
-        {"id": i.id, "params": i.params, "val_macro_f1": round(i.val_macro_f1, 4),
-         "test_macro_f1": None if i.test_macro_f1 is None else round(i.test_macro_f1, 4), "generation": i.generation,
-         "kind": "seed" if i.generation == 0 else "child", "front": i.id in front, "operator": i.operator}
-        for i in individuals if i.trained
+        {
+            "id": i.id,
+            "params": i.params,
+            "val_macro_f1": round(i.val_macro_f1, 4),
+            "test_macro_f1": None if i.test_macro_f1 is None else round(i.test_macro_f1, 4),
+            "generation": i.generation,
+            "kind": "seed" if i.generation == 0 else "child",
+            "front": i.id in front,
+            "operator": i.operator,
+        }
+        for i in individuals
+        if i.trained
     ]
 
 
@@ -155,11 +188,17 @@ class CandidateDetail(BaseModel):
 
     individual: Individual
     source: str | None = None
-    metrics: dict[str, Any] | None = Field(default=None, description="candidates/<id>/metrics.json (the orchestrator's verdict).")
-    diffs: dict[str, str] = Field(default_factory=dict, description="Parent id -> unified diff parent -> this candidate.")
+    metrics: dict[str, Any] | None = Field(
+        default=None, description="candidates/<id>/metrics.json (the orchestrator's verdict)."
+    )
+    diffs: dict[str, str] = Field(
+        default_factory=dict, description="Parent id -> unified diff parent -> this candidate."
+    )
 
 
-def candidate_detail(run_dir: Path, candidate_id: str, individuals: list[Individual] | None = None) -> CandidateDetail | None:
+def candidate_detail(
+    run_dir: Path, candidate_id: str, individuals: list[Individual] | None = None
+) -> CandidateDetail | None:
     """Code, metrics and parent diffs of ``candidate_id``; None if the run does not know it."""
     run = RunLayout.of(run_dir)
     people = {i.id: i for i in (individuals if individuals is not None else load_population(run))}
@@ -172,8 +211,9 @@ def candidate_detail(run_dir: Path, candidate_id: str, individuals: list[Individ
         parent_source = program_source(run, parent)
         if source is not None and parent_source is not None:
             diffs[parent] = program_diff(parent_source, source, parent, candidate_id)
-    return CandidateDetail(individual=individual, source=source, metrics=read_json(run.candidate(candidate_id) / METRICS_FILE),
-                           diffs=diffs)
+    return CandidateDetail(
+        individual=individual, source=source, metrics=read_json(run.candidate(candidate_id) / METRICS_FILE), diffs=diffs
+    )
 
 
 class CompressionTable(BaseModel):
@@ -195,6 +235,14 @@ def compression_tables(run_dir: Path) -> list[CompressionTable]:
             report = CompressionReport.model_validate_json(path.read_text())
         except (OSError, ValidationError, ValueError):
             continue
-        tables.append(CompressionTable(candidate=report.candidate, status=report.status, reason=report.reason, best=report.best,
-                                       rows=table_rows(report), threads=report.environment.get("threads")))
+        tables.append(
+            CompressionTable(
+                candidate=report.candidate,
+                status=report.status,
+                reason=report.reason,
+                best=report.best,
+                rows=table_rows(report),
+                threads=report.environment.get("threads"),
+            )
+        )
     return tables

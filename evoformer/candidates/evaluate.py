@@ -19,7 +19,15 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from evoformer.candidates.job import (
-    JOB_FILE, METRICS_FILE, PROGRAM_FILE, RESULT_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE, Status, TrainConfig, TrainJob,
+    JOB_FILE,
+    METRICS_FILE,
+    PROGRAM_FILE,
+    RESULT_FILE,
+    TRAIN_LABELS_FILE,
+    WEIGHTS_FILE,
+    Status,
+    TrainConfig,
+    TrainJob,
     WorkerResult,
 )
 from evoformer.candidates.program import CandidateProgram
@@ -87,10 +95,14 @@ class EarlyStopping:
         return {"best": best, "stop": self.stopped}
 
 
-def training_key(program: CandidateProgram, features_path: str | Path, train: TrainConfig, limits: SandboxLimits) -> str:
+def training_key(
+    program: CandidateProgram, features_path: str | Path, train: TrainConfig, limits: SandboxLimits
+) -> str:
     """What a training outcome depends on: program (AST hash), data (the feature folder's name is
     its key), train config and sandbox limits (a timeout under a short limit says nothing of a long one)."""
-    payload = "|".join([program.program_hash(), Path(features_path).name, train.model_dump_json(), limits.model_dump_json()])
+    payload = "|".join(
+        [program.program_hash(), Path(features_path).name, train.model_dump_json(), limits.model_dump_json()]
+    )
     return "candidate:" + hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
@@ -118,12 +130,23 @@ def evaluate_candidate(
         return _finish(folder, CandidateResult(**base, status="rejected", reason="; ".join(report.reasons)))
 
     np.save(folder / TRAIN_LABELS_FILE, np.asarray(labels["train"], dtype=np.int64))
-    job = TrainJob(features_path=str(features_path), num_classes=len(LABELS), train=train,
-                   threads=limits.threads, audit_hook=limits.audit_hook)
+    job = TrainJob(
+        features_path=str(features_path),
+        num_classes=len(LABELS),
+        train=train,
+        threads=limits.threads,
+        audit_hook=limits.audit_hook,
+    )
     (folder / JOB_FILE).write_text(job.model_dump_json())
     stopper = EarlyStopping(np.asarray(labels["val"]), train.patience, train.max_epochs)
-    run = run_sandboxed(WORKER_MODULE, folder, limits, on_message=stopper, read_only=[Path(features_path)],
-                        outputs=[RESULT_FILE, WEIGHTS_FILE])
+    run = run_sandboxed(
+        WORKER_MODULE,
+        folder,
+        limits,
+        on_message=stopper,
+        read_only=[Path(features_path)],
+        outputs=[RESULT_FILE, WEIGHTS_FILE],
+    )
     result = _classify(run, folder, limits, stopper, labels, base)
     return _finish(folder, result)
 
@@ -146,7 +169,9 @@ def _finish(folder: Path, result: CandidateResult) -> CandidateResult:
     return result
 
 
-def read_result(run: SandboxRun, folder: Path, limits: SandboxLimits, model: type[ResultT]) -> ResultT | tuple[str, str]:
+def read_result(
+    run: SandboxRun, folder: Path, limits: SandboxLimits, model: type[ResultT]
+) -> ResultT | tuple[str, str]:
     """The validated ``result.json`` of a finished sandbox run whose status is ok, or else
     ``(status, reason)``: disk quota, timeout, protocol abuse, killed, no or oversized or malformed result."""
     if run.disk_quota:
@@ -170,7 +195,9 @@ def read_result(run: SandboxRun, folder: Path, limits: SandboxLimits, model: typ
     return result if result.status == "ok" else (result.status, result.reason)
 
 
-def _classify(run: SandboxRun, folder: Path, limits: SandboxLimits, stopper: EarlyStopping, labels, base) -> CandidateResult:
+def _classify(
+    run: SandboxRun, folder: Path, limits: SandboxLimits, stopper: EarlyStopping, labels, base
+) -> CandidateResult:
     common = dict(base, stderr_tail=run.stderr_tail[-4000:], isolation=run.isolation)
     worker = read_result(run, folder, limits, WorkerResult)
     if isinstance(worker, tuple):
@@ -190,8 +217,12 @@ def _classify(run: SandboxRun, folder: Path, limits: SandboxLimits, stopper: Ear
         params=params,
         val=classification_metrics(labels["val"], val_pred),
         test=classification_metrics(labels["test"], test_pred),
-        latency_ms=latency, train_seconds=worker.train_seconds, wall_seconds=run.wall_s, timings_s=worker.timings_s,
-        epochs=worker.epochs, best_epoch=stopper.best_epoch,
+        latency_ms=latency,
+        train_seconds=worker.train_seconds,
+        wall_seconds=run.wall_s,
+        timings_s=worker.timings_s,
+        epochs=worker.epochs,
+        best_epoch=stopper.best_epoch,
     )
     return CandidateResult(**common, status="ok", metrics=metrics)
 
@@ -215,6 +246,8 @@ def weights_size(path: Path) -> int:
             raise ValueError("weights header too large")
         try:
             header = json.loads(handle.read(header_len))
-            return int(sum(int(np.prod([int(d) for d in v["shape"]])) for k, v in header.items() if k != "__metadata__"))
+            return int(
+                sum(int(np.prod([int(d) for d in v["shape"]])) for k, v in header.items() if k != "__metadata__")
+            )
         except Exception as exc:  # noqa: BLE001 - any malformed header is the candidate's fault
             raise ValueError(f"malformed weights file: {type(exc).__name__}") from exc

@@ -39,12 +39,22 @@ class Status(StrEnum):
     """Failures worth another try (killed by a signal or the memory cap)."""
 
 
-Status.TRAINING = frozenset({Status.OK, Status.REJECTED, Status.BUILD_ERROR, Status.RUNTIME_ERROR, Status.TIMEOUT,
-                             Status.KILLED, Status.INVALID_OUTPUT})
+Status.TRAINING = frozenset(
+    {
+        Status.OK,
+        Status.REJECTED,
+        Status.BUILD_ERROR,
+        Status.RUNTIME_ERROR,
+        Status.TIMEOUT,
+        Status.KILLED,
+        Status.INVALID_OUTPUT,
+    }
+)
 Status.NOT_TRAINED = frozenset({Status.REJECTED, Status.DUPLICATE, Status.PROPOSAL_FAILED})
 Status.FAILED = frozenset(Status) - Status.NOT_TRAINED - {Status.OK}
-Status.PROGRAM_FAULTS = frozenset({Status.REJECTED, Status.BUILD_ERROR, Status.RUNTIME_ERROR, Status.TIMEOUT,
-                                   Status.INVALID_OUTPUT})
+Status.PROGRAM_FAULTS = frozenset(
+    {Status.REJECTED, Status.BUILD_ERROR, Status.RUNTIME_ERROR, Status.TIMEOUT, Status.INVALID_OUTPUT}
+)
 Status.TRANSIENT = frozenset({Status.KILLED})
 
 
@@ -53,6 +63,7 @@ def training_status(value: Status) -> Status:
     if value not in Status.TRAINING:
         raise ValueError(f"{value!r} is not a training outcome")
     return value
+
 
 PROGRAM_FILE = "program.py"
 JOB_FILE = "job.json"
@@ -100,6 +111,8 @@ class WorkerResult(BaseModel):
     best_epoch: int = -1
     train_seconds: float = 0.0
     latency_ms: dict[str, float] = Field(default_factory=dict)
-    timings_s: dict[str, float] = Field(default_factory=dict, description="setup, train, evaluate, save (worker clock).")
+    timings_s: dict[str, float] = Field(
+        default_factory=dict, description="setup, train, evaluate, save (worker clock)."
+    )
 
     _training_status = field_validator("status")(training_status)

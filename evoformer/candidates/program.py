@@ -27,7 +27,7 @@ class CandidateProgram(BaseModel):
     prelude: str = ""
 
     @classmethod
-    def from_file(cls, path: str | Path, prelude: str | Path | None = None) -> "CandidateProgram":
+    def from_file(cls, path: str | Path, prelude: str | Path | None = None) -> CandidateProgram:
         path = Path(path)
         prelude_text = Path(prelude).read_text() if prelude else ""
         return cls(name=path.stem, source=path.read_text(), prelude=prelude_text)

@@ -14,14 +14,34 @@ from evoformer import pyast
 from evoformer.candidates.program import ENTRY_POINT
 
 DEFAULT_ALLOWED_IMPORTS = [
-    "torch", "torch.nn", "torch.nn.functional", "math", "typing", "dataclasses", "functools", "collections", "itertools",
+    "torch",
+    "torch.nn",
+    "torch.nn.functional",
+    "math",
+    "typing",
+    "dataclasses",
+    "functools",
+    "collections",
+    "itertools",
 ]
 FORBIDDEN_NAMES = frozenset(
     {"open", "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "breakpoint", "input"}
 )
 FORBIDDEN_MODULES = frozenset(
-    {"os", "sys", "subprocess", "socket", "shutil", "pathlib", "importlib", "ctypes", "pickle", "marshal",
-     "threading", "multiprocessing"}
+    {
+        "os",
+        "sys",
+        "subprocess",
+        "socket",
+        "shutil",
+        "pathlib",
+        "importlib",
+        "ctypes",
+        "pickle",
+        "marshal",
+        "threading",
+        "multiprocessing",
+    }
 )
 
 

@@ -52,12 +52,20 @@ def run(folder: Path, job: TrainJob) -> WorkerResult:
     evaluated = time.perf_counter()
     save_weights(model, folder / WEIGHTS_FILE)
     timings = {
-        "setup": setup_seconds, "train": fitted.train_seconds, "evaluate": evaluated - started,
+        "setup": setup_seconds,
+        "train": fitted.train_seconds,
+        "evaluate": evaluated - started,
         "save": time.perf_counter() - evaluated,
     }
     return WorkerResult(
-        status="ok", val_pred=fitted.val_pred.tolist(), test_pred=test_pred.tolist(), epochs=fitted.epochs,
-        best_epoch=fitted.best_epoch, train_seconds=round(fitted.train_seconds, 3), latency_ms=latency, timings_s={k: round(v, 4) for k, v in timings.items()},
+        status="ok",
+        val_pred=fitted.val_pred.tolist(),
+        test_pred=test_pred.tolist(),
+        epochs=fitted.epochs,
+        best_epoch=fitted.best_epoch,
+        train_seconds=round(fitted.train_seconds, 3),
+        latency_ms=latency,
+        timings_s={k: round(v, 4) for k, v in timings.items()},
     )
 
 
@@ -68,8 +76,16 @@ class Fitted(NamedTuple):
     train_seconds: float
 
 
-def fit(model, train, val, y_train: np.ndarray, config: TrainConfig, num_classes: int, channel: Channel,
-        tag: dict | None = None) -> Fitted:
+def fit(
+    model,
+    train,
+    val,
+    y_train: np.ndarray,
+    config: TrainConfig,
+    num_classes: int,
+    channel: Channel,
+    tag: dict | None = None,
+) -> Fitted:
     """AdamW with class-weighted cross-entropy; after each epoch the val predictions go to the
     orchestrator, which answers best/stop. Ends with the best epoch's weights loaded.
     ``tag`` is added to each epoch message (the compression worker names its variant there)."""
@@ -107,7 +123,13 @@ def fit(model, train, val, y_train: np.ndarray, config: TrainConfig, num_classes
         epochs = epoch + 1
         epoch_pred = predict(model, val, num_classes)
         epoch_seconds = time.perf_counter() - epoch_start
-        message = {"type": "epoch", **(tag or {}), "epoch": epoch, "loss": float(loss.detach()), "val_pred": epoch_pred.tolist()}
+        message = {
+            "type": "epoch",
+            **(tag or {}),
+            "epoch": epoch,
+            "loss": float(loss.detach()),
+            "val_pred": epoch_pred.tolist(),
+        }
         reply = channel.ask(message)
         if reply.get("best", best_state is None):
             best_state, best_epoch, val_pred = copy.deepcopy(model.state_dict()), epoch, epoch_pred
@@ -168,7 +190,9 @@ def training_loss(loss_fn, output, targets, num_classes: int):
     e.g. the heads' mean log-probability."""
     heads = list(output) if isinstance(output, (tuple, list)) else [output]
     if not 1 <= len(heads) <= MAX_TRAINING_HEADS:
-        raise Outcome("invalid_output", f"forward returned {len(heads)} heads in training; 1 to {MAX_TRAINING_HEADS} allowed")
+        raise Outcome(
+            "invalid_output", f"forward returned {len(heads)} heads in training; 1 to {MAX_TRAINING_HEADS} allowed"
+        )
     for logits in heads:
         check_logits(logits, len(targets), num_classes)
     return sum(loss_fn(logits, targets) for logits in heads) / len(heads)

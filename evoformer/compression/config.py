@@ -9,7 +9,11 @@ from pydantic import BaseModel, Field
 from evoformer.candidates.job import TrainConfig
 
 Quantizer = Literal["torch_ao", "torchao", "onnxruntime"]
-QUANTIZER_LABELS: dict[str, str] = {"torch_ao": "int8-torch.ao", "torchao": "int8-torchao", "onnxruntime": "int8-onnxruntime"}
+QUANTIZER_LABELS: dict[str, str] = {
+    "torch_ao": "int8-torch.ao",
+    "torchao": "int8-torchao",
+    "onnxruntime": "int8-onnxruntime",
+}
 
 
 def unstructured_variant(sparsity: float) -> str:
@@ -45,12 +49,20 @@ class CompressConfig(BaseModel):
         description="ONNX op types quantized by onnxruntime (add Conv for smaller but, here, slower conv models).",
     )
     quantize_structured: bool = Field(default=True, description="Also quantize each structured-pruned variant.")
-    onnx_fp32: bool = Field(default=True, description="Also measure the fp32 model under ONNX Runtime (runtime gain alone).")
+    onnx_fp32: bool = Field(
+        default=True, description="Also measure the fp32 model under ONNX Runtime (runtime gain alone)."
+    )
     finetune: TrainConfig = Field(default_factory=default_finetune, description="Fine-tuning after each pruning.")
     latency_repeats: int = Field(default=50, ge=3, description="Timed runs per batch size (median after warm-up).")
-    threads: int = Field(default=1, ge=1, description="Fixed torch / ONNX Runtime threads for every latency measurement.")
-    max_f1_drop: float = Field(default=0.01, ge=0, description="Largest val macro-F1 drop a variant may have to be 'best'.")
+    threads: int = Field(
+        default=1, ge=1, description="Fixed torch / ONNX Runtime threads for every latency measurement."
+    )
+    max_f1_drop: float = Field(
+        default=0.01, ge=0, description="Largest val macro-F1 drop a variant may have to be 'best'."
+    )
 
     def finetuned_variants(self) -> set[str]:
         """Names of the variants that are fine-tuned (the only ones that may report epochs)."""
-        return {unstructured_variant(s) for s in self.sparsities} | {structured_variant(r) for r in self.structured_ratios}
+        return {unstructured_variant(s) for s in self.sparsities} | {
+            structured_variant(r) for r in self.structured_ratios
+        }

@@ -83,7 +83,9 @@ class VariantStoppers:
         name = message.get("variant")
         if name not in self.allowed:
             raise ValueError(f"no fine-tuning was asked for variant {name!r}")
-        stopper = self.stoppers.setdefault(name, EarlyStopping(self.y_val, self.config.finetune.patience, self.config.finetune.max_epochs))
+        stopper = self.stoppers.setdefault(
+            name, EarlyStopping(self.y_val, self.config.finetune.patience, self.config.finetune.max_epochs)
+        )
         return stopper(message)
 
 
@@ -106,7 +108,9 @@ def compress_candidate(
     for name in (PROGRAM_FILE, WEIGHTS_FILE):
         shutil.copyfile(source_dir / name, folder / name, follow_symlinks=False)
     np.save(folder / TRAIN_LABELS_FILE, np.asarray(labels["train"], dtype=np.int64))
-    job = CompressJob(features_path=str(features_path), num_classes=len(LABELS), config=config, audit_hook=limits.audit_hook)
+    job = CompressJob(
+        features_path=str(features_path), num_classes=len(LABELS), config=config, audit_hook=limits.audit_hook
+    )
     (folder / JOB_FILE).write_text(job.model_dump_json())
     stoppers = VariantStoppers(np.asarray(labels["val"]), config)
     limits = limits.model_copy(update={"threads": config.threads})
@@ -125,9 +129,16 @@ def _check_trained(source_dir: Path) -> None:
         raise CompressionError(f"{source_dir.name} did not train ok (status {status}); nothing to compress")
 
 
-def _report(run: SandboxRun, folder: Path, candidate: str, labels, config: CompressConfig, limits: SandboxLimits) -> CompressionReport:
-    base = dict(candidate=candidate, folder=str(folder), isolation=run.isolation, wall_seconds=run.wall_s,
-                stderr_tail=run.stderr_tail[-4000:])
+def _report(
+    run: SandboxRun, folder: Path, candidate: str, labels, config: CompressConfig, limits: SandboxLimits
+) -> CompressionReport:
+    base = dict(
+        candidate=candidate,
+        folder=str(folder),
+        isolation=run.isolation,
+        wall_seconds=run.wall_s,
+        stderr_tail=run.stderr_tail[-4000:],
+    )
     worker = read_result(run, folder, limits, CompressWorkerResult)
     if isinstance(worker, tuple):
         return CompressionReport(**base, status=worker[0], reason=worker[1])
@@ -135,12 +146,15 @@ def _report(run: SandboxRun, folder: Path, candidate: str, labels, config: Compr
     if not rows or rows[0].name != REFERENCE or rows[0].status != "ok":
         return CompressionReport(**base, status="invalid_output", reason="the fp32 reference was not measured")
     _add_ratios(rows)
-    return CompressionReport(**base, status="ok", variants=rows, best=best_variant(rows, config.max_f1_drop),
-                             environment=worker.environment)
+    return CompressionReport(
+        **base, status="ok", variants=rows, best=best_variant(rows, config.max_f1_drop), environment=worker.environment
+    )
 
 
 def _score(variant: VariantOutput, folder: Path, labels) -> VariantMetrics:
-    row = VariantMetrics(**variant.model_dump(include={"name", "technique", "status", "reason", "file", "finetune_epochs", "seconds"}))
+    row = VariantMetrics(
+        **variant.model_dump(include={"name", "technique", "status", "reason", "file", "finetune_epochs", "seconds"})
+    )
     if variant.status != "ok":
         return row
     try:
@@ -153,14 +167,20 @@ def _score(variant: VariantOutput, folder: Path, labels) -> VariantMetrics:
             raise ValueError("latency must be positive and finite")
     except (ValueError, OSError, KeyError) as exc:
         return row.model_copy(update={"status": "failed", "reason": f"invalid output: {exc}"})
-    return row.model_copy(update={
-        "val": classification_metrics(labels["val"], val_pred), "test": classification_metrics(labels["test"], test_pred),
-        "params_total": counts[0], "params_nonzero": counts[1], "size_bytes": file.stat().st_size, "latency_ms": latency,
-    })
+    return row.model_copy(
+        update={
+            "val": classification_metrics(labels["val"], val_pred),
+            "test": classification_metrics(labels["test"], test_pred),
+            "params_total": counts[0],
+            "params_nonzero": counts[1],
+            "size_bytes": file.stat().st_size,
+            "latency_ms": latency,
+        }
+    )
 
 
 def _inside(folder: Path, relative: str) -> Path:
-    path = (folder / relative)
+    path = folder / relative
     if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(folder):
         raise ValueError(f"variant file {relative!r} is not a regular file inside the folder")
     return path
@@ -210,26 +230,49 @@ def table_rows(report: CompressionReport) -> list[dict]:
     rows = []
     for r in report.variants:
         ok = r.status == "ok"
-        rows.append({
-            "variant": r.name + (" *" if r.name == report.best else ""), "status": r.status,
-            "val_f1": round(r.val.macro_f1, 4) if ok else None, "test_f1": round(r.test.macro_f1, 4) if ok else None,
-            "test_acc": round(r.test.accuracy, 4) if ok else None, "test_drop": r.test_f1_drop,
-            "params": r.params_total if ok else None, "nonzero": r.params_nonzero if ok else None,
-            "size_kb": round(r.size_bytes / 1024, 1) if ok else None, "size_x": r.size_ratio,
-            "b1_ms": r.latency_ms.get("batch1"), "b64_ms": r.latency_ms.get("batch64"),
-            "speedup_b1": r.speedup_batch1, "speedup_b64": r.speedup_batch64,
-            "note": r.reason[:80] if not ok else (f"fine-tuned {r.finetune_epochs} ep" if r.finetune_epochs else ""),
-        })
+        rows.append(
+            {
+                "variant": r.name + (" *" if r.name == report.best else ""),
+                "status": r.status,
+                "val_f1": round(r.val.macro_f1, 4) if ok else None,
+                "test_f1": round(r.test.macro_f1, 4) if ok else None,
+                "test_acc": round(r.test.accuracy, 4) if ok else None,
+                "test_drop": r.test_f1_drop,
+                "params": r.params_total if ok else None,
+                "nonzero": r.params_nonzero if ok else None,
+                "size_kb": round(r.size_bytes / 1024, 1) if ok else None,
+                "size_x": r.size_ratio,
+                "b1_ms": r.latency_ms.get("batch1"),
+                "b64_ms": r.latency_ms.get("batch64"),
+                "speedup_b1": r.speedup_batch1,
+                "speedup_b64": r.speedup_batch64,
+                "note": r.reason[:80]
+                if not ok
+                else (f"fine-tuned {r.finetune_epochs} ep" if r.finetune_epochs else ""),
+            }
+        )
     return rows
 
 
 def variant_json(report: CompressionReport) -> list[dict]:
     """Per-variant fields of ``evoformer compress --json``."""
-    return [{
-        "name": r.name, "technique": r.technique, "status": r.status, "reason": r.reason,
-        "val_macro_f1": r.val.macro_f1 if r.val else None, "test_macro_f1": r.test.macro_f1 if r.test else None,
-        "test_accuracy": r.test.accuracy if r.test else None, "params_total": r.params_total,
-        "params_nonzero": r.params_nonzero, "size_bytes": r.size_bytes, "latency_ms": r.latency_ms,
-        "speedup_batch1": r.speedup_batch1, "speedup_batch64": r.speedup_batch64, "size_ratio": r.size_ratio,
-        "test_f1_drop": r.test_f1_drop,
-    } for r in report.variants]
+    return [
+        {
+            "name": r.name,
+            "technique": r.technique,
+            "status": r.status,
+            "reason": r.reason,
+            "val_macro_f1": r.val.macro_f1 if r.val else None,
+            "test_macro_f1": r.test.macro_f1 if r.test else None,
+            "test_accuracy": r.test.accuracy if r.test else None,
+            "params_total": r.params_total,
+            "params_nonzero": r.params_nonzero,
+            "size_bytes": r.size_bytes,
+            "latency_ms": r.latency_ms,
+            "speedup_batch1": r.speedup_batch1,
+            "speedup_batch64": r.speedup_batch64,
+            "size_ratio": r.size_ratio,
+            "test_f1_drop": r.test_f1_drop,
+        }
+        for r in report.variants
+    ]

@@ -18,7 +18,11 @@ def export_onnx(model: nn.Module, example: tuple[torch.Tensor, torch.Tensor], pa
     batch = torch.export.Dim("batch", min=1, max=MAX_DIM)
     length = torch.export.Dim("length", min=1, max=MAX_DIM)
     program = torch.onnx.export(
-        model.eval(), example, dynamo=True, dynamic_shapes=({0: batch, 1: length}, {0: batch, 1: length}), verbose=False,
+        model.eval(),
+        example,
+        dynamo=True,
+        dynamic_shapes=({0: batch, 1: length}, {0: batch, 1: length}),
+        verbose=False,
     )
     program.save(str(path))
     strip_metadata(path)
@@ -32,12 +36,17 @@ def _check_dynamic(path: Path, example: tuple[torch.Tensor, torch.Tensor]) -> No
     from evoformer.compression.techniques import NotApplicable
 
     x, mask = example
-    other = (torch.zeros(1, x.shape[1] + 3, *x.shape[2:], dtype=x.dtype), torch.ones(1, x.shape[1] + 3, dtype=mask.dtype))
+    other = (
+        torch.zeros(1, x.shape[1] + 3, *x.shape[2:], dtype=x.dtype),
+        torch.ones(1, x.shape[1] + 3, dtype=mask.dtype),
+    )
     try:
         OnnxModel(path, threads=1)(*other)
     except Exception as exc:  # noqa: BLE001
-        raise NotApplicable(f"the exported graph only runs on the example's shape (the forward depends on concrete "
-                            f"sizes): {str(exc)[:200]}") from exc
+        raise NotApplicable(
+            f"the exported graph only runs on the example's shape (the forward depends on concrete "
+            f"sizes): {str(exc)[:200]}"
+        ) from exc
 
 
 def strip_metadata(path: Path) -> None:
@@ -56,7 +65,9 @@ def quantize_onnx(source: Path, target: Path, op_types: list[str] | None = None)
     default MatMul and Gemm only: ORT's ConvInteger was 2-3x slower than fp32 Conv here."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=op_types or ["MatMul", "Gemm"])
+    quantize_dynamic(
+        str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=op_types or ["MatMul", "Gemm"]
+    )
     strip_metadata(target)
     return target
 
@@ -68,7 +79,11 @@ def onnx_counts(path: Path) -> tuple[int, int]:
 
     graph = onnx.load(str(path)).graph
     tensors = list(graph.initializer) + [
-        attribute.t for node in graph.node if node.op_type == "Constant" for attribute in node.attribute if attribute.name == "value"
+        attribute.t
+        for node in graph.node
+        if node.op_type == "Constant"
+        for attribute in node.attribute
+        if attribute.name == "value"
     ]
     total = nonzero = 0
     for tensor in tensors:
@@ -92,5 +107,5 @@ class OnnxModel:
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        feeds = dict(zip(self.inputs, (x.numpy(), mask.numpy())))
+        feeds = dict(zip(self.inputs, (x.numpy(), mask.numpy()), strict=False))
         return torch.from_numpy(self.session.run(None, feeds)[0])

@@ -32,8 +32,14 @@ def trained_candidates(run_dir: Path | RunLayout) -> list[TrainedCandidate]:
             continue
         if metrics.get("status") != Status.OK or not all((folder / f).is_file() for f in (PROGRAM_FILE, WEIGHTS_FILE)):
             continue
-        found.append(TrainedCandidate(id=folder.name, folder=str(folder.resolve()), params=metrics["metrics"]["params"],
-                                      val_macro_f1=metrics["metrics"]["val"]["macro_f1"]))
+        found.append(
+            TrainedCandidate(
+                id=folder.name,
+                folder=str(folder.resolve()),
+                params=metrics["metrics"]["params"],
+                val_macro_f1=metrics["metrics"]["val"]["macro_f1"],
+            )
+        )
     return sorted(found, key=lambda c: (-c.val_macro_f1, c.params, c.id))
 
 
@@ -48,5 +54,7 @@ def select_candidates(run_dir: Path | RunLayout, ids: list[str], top_k: int) -> 
     missing = [i for i in ids if i not in by_id]
     if missing:
         known = ", ".join(c.id for c in trained[:20]) or "none"
-        raise CompressionError(f"not a trained candidate of run {RunLayout.of(run_dir).run_id}: {', '.join(missing)} (trained: {known})")
+        raise CompressionError(
+            f"not a trained candidate of run {RunLayout.of(run_dir).run_id}: {', '.join(missing)} (trained: {known})"
+        )
     return [by_id[i] for i in ids]

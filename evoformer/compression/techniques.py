@@ -145,7 +145,9 @@ def structured_prune(model: nn.Module, example_inputs: tuple, ratio: float, num_
     raise NotApplicable("Torch-Pruning could not shrink this model: " + " | ".join(problems))
 
 
-def _torch_pruning_step(model: nn.Module, example_inputs: tuple, ratio: float, num_classes: int, keep_attention_width: bool) -> None:
+def _torch_pruning_step(
+    model: nn.Module, example_inputs: tuple, ratio: float, num_classes: int, keep_attention_width: bool
+) -> None:
     import torch_pruning as tp
 
     outputs = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
@@ -153,8 +155,14 @@ def _torch_pruning_step(model: nn.Module, example_inputs: tuple, ratio: float, n
     options: dict = {"round_to": math.lcm(*(m.num_heads for m in attention))} if attention else {}
     if keep_attention_width:
         options = {"num_heads": {m: m.num_heads for m in attention}}  # Torch-Pruning then leaves the width alone
-    pruner = tp.pruner.MetaPruner(model, example_inputs, importance=tp.importance.GroupMagnitudeImportance(p=2),
-                                  pruning_ratio=ratio, ignored_layers=outputs, **options)
+    pruner = tp.pruner.MetaPruner(
+        model,
+        example_inputs,
+        importance=tp.importance.GroupMagnitudeImportance(p=2),
+        pruning_ratio=ratio,
+        ignored_layers=outputs,
+        **options,
+    )
     pruner.step()
     for module in attention:  # keep the attention bookkeeping in step with the new width
         module.head_dim = module.embed_dim // module.num_heads

@@ -40,7 +40,9 @@ def _import_libraries(config: CompressConfig) -> dict[str, str]:
     import torch
 
     modules = ["onnx", "onnxruntime", "onnxscript", "onnxruntime.quantization", "torch.onnx._internal.exporter._core"]
-    wanted = (["torch_pruning"] if config.structured_ratios else []) + (["torchao", "torchao.quantization"] if "torchao" in config.quantizers else [])
+    wanted = (["torch_pruning"] if config.structured_ratios else []) + (
+        ["torchao", "torchao.quantization"] if "torchao" in config.quantizers else []
+    )
     if "onnxruntime" in config.quantizers or config.onnx_fp32:
         wanted += modules
     versions = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
@@ -69,16 +71,31 @@ class VariantMaker:
     def path(self, name: str, suffix: str) -> Path:
         return self.folder / VARIANTS_DIR / (name.replace("%", "pct").replace("+", "_") + suffix)
 
-    def record(self, name: str, technique: str, forward: Callable, file: Path, counts: tuple[int, int],
-               epochs: int = 0, started: float | None = None) -> None:
+    def record(
+        self,
+        name: str,
+        technique: str,
+        forward: Callable,
+        file: Path,
+        counts: tuple[int, int],
+        epochs: int = 0,
+        started: float | None = None,
+    ) -> None:
         nc = self.job.num_classes
-        self.variants.append(VariantOutput(
-            name=name, technique=technique, file=str(file.relative_to(self.folder)),
-            val_pred=predict(forward, self.data["val"], nc).tolist(), test_pred=predict(forward, self.data["test"], nc).tolist(),
-            params_total=counts[0], params_nonzero=counts[1],
-            latency_ms=measure_latency(forward, self.data["val"], self.config.latency_repeats), finetune_epochs=epochs,
-            seconds=round(time.perf_counter() - (started or time.perf_counter()), 3),
-        ))
+        self.variants.append(
+            VariantOutput(
+                name=name,
+                technique=technique,
+                file=str(file.relative_to(self.folder)),
+                val_pred=predict(forward, self.data["val"], nc).tolist(),
+                test_pred=predict(forward, self.data["test"], nc).tolist(),
+                params_total=counts[0],
+                params_nonzero=counts[1],
+                latency_ms=measure_latency(forward, self.data["val"], self.config.latency_repeats),
+                finetune_epochs=epochs,
+                seconds=round(time.perf_counter() - (started or time.perf_counter()), 3),
+            )
+        )
 
     @contextlib.contextmanager
     def attempt(self, name: str, technique: str) -> Iterator[None]:
@@ -87,15 +104,25 @@ class VariantMaker:
         try:
             yield
         except NotApplicable as exc:
-            self.variants.append(VariantOutput(name=name, technique=technique, status="not_applicable", reason=str(exc)))
+            self.variants.append(
+                VariantOutput(name=name, technique=technique, status="not_applicable", reason=str(exc))
+            )
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             reason = f"{type(exc).__name__}: {str(exc)[:500]}"
             self.variants.append(VariantOutput(name=name, technique=technique, status="failed", reason=reason))
 
     def finetune(self, model, name: str) -> int:
-        fitted = fit(model, self.data["train"], self.data["val"], self.y_train, self.config.finetune, self.job.num_classes,
-                     self.channel, tag={"variant": name})
+        fitted = fit(
+            model,
+            self.data["train"],
+            self.data["val"],
+            self.y_train,
+            self.config.finetune,
+            self.job.num_classes,
+            self.channel,
+            tag={"variant": name},
+        )
         return fitted.epochs
 
     def quantized(self, model, base: str, counts: tuple[int, int]) -> None:
@@ -139,8 +166,14 @@ class VariantMaker:
         else:
             shutil.copyfile(fp32, file)
         session = onnx_runtime.OnnxModel(file, self.config.threads)
-        self.record(name, "onnxruntime" if quantize else "onnxruntime-fp32", session, file,
-                    onnx_runtime.onnx_counts(file), started=started)
+        self.record(
+            name,
+            "onnxruntime" if quantize else "onnxruntime-fp32",
+            session,
+            file,
+            onnx_runtime.onnx_counts(file),
+            started=started,
+        )
 
 
 def _without_mha_fastpath(model) -> Callable:
@@ -179,7 +212,9 @@ def run(folder: Path, job: CompressJob) -> CompressWorkerResult:
     try:
         load_model(model, str(folder / WEIGHTS_FILE))
     except Exception as exc:  # noqa: BLE001
-        raise Outcome("build_error", f"the trained weights do not fit the program: {type(exc).__name__}: {str(exc)[:300]}") from exc
+        raise Outcome(
+            "build_error", f"the trained weights do not fit the program: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from exc
     probe(model, data["train"], job.num_classes)
     model.eval()
     maker = VariantMaker(folder, job, data, y_train, channel)

@@ -2,8 +2,8 @@
 
 from evoformer.data.errors import DataSourceError, MalformedRowError
 from evoformer.data.records import PairRecord
-from evoformer.data.sources import DataSourceConfig, LoadReport, LoadedData, load_pairs
-from evoformer.data.splits import SplitConfig, DataSplits, make_splits
+from evoformer.data.sources import DataSourceConfig, LoadedData, LoadReport, load_pairs
+from evoformer.data.splits import DataSplits, SplitConfig, make_splits
 
 __all__ = [
     "DataSourceConfig",

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field, model_validator
 
 from evoformer.config.data import SplitConfig  # noqa: F401  (declared with the other settings)
 from evoformer.data.errors import DataSourceError
@@ -104,9 +103,7 @@ def make_splits(frame: pd.DataFrame, config: SplitConfig | None = None, source: 
 
     assignment = _assign_groups(counts, config.ratios(), np.random.default_rng(config.seed))
     split_of_row = assignment[np.searchsorted(group_ids, group_of)]
-    frames = {
-        name: frame[split_of_row == i].reset_index(drop=True) for i, name in enumerate(SPLIT_NAMES)
-    }
+    frames = {name: frame[split_of_row == i].reset_index(drop=True) for i, name in enumerate(SPLIT_NAMES)}
     for name, part in frames.items():
         if part.empty:
             claims = frame["claim_id"].nunique()
@@ -129,7 +126,7 @@ def _claim_groups(frame: pd.DataFrame) -> np.ndarray:
 
     id_keys = ["id:" + str(c) for c in frame["claim_id"]]
     text_keys = ["text:" + normalize_claim(t) for t in frame["claim"]]
-    for a, b in zip(id_keys, text_keys):
+    for a, b in zip(id_keys, text_keys, strict=False):
         root_a, root_b = find(a), find(b)
         if root_a != root_b:
             parent[root_b] = root_a

@@ -9,11 +9,11 @@ from pathlib import Path
 from evoformer.candidates.job import Status
 from evoformer.candidates.program import CandidateProgram
 from evoformer.candidates.static_check import StaticCheckConfig, check_source
+from evoformer.evolution.inputs import EvolutionError, EvolutionInputs
 from evoformer.evolution.operators import ChildPlan, Proposal, parent_view, recent_failures
 from evoformer.evolution.population import Individual, retire
 from evoformer.evolution.prompt import ParentView
 from evoformer.evolution.state import EvolutionState
-from evoformer.evolution.inputs import EvolutionError, EvolutionInputs
 from evoformer.evolution.training_queue import TrainingJob, TrainingQueue
 from evoformer.layout import RunLayout
 
@@ -41,9 +41,15 @@ def check_children(
     for proposal in proposals:
         plan = proposal.plan
         individual = Individual(
-            id=plan.child_id, generation=plan.generation, parents=plan.parents, operator=proposal.operator,
-            temperature=proposal.temperature, prompt_hash=proposal.prompt_hash, description=proposal.description,
-            status=Status.PROPOSAL_FAILED, reason=proposal.reason,
+            id=plan.child_id,
+            generation=plan.generation,
+            parents=plan.parents,
+            operator=proposal.operator,
+            temperature=proposal.temperature,
+            prompt_hash=proposal.prompt_hash,
+            description=proposal.description,
+            status=Status.PROPOSAL_FAILED,
+            reason=proposal.reason,
         )
         if proposal.source is None:
             recorded.append(individual)
@@ -54,23 +60,37 @@ def check_children(
             individual.program_hash = program.program_hash()
             report = check_source(program.full_source(), static)
         except (RecursionError, MemoryError, ValueError) as exc:  # pathological sources, e.g. deeply nested
-            recorded.append(individual.model_copy(update={"status": Status.REJECTED, "reason": f"cannot analyse the program: {type(exc).__name__}"}))
+            recorded.append(
+                individual.model_copy(
+                    update={"status": Status.REJECTED, "reason": f"cannot analyse the program: {type(exc).__name__}"}
+                )
+            )
             continue
         if not report.ok:
-            recorded.append(individual.model_copy(update={"status": Status.REJECTED, "reason": "; ".join(report.reasons)}))
+            recorded.append(
+                individual.model_copy(update={"status": Status.REJECTED, "reason": "; ".join(report.reasons)})
+            )
         elif individual.program_hash in known:
             same = known[individual.program_hash]
-            recorded.append(individual.model_copy(update={"status": Status.DUPLICATE, "reason": f"same normalised AST as {same}"}))
+            recorded.append(
+                individual.model_copy(update={"status": Status.DUPLICATE, "reason": f"same normalised AST as {same}"})
+            )
         else:
             known[individual.program_hash] = plan.child_id
-            jobs.append(TrainingJob(individual=individual.model_copy(update={"status": Status.PENDING, "reason": ""}), program=program))
+            jobs.append(
+                TrainingJob(
+                    individual=individual.model_copy(update={"status": Status.PENDING, "reason": ""}), program=program
+                )
+            )
     return recorded, jobs
 
 
 def train_seeds(inputs: EvolutionInputs, static: StaticCheckConfig, queue: TrainingQueue) -> list[Individual]:
     """Generation 0: the seeds, checked and de-duplicated like any child, then trained. Raises
     :class:`EvolutionError` when none trained: there would be no parent."""
-    recorded, jobs = check_children([seed_proposal(p) for p in inputs.seeds], {}, inputs.prelude, static, queue.setup.layout)
+    recorded, jobs = check_children(
+        [seed_proposal(p) for p in inputs.seeds], {}, inputs.prelude, static, queue.setup.layout
+    )
     people = recorded + queue.train(jobs)
     if not any(i.trained for i in people):
         reasons = "; ".join(f"{i.id}: {i.status} {i.reason[:120]}" for i in people)
@@ -90,7 +110,9 @@ def parent_views(state: EvolutionState, plan: ChildPlan, layout: RunLayout, feed
     return views
 
 
-def add_generation(state: EvolutionState, proposals: list[Proposal], recorded: list[Individual], trained: list[Individual]) -> None:
+def add_generation(
+    state: EvolutionState, proposals: list[Proposal], recorded: list[Individual], trained: list[Individual]
+) -> None:
     """Retire the generation's parents and add its children (by id) to the population."""
     retire(state.individuals, {p for proposal in proposals for p in proposal.plan.parents})
     state.individuals += sorted(recorded + trained, key=lambda i: i.id)

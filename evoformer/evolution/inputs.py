@@ -76,9 +76,15 @@ def settings_hash(settings: PopulationSettings, seeds: list[CandidateProgram], p
     can be resumed with more generations or another LLM budget."""
     op = settings.operator
     payload = {
-        "children": settings.children, "seed": settings.seed, "selection": settings.selection.model_dump(),
+        "children": settings.children,
+        "seed": settings.seed,
+        "selection": settings.selection.model_dump(),
         "operator": [op.temperatures, op.feedback_failures, op.max_edits, op.llm.model],
-        "train": settings.train.model_dump(), "limits": settings.limits.model_dump(), "static": settings.static.model_dump(),
-        "seeds": [(s.name, s.program_hash()) for s in seeds], "prelude": prelude, "features": Path(features_path).name,
+        "train": settings.train.model_dump(),
+        "limits": settings.limits.model_dump(),
+        "static": settings.static.model_dump(),
+        "seeds": [(s.name, s.program_hash()) for s in seeds],
+        "prelude": prelude,
+        "features": Path(features_path).name,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from evoformer.candidates.job import Status
 from evoformer.config.evolve import OperatorConfig, OperatorKind  # noqa: F401  (declared with the other settings)
@@ -19,8 +19,7 @@ from evoformer.evolution.ast_operators import OperatorError, crossover, mutate
 from evoformer.evolution.extract import ExtractionError, extract_program
 from evoformer.evolution.population import Individual, SelectionConfig
 from evoformer.evolution.prompt import ParentView, build_messages, prompt_hash
-from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMConfig, LLMError
-
+from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMError
 
 
 def resolve_operator(config: OperatorConfig) -> tuple[Literal["llm", "offline"], str]:
@@ -32,7 +31,10 @@ def resolve_operator(config: OperatorConfig) -> tuple[Literal["llm", "offline"],
         return "llm", f"LLM operator: model {config.llm.model} at {where}"
     if config.kind == "llm":
         raise ValueError("operator 'llm' needs an endpoint: set --llm-base-url / $OPENAI_BASE_URL or $OPENAI_API_KEY")
-    return "offline", "no LLM endpoint configured ($OPENAI_BASE_URL, --llm-base-url or $OPENAI_API_KEY): offline AST operator"
+    return (
+        "offline",
+        "no LLM endpoint configured ($OPENAI_BASE_URL, --llm-base-url or $OPENAI_API_KEY): offline AST operator",
+    )
 
 
 class ChildPlan(BaseModel):
@@ -46,7 +48,9 @@ class ChildPlan(BaseModel):
     rng_seed: str
 
 
-def plan_children(pool: list[Individual], generation: int, count: int, selection: SelectionConfig, seed: int) -> list[ChildPlan]:
+def plan_children(
+    pool: list[Individual], generation: int, count: int, selection: SelectionConfig, seed: int
+) -> list[ChildPlan]:
     """Draw parents uniformly from the pool: one for a mutation, k for a crossover."""
     if not pool:
         raise ValueError("no candidate is eligible as a parent (every one failed or is above the error threshold)")
@@ -55,11 +59,16 @@ def plan_children(pool: list[Individual], generation: int, count: int, selection
     for index in range(count):
         cross = len(pool) >= 2 and selection.parents_k >= 2 and rng.random() < selection.crossover_rate
         parents = rng.sample(pool, min(selection.parents_k, len(pool))) if cross else [rng.choice(pool)]
-        plans.append(ChildPlan(
-            child_id=f"g{generation:02d}-c{index:02d}", generation=generation, index=index,
-            parents=[p.id for p in parents], kind="crossover" if cross else "mutation",
-            rng_seed=f"{seed}:child:{generation}:{index}",
-        ))
+        plans.append(
+            ChildPlan(
+                child_id=f"g{generation:02d}-c{index:02d}",
+                generation=generation,
+                index=index,
+                parents=[p.id for p in parents],
+                kind="crossover" if cross else "mutation",
+                rng_seed=f"{seed}:child:{generation}:{index}",
+            )
+        )
     return plans
 
 
@@ -119,7 +128,11 @@ def propose(
     except ExtractionError as exc:
         return Proposal(**common, status="proposal_failed", reason=f"no program in the reply: {exc}")
     except (RecursionError, MemoryError) as exc:
-        return Proposal(**common, status="proposal_failed", reason=f"no program in the reply: cannot parse it ({type(exc).__name__})")
+        return Proposal(
+            **common,
+            status="proposal_failed",
+            reason=f"no program in the reply: cannot parse it ({type(exc).__name__})",
+        )
     return Proposal(**common, source=source, description=f"{'cached ' if reply.cached else ''}reply at T={temperature}")
 
 
@@ -133,6 +146,9 @@ def recent_failures(individuals: list[Individual], parent_id: str, limit: int) -
 
 def parent_view(individual: Individual, source: str, failures: list[str]) -> ParentView:
     return ParentView(
-        id=individual.id, source=source, params=individual.params or 0,
-        val_macro_f1=individual.val_macro_f1 or 0.0, recent_failures=failures,
+        id=individual.id,
+        source=source,
+        params=individual.params or 0,
+        val_macro_f1=individual.val_macro_f1 or 0.0,
+        recent_failures=failures,
     )

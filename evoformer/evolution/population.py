@@ -31,7 +31,9 @@ class Individual(BaseModel):
     test_accuracy: float | None = None
     folder: str = ""
     train_seconds: float | None = Field(default=None, description="Training inside the sandbox (worker clock).")
-    wall_seconds: float | None = Field(default=None, description="Orchestrator clock from submitting the training to its result.")
+    wall_seconds: float | None = Field(
+        default=None, description="Orchestrator clock from submitting the training to its result."
+    )
     retired: bool = False
 
     @property
@@ -48,7 +50,10 @@ class SelectionConfig(BaseModel):
         "evoprompting: -(params x val error).",
     )
     error_threshold: float = Field(
-        default=0.70, gt=0, le=1, description="Candidates with val error (1 - macro-F1) at or above this never become parents."
+        default=0.70,
+        gt=0,
+        le=1,
+        description="Candidates with val error (1 - macro-F1) at or above this never become parents.",
     )
     top_p: int = Field(default=10, ge=1, description="Parents are drawn from the best p candidates.")
     parents_k: int = Field(default=2, ge=1, description="Parents per crossover prompt.")
@@ -82,7 +87,7 @@ def crowding_distance(front: list[Individual]) -> dict[str, float]:
         distance[ordered[0].id] = distance[ordered[-1].id] = float("inf")
         if high == low:
             continue
-        for prev, cur, nxt in zip(ordered, ordered[1:], ordered[2:]):
+        for prev, cur, nxt in zip(ordered, ordered[1:], ordered[2:], strict=False):
             distance[cur.id] += (objective(nxt) - objective(prev)) / (high - low)
     return distance
 

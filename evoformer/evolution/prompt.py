@@ -36,7 +36,7 @@ class Target(BaseModel):
     val_macro_f1: float
 
     @classmethod
-    def for_parents(cls, parents: list[ParentView], size_factor: float = 0.9, quality_factor: float = 1.02) -> "Target":
+    def for_parents(cls, parents: list[ParentView], size_factor: float = 0.9, quality_factor: float = 1.02) -> Target:
         return cls(
             params=int(min(p.params for p in parents) * size_factor),
             val_macro_f1=min(1.0, max(p.val_macro_f1 for p in parents) * quality_factor),
@@ -56,7 +56,9 @@ def build_messages(parents: list[ParentView], allowed_imports: list[str], prelud
         system += "\n\n" + PRELUDE_NOTE.format(prelude=prelude.strip())
     parts = []
     for number, parent in enumerate(parents, 1):
-        parts.append(f"Program {number}:\n```python\n{metrics_line(parent.params, parent.val_macro_f1)}\n{parent.source.strip()}\n```")
+        parts.append(
+            f"Program {number}:\n```python\n{metrics_line(parent.params, parent.val_macro_f1)}\n{parent.source.strip()}\n```"
+        )
         if parent.recent_failures:
             failures = "\n".join(f"- {reason}" for reason in parent.recent_failures)
             parts.append(f"Recent children of program {number} failed; avoid these mistakes:\n{failures}")

@@ -17,9 +17,15 @@ def leaderboard_rows(individuals: list[Individual]) -> list[dict]:
     ordered = sorted(individuals, key=lambda i: (not i.trained, -(i.val_macro_f1 or 0.0), i.params or 0, i.id))
     return [
         {
-            "id": i.id, "generation": i.generation, "parents": ", ".join(i.parents), "operator": i.operator,
-            "params": i.params, "val_macro_f1": _round(i.val_macro_f1), "test_macro_f1": _round(i.test_macro_f1),
-            "status": i.status, "reason": i.reason[:200],
+            "id": i.id,
+            "generation": i.generation,
+            "parents": ", ".join(i.parents),
+            "operator": i.operator,
+            "params": i.params,
+            "val_macro_f1": _round(i.val_macro_f1),
+            "test_macro_f1": _round(i.test_macro_f1),
+            "status": i.status,
+            "reason": i.reason[:200],
         }
         for i in ordered
     ]
@@ -50,12 +56,25 @@ def plot_pareto(individuals: list[Individual], path: Path, majority_f1: float | 
     seeds = [i for i in trained if i.generation == 0]
     children = [i for i in trained if i.generation > 0]
     if children:
-        scatter = ax.scatter([i.params for i in children], [i.val_macro_f1 for i in children],
-                             c=[i.generation for i in children], cmap="viridis", s=30, label="children")
+        scatter = ax.scatter(
+            [i.params for i in children],
+            [i.val_macro_f1 for i in children],
+            c=[i.generation for i in children],
+            cmap="viridis",
+            s=30,
+            label="children",
+        )
         fig.colorbar(scatter, ax=ax, label="generation", ticks=sorted({i.generation for i in children}))
     ax.scatter([i.params for i in seeds], [i.val_macro_f1 for i in seeds], marker="s", c="tab:red", s=40, label="seeds")
     if front:
-        ax.step([i.params for i in front], [i.val_macro_f1 for i in front], where="post", c="black", lw=1, label="Pareto front")
+        ax.step(
+            [i.params for i in front],
+            [i.val_macro_f1 for i in front],
+            where="post",
+            c="black",
+            lw=1,
+            label="Pareto front",
+        )
     if majority_f1 is not None:
         ax.axhline(majority_f1, ls="--", c="grey", lw=1, label=f"majority class ({majority_f1:.3f})")
     ax.set_xscale("log")
@@ -72,5 +91,11 @@ def plot_pareto(individuals: list[Individual], path: Path, majority_f1: float | 
 
 def program_diff(parent_source: str, child_source: str, parent_id: str, child_id: str) -> str:
     """Unified diff (``diff -u``) of a child's program against a parent's."""
-    return "".join(difflib.unified_diff(parent_source.splitlines(keepends=True), child_source.splitlines(keepends=True),
-                                        fromfile=f"{parent_id}.py", tofile=f"{child_id}.py"))
+    return "".join(
+        difflib.unified_diff(
+            parent_source.splitlines(keepends=True),
+            child_source.splitlines(keepends=True),
+            fromfile=f"{parent_id}.py",
+            tofile=f"{child_id}.py",
+        )
+    )

@@ -65,7 +65,9 @@ def save_state(run: Run, state: EvolutionState) -> None:
 
 def save_proposals(run: Run, generation: int, proposals: list[Proposal]) -> None:
     """Keep a generation's children before training them: a resumed run trains these very ones."""
-    write_text_atomic(RunLayout.of(run).proposals(generation), json.dumps([p.model_dump(mode="json") for p in proposals], indent=2))
+    write_text_atomic(
+        RunLayout.of(run).proposals(generation), json.dumps([p.model_dump(mode="json") for p in proposals], indent=2)
+    )
 
 
 def load_proposals(run: Run, generation: int) -> list[Proposal] | None:

@@ -16,15 +16,21 @@ from evoformer.summaries import CandidateBrief, CandidateCounts, EvolveSummary, 
 def brief(individual: Individual | None) -> CandidateBrief | None:
     if individual is None:
         return None
-    return CandidateBrief(id=individual.id, params=individual.params, val_macro_f1=individual.val_macro_f1,
-                          test_macro_f1=individual.test_macro_f1, generation=individual.generation)
+    return CandidateBrief(
+        id=individual.id,
+        params=individual.params,
+        val_macro_f1=individual.val_macro_f1,
+        test_macro_f1=individual.test_macro_f1,
+        generation=individual.generation,
+    )
 
 
 def candidate_counts(people: list[Individual]) -> CandidateCounts:
     """How many candidates there are, trained ok, stopped before training, and failed in training."""
     by_status = Counter(i.status for i in people)
     return CandidateCounts(
-        total=len(people), ok=by_status.get(Status.OK, 0),
+        total=len(people),
+        ok=by_status.get(Status.OK, 0),
         rejected=sum(n for s, n in by_status.items() if s in Status.NOT_TRAINED),
         failed=sum(n for s, n in by_status.items() if s in Status.FAILED),
         by_status={str(s): n for s, n in by_status.items()},
@@ -33,13 +39,25 @@ def candidate_counts(people: list[Individual]) -> CandidateCounts:
 
 def llm_usage(ledger: UsageLedger | None) -> LLMUsageSummary:
     usage = ledger.snapshot() if ledger else UsageSnapshot()
-    return LLMUsageSummary(requests=usage.requests, retries=usage.retries, tokens=usage.tokens, cost=usage.cost_usd,
-                           cache_hits=usage.cache_hits, failures=usage.failures)
+    return LLMUsageSummary(
+        requests=usage.requests,
+        retries=usage.retries,
+        tokens=usage.tokens,
+        cost=usage.cost_usd,
+        cache_hits=usage.cache_hits,
+        failures=usage.failures,
+    )
 
 
 def evolution_summary(
-    state: EvolutionState, ledger: UsageLedger | None, reason: str, layout: RunLayout, *, run_id: str,
-    flow_run_id: Any = None, baselines: dict[str, dict[str, float]] | None = None,
+    state: EvolutionState,
+    ledger: UsageLedger | None,
+    reason: str,
+    layout: RunLayout,
+    *,
+    run_id: str,
+    flow_run_id: Any = None,
+    baselines: dict[str, dict[str, float]] | None = None,
 ) -> EvolveSummary:
     """The summary of the run in ``layout`` as ``state`` holds it; ``baselines`` is the macro-F1
     table (:func:`~evoformer.baselines.macro_f1_table`)."""
@@ -49,13 +67,25 @@ def evolution_summary(
     seed_front = pareto_front(seeds)
     best_seed, best_evolved = best(seeds), best(evolved)
     return EvolveSummary(
-        operator=state.operator, operator_reason=reason, generations=state.completed_generation, stopped=state.stopped,
+        operator=state.operator,
+        operator_reason=reason,
+        generations=state.completed_generation,
+        stopped=state.stopped,
         candidates=candidate_counts(people),
-        best=brief(best(people)), best_seed=brief(best_seed), best_evolved=brief(best_evolved),
-        front=[brief(i) for i in pareto_front(people)], seed_front=[brief(i) for i in seed_front],
-        evolved_beats_best_seed=bool(best_evolved and best_seed and best_evolved.val_macro_f1 >= best_seed.val_macro_f1),
+        best=brief(best(people)),
+        best_seed=brief(best_seed),
+        best_evolved=brief(best_evolved),
+        front=[brief(i) for i in pareto_front(people)],
+        seed_front=[brief(i) for i in seed_front],
+        evolved_beats_best_seed=bool(
+            best_evolved and best_seed and best_evolved.val_macro_f1 >= best_seed.val_macro_f1
+        ),
         seed_front_dominated=sum(any(dominates(e, s) for e in evolved if e.trained) for s in seed_front),
         llm=llm_usage(ledger),
-        run_id=run_id, run_dir=str(layout.root), flow_run_id=None if flow_run_id is None else str(flow_run_id),
-        lineage=str(layout.lineage), pareto_plot=str(layout.pareto_plot), baselines=baselines or {},
+        run_id=run_id,
+        run_dir=str(layout.root),
+        flow_run_id=None if flow_run_id is None else str(flow_run_id),
+        lineage=str(layout.lineage),
+        pareto_plot=str(layout.pareto_plot),
+        baselines=baselines or {},
     )

@@ -88,11 +88,22 @@ class Trainer(Protocol[Handle]):
 
 def record_result(individual: Individual, result: CandidateResult, wall_seconds: float | None = None) -> Individual:
     """``individual`` with the outcome and metrics of its training."""
-    update: dict[str, Any] = {"status": result.status, "reason": result.reason, "folder": result.folder, "wall_seconds": wall_seconds}
+    update: dict[str, Any] = {
+        "status": result.status,
+        "reason": result.reason,
+        "folder": result.folder,
+        "wall_seconds": wall_seconds,
+    }
     if result.metrics:
         m = result.metrics
-        update |= {"params": m.params, "train_seconds": m.train_seconds, "val_macro_f1": m.val.macro_f1, "test_macro_f1": m.test.macro_f1,
-                   "val_accuracy": m.val.accuracy, "test_accuracy": m.test.accuracy}
+        update |= {
+            "params": m.params,
+            "train_seconds": m.train_seconds,
+            "val_macro_f1": m.val.macro_f1,
+            "test_macro_f1": m.test.macro_f1,
+            "val_accuracy": m.val.accuracy,
+            "test_accuracy": m.test.accuracy,
+        }
     return individual.model_copy(update=update)
 
 
@@ -117,16 +128,26 @@ def into_run_folder(result: CandidateResult, folder: Path, key: str) -> Candidat
 class TrainingQueue(Generic[Handle]):
     """Trains jobs on a :class:`Trainer`, at most ``max_parallel`` at once, reusing finished work."""
 
-    def __init__(self, setup: TrainingSetup, trainer: Trainer[Handle], max_parallel: int = 1,
-                 logger: logging.Logger | logging.LoggerAdapter | None = None) -> None:
+    def __init__(
+        self,
+        setup: TrainingSetup,
+        trainer: Trainer[Handle],
+        max_parallel: int = 1,
+        logger: logging.Logger | logging.LoggerAdapter | None = None,
+    ) -> None:
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
         self.setup, self.trainer, self.max_parallel = setup, trainer, max_parallel
         self.logger = logger or logging.getLogger(__name__)
 
     def request(self, job: TrainingJob, refresh: bool = False) -> TrainingRequest:
-        return TrainingRequest(program=job.program, folder=self.setup.layout.candidate(job.id), key=self.setup.key(job.program),
-                               setup=self.setup, refresh=refresh)
+        return TrainingRequest(
+            program=job.program,
+            folder=self.setup.layout.candidate(job.id),
+            key=self.setup.key(job.program),
+            setup=self.setup,
+            refresh=refresh,
+        )
 
     def train(self, jobs: list[TrainingJob]) -> list[Individual]:
         """Every job's record after training, in the order of ``jobs``."""
@@ -150,13 +171,19 @@ class TrainingQueue(Generic[Handle]):
             try:
                 result = self.trainer.result(handle)
             except Exception as exc:  # noqa: BLE001 - an infrastructure failure after retries
-                done[job.id] = job.individual.model_copy(update={"status": Status.SANDBOX_ERROR, "reason": str(exc)[:500]})
+                done[job.id] = job.individual.model_copy(
+                    update={"status": Status.SANDBOX_ERROR, "reason": str(exc)[:500]}
+                )
                 continue
             moved = into_run_folder(result, request.folder, request.key)
             if moved is None:
                 if request.refresh:  # trained afresh and still not here: do not loop
-                    done[job.id] = job.individual.model_copy(update={
-                        "status": Status.SANDBOX_ERROR, "reason": f"training again gave a result in another folder ({result.folder})"})
+                    done[job.id] = job.individual.model_copy(
+                        update={
+                            "status": Status.SANDBOX_ERROR,
+                            "reason": f"training again gave a result in another folder ({result.folder})",
+                        }
+                    )
                     continue
                 self.logger.info("%s: the cached training's folder is gone; training again", job.id)
                 pending.append((job, self.request(job, refresh=True)))

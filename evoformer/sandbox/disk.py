@@ -62,11 +62,15 @@ class Usage(NamedTuple):
 def quota_reason(usage: Usage, limits: SandboxLimits, bytes_held_by: str, files_held_by: str) -> str | None:
     """Why ``usage`` is over the quota of ``limits``, or None. The text names the disk quota."""
     if usage.bytes > limits.max_disk_mb * MIB:
-        return (f"disk quota exceeded: {usage.bytes / MIB:.1f} MiB written, the cap is {limits.max_disk_mb} MiB "
-                f"({bytes_held_by}); process group killed")
+        return (
+            f"disk quota exceeded: {usage.bytes / MIB:.1f} MiB written, the cap is {limits.max_disk_mb} MiB "
+            f"({bytes_held_by}); process group killed"
+        )
     if usage.files > limits.max_files:
-        return (f"disk quota exceeded: more than {limits.max_files} files and folders created "
-                f"({usage.files} counted; {files_held_by}); process group killed")
+        return (
+            f"disk quota exceeded: more than {limits.max_files} files and folders created "
+            f"({usage.files} counted; {files_held_by}); process group killed"
+        )
     return None
 
 
@@ -108,8 +112,15 @@ class PrivateRoot:
 
     def command(self, env: dict[str, str], argv: list[str], read_only: list[Path]) -> list[str]:
         gate = [sys.executable, "-I", "-S", str(GATE), str(self.ready_w), str(self.go_r), "--", *argv]
-        return bubblewrap_command(self.folder, env, gate, read_only, root_bytes=self.root_bytes,
-                                  inputs=[self.folder / name for name in sorted(self.inputs)], info_fd=self.info_w)
+        return bubblewrap_command(
+            self.folder,
+            env,
+            gate,
+            read_only,
+            root_bytes=self.root_bytes,
+            inputs=[self.folder / name for name in sorted(self.inputs)],
+            info_fd=self.info_w,
+        )
 
     def started(self, deadline: float) -> None:
         """Once the sandbox process runs: open its root, take the baseline usage, let it go on."""
@@ -128,8 +139,9 @@ class PrivateRoot:
             raise PrivateRootError(f"cannot open the sandbox's root through /proc/{pid}/root: {exc}") from exc
         size = vfs.f_blocks * vfs.f_frsize
         if not self.root_bytes <= size < self.root_bytes + 64 * 1024:
-            raise PrivateRootError(f"the sandbox's root is not the {self.root_bytes}-byte tmpfs asked for "
-                                   f"({size} bytes)")
+            raise PrivateRootError(
+                f"the sandbox's root is not the {self.root_bytes}-byte tmpfs asked for ({size} bytes)"
+            )
         self.base = _tmpfs_usage(vfs)
         os.write(self.go_w, b"g")
         self._close(self.go_w)
@@ -142,8 +154,12 @@ class PrivateRoot:
 
     def check(self) -> str | None:
         self.last = self.usage()
-        return quota_reason(self.last, self.limits, "a size-limited tmpfs refused writes past it",
-                            f"inode count of that tmpfs, checked every {CHECK_INTERVAL_S} s")
+        return quota_reason(
+            self.last,
+            self.limits,
+            "a size-limited tmpfs refused writes past it",
+            f"inode count of that tmpfs, checked every {CHECK_INTERVAL_S} s",
+        )
 
     def finish(self, keep: bool, outputs: Iterable[str] | None) -> None:
         """After the sandbox is gone: copy its outputs out (when ``keep``), then drop the tmpfs."""
@@ -389,8 +405,12 @@ def private_root_problem() -> str | None:
         argv = [sys.executable, "-I", "-S", "-c", code]
         try:
             process = subprocess.Popen(
-                root.command(sandbox_environment(1), argv, []), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, pass_fds=root.child_fds, start_new_session=True,
+                root.command(sandbox_environment(1), argv, []),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=root.child_fds,
+                start_new_session=True,
             )
         except OSError as exc:
             root.close()

@@ -42,15 +42,35 @@ def bubblewrap_problem() -> str | None:
 
 
 def _namespace_flags() -> list[str]:
-    return ["--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL",
-            "--die-with-parent", "--new-session"]
+    return [
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "--cap-drop",
+        "ALL",
+        "--die-with-parent",
+        "--new-session",
+    ]
 
 
 # What the sandbox can see, read-only: the system's programs and libraries, the Python
 # installation and the evoformer package. Nothing else: not the run folders (test labels), not the
 # data files, not other sandboxes' folders, not /etc beyond what the dynamic loader needs.
-_SYSTEM_PATHS = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/ld.so.cache", "/etc/ld.so.conf",
-                 "/etc/ld.so.conf.d", "/etc/localtime", "/sys/devices/system/cpu")
+_SYSTEM_PATHS = (
+    "/usr",
+    "/bin",
+    "/lib",
+    "/lib64",
+    "/sbin",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/sys/devices/system/cpu",
+)
 
 
 def visible_paths() -> list[Path]:
@@ -63,8 +83,14 @@ def visible_paths() -> list[Path]:
 
 
 def bubblewrap_command(
-    folder: Path, env: dict[str, str], argv: list[str], read_only: list[Path] = (), *, root_bytes: int,
-    inputs: list[Path] | None = None, info_fd: int | None = None,
+    folder: Path,
+    env: dict[str, str],
+    argv: list[str],
+    read_only: list[Path] = (),
+    *,
+    root_bytes: int,
+    inputs: list[Path] | None = None,
+    info_fd: int | None = None,
 ) -> list[str]:
     """``argv`` wrapped in bubblewrap: only system libraries, Python, evoformer and ``read_only``
     paths visible (read-only), the writable ``folder``, and no network.
@@ -73,8 +99,20 @@ def bubblewrap_command(
     ``root_bytes``. With ``inputs`` (paths in ``folder``) the folder is private too: a directory on
     that tmpfs where only the inputs are bound, read-only, from the real folder; without, the real
     folder is bound read-write. ``info_fd`` receives bubblewrap's JSON with the child's pid."""
-    cmd = [shutil.which("bwrap") or "bwrap", *_namespace_flags(), "--size", str(root_bytes), "--tmpfs", "/",
-           "--dev", "/dev", "--proc", "/proc", "--dir", "/tmp"]
+    cmd = [
+        shutil.which("bwrap") or "bwrap",
+        *_namespace_flags(),
+        "--size",
+        str(root_bytes),
+        "--tmpfs",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--dir",
+        "/tmp",
+    ]
     for path in [*visible_paths(), *read_only]:
         cmd += ["--ro-bind-try", str(path), str(path)]
     if inputs is None:
@@ -130,8 +168,16 @@ class PidsCgroup:
 
 def launcher_command(limits: SandboxLimits, cgroup: PidsCgroup, command: list[str]) -> list[str]:
     """``command`` behind the exec wrapper that joins the cgroup and sets rlimits (no preexec_fn)."""
-    wrapper = [sys.executable, "-I", "-m", "evoformer.sandbox.launch",
-               "--memory-bytes", str(limits.memory_mb * 1024 * 1024), "--file-bytes", str(limits.max_file_mb * 1024 * 1024)]
+    wrapper = [
+        sys.executable,
+        "-I",
+        "-m",
+        "evoformer.sandbox.launch",
+        "--memory-bytes",
+        str(limits.memory_mb * 1024 * 1024),
+        "--file-bytes",
+        str(limits.max_file_mb * 1024 * 1024),
+    ]
     if cgroup.path:
         wrapper += ["--cgroup-procs", str(cgroup.path / "cgroup.procs")]
     elif os.geteuid() != 0:

@@ -20,7 +20,8 @@ class SandboxLimits(BaseModel):
     threads: int = Field(default=2, ge=1, description="Torch / BLAS threads inside the sandbox.")
     max_file_mb: int = Field(default=1024, ge=1, description="Largest file the sandbox may write (RLIMIT_FSIZE).")
     max_disk_mb: int = Field(
-        default=2048, ge=1,
+        default=2048,
+        ge=1,
         description="Disk quota: total MiB the sandbox may write, in its folder, /tmp and anywhere else (see "
         "docs/sandbox.md). 2048 leaves room for one weights file at the per-file cap (max_file_mb) and as much "
         "again for the result, scratch files and compressed variants; the largest seed's weights are about 8 MB "
@@ -28,13 +29,16 @@ class SandboxLimits(BaseModel):
         "while the sandbox runs, and only for what the sandbox really writes.",
     )
     max_files: int = Field(
-        default=2000, ge=1,
+        default=2000,
+        ge=1,
         description="Disk quota: files and folders the sandbox may create. A training run writes 2, a compression "
         "run a few dozen (variants, ONNX exports); 2000 is far above both and far below what fills a file system.",
     )
     output_tail_bytes: int = Field(default=16_384, ge=1024, description="How much of stdout/stderr is kept.")
     max_result_bytes: int = Field(default=8_000_000, ge=1024, description="Largest result.json accepted.")
-    require_isolation: bool = Field(default=False, description="Fail instead of falling back when bubblewrap is unusable.")
+    require_isolation: bool = Field(
+        default=False, description="Fail instead of falling back when bubblewrap is unusable."
+    )
     audit_hook: bool = Field(default=True, description="In-process second layer: deny writes, sockets and processes.")
 
 

@@ -17,7 +17,12 @@ from pydantic import BaseModel, Field
 
 from evoformer.sandbox.disk import CHECK_INTERVAL_S, FolderWatch, PrivateRoot, PrivateRootError, private_root_problem
 from evoformer.sandbox.isolation import (
-    PidsCgroup, bubblewrap_command, bubblewrap_problem, describe_isolation, launcher_command, log,
+    PidsCgroup,
+    bubblewrap_command,
+    bubblewrap_problem,
+    describe_isolation,
+    launcher_command,
+    log,
 )
 from evoformer.sandbox.limits import SandboxLimits, sandbox_environment
 from evoformer.sandbox.protocol import PROTOCOL_ENV
@@ -82,7 +87,9 @@ def run_sandboxed(
     if problem and limits.require_isolation:
         raise SandboxError(f"OS isolation required but unavailable: {problem}")
     if problem:
-        log.warning("SANDBOX IS WEAKER THAN IT SHOULD BE: %s. Untrusted code runs with rlimits and an audit hook only.", problem)
+        log.warning(
+            "SANDBOX IS WEAKER THAN IT SHOULD BE: %s. Untrusted code runs with rlimits and an audit hook only.", problem
+        )
     disk = _disk_guard(folder, limits, problem is None)
 
     to_parent_r, to_parent_w = os.pipe()
@@ -101,8 +108,13 @@ def run_sandboxed(
     started = time.monotonic()
     try:
         process = subprocess.Popen(
-            launcher_command(limits, cgroup, cmd), cwd=folder, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(to_child_r, to_parent_w, *disk.child_fds),
+            launcher_command(limits, cgroup, cmd),
+            cwd=folder,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(to_child_r, to_parent_w, *disk.child_fds),
             start_new_session=True,
         )
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
@@ -147,8 +159,9 @@ def _disk_guard(folder: Path, limits: SandboxLimits, use_bwrap: bool) -> Private
         problem = private_root_problem()
         if problem is None:
             return PrivateRoot(folder, limits)
-        log.warning("disk quota: %s; the folder is watched instead (a fast writer can pass the cap between two looks)",
-                    problem)
+        log.warning(
+            "disk quota: %s; the folder is watched instead (a fast writer can pass the cap between two looks)", problem
+        )
     return FolderWatch(folder, limits, private_tmp=not use_bwrap)
 
 
@@ -207,10 +220,19 @@ def _supervise(process, proto_r, proto_w, limits, on_message, started, isolation
     process.stderr.close()
     disk_quota = disk_quota or disk.check()  # what a run that ended by itself left counts too
     return SandboxRun(
-        returncode=returncode, timed_out=timed_out, wall_s=round(time.monotonic() - started, 3),
-        stdout_tail=out.text(), stderr_tail=err.text(), stdout_bytes=out.total, stderr_bytes=err.total,
-        isolation=isolation, protocol_error=protocol_error, disk_guard=disk.mechanism, disk_quota=disk_quota,
-        disk_bytes=disk.last.bytes, disk_files=disk.last.files,
+        returncode=returncode,
+        timed_out=timed_out,
+        wall_s=round(time.monotonic() - started, 3),
+        stdout_tail=out.text(),
+        stderr_tail=err.text(),
+        stdout_bytes=out.total,
+        stderr_bytes=err.total,
+        isolation=isolation,
+        protocol_error=protocol_error,
+        disk_guard=disk.mechanism,
+        disk_quota=disk_quota,
+        disk_bytes=disk.last.bytes,
+        disk_files=disk.last.files,
     )
 
 

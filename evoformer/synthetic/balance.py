@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
-from pydantic import BaseModel, Field
 
 from evoformer.config.synthesize import BalanceConfig  # noqa: F401  (declared with the other settings)
 from evoformer.labels import LABELS

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from evoformer.config.synthesize import GateConfig  # noqa: F401  (declared with the other settings)
 from evoformer.labels import LABEL_TO_ID, LABELS
-from evoformer.synthetic.balance import BalanceConfig, balance_targets, choose_rows
+from evoformer.synthetic.balance import balance_targets, choose_rows
 from evoformer.synthetic.records import SYNTHETIC_COLUMNS, Rejection, SyntheticExample
 from evoformer.synthetic.similarity import greedy_near_duplicates, max_pair_similarity, max_similarity, pair_key
 from evoformer.synthetic.verify import Agreement, agreement, pair_features, train_classifier

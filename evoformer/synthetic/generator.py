@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from evoformer.config.synthesize import DEFAULT_TOPICS, GenerationConfig  # noqa: F401  (declared with the other settings)
 from evoformer.data.sources import MAX_REPORTED_REJECTIONS
-from evoformer.labels import LABELS, normalize_label
-from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMConfig, LLMError
+from evoformer.labels import normalize_label
+from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMError
 from evoformer.synthetic.importer import row_fields
 from evoformer.synthetic.jsontext import json_values_found
 from evoformer.synthetic.records import Rejection, SyntheticExample

@@ -37,8 +37,9 @@ class Program:
                 self.parent[id(child)] = node
         self.classes = {n.name: n for n in self.tree.body if isinstance(n, ast.ClassDef)}
         self.functions = {n.name: n for n in self.tree.body if isinstance(n, ast.FunctionDef)}
-        self.calls = sorted((n for n in ast.walk(self.tree) if isinstance(n, ast.Call)),
-                            key=lambda n: (n.lineno, n.col_offset))
+        self.calls = sorted(
+            (n for n in ast.walk(self.tree) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset)
+        )
         self._aliases()
         self.module_env: dict[str, object] = {}
         for stmt in self.tree.body:
@@ -280,23 +281,34 @@ class Program:
             return False
         target = ast.unparse(assign.targets[0])
         for loop in ast.walk(cls):
-            if not (isinstance(loop, ast.For) and isinstance(loop.target, ast.Name)
-                    and ast.unparse(loop.iter) == target):
+            if not (
+                isinstance(loop, ast.For) and isinstance(loop.target, ast.Name) and ast.unparse(loop.iter) == target
+            ):
                 continue
             for stmt in ast.walk(loop):
                 out = single_assign(stmt)
-                if (isinstance(stmt, ast.Assign) and isinstance(out, ast.Name)
-                        and is_name_call(stmt.value, loop.target.id) and stmt.value.args
-                        and isinstance(stmt.value.args[0], ast.Name) and stmt.value.args[0].id == out.id):
+                if (
+                    isinstance(stmt, ast.Assign)
+                    and isinstance(out, ast.Name)
+                    and is_name_call(stmt.value, loop.target.id)
+                    and stmt.value.args
+                    and isinstance(stmt.value.args[0], ast.Name)
+                    and stmt.value.args[0].id == out.id
+                ):
                     return True
         return False
 
     def aliases(self, region: ast.AST, name: str) -> tuple[set[str], ast.AST]:
         """``name`` and the ``self.x = name`` attributes it is stored in, with the region their uses are in
         (the whole class once it is stored on ``self``)."""
-        names = {name} | {f"self.{target.attr}" for n in ast.walk(region)
-                          if isinstance(n, ast.Assign) and is_self_attr(target := single_assign(n))
-                          and isinstance(n.value, ast.Name) and n.value.id == name}
+        names = {name} | {
+            f"self.{target.attr}"
+            for n in ast.walk(region)
+            if isinstance(n, ast.Assign)
+            and is_self_attr(target := single_assign(n))
+            and isinstance(n.value, ast.Name)
+            and n.value.id == name
+        }
         cls = self.class_of(region) if len(names) > 1 and isinstance(region, ast.FunctionDef) else None
         return names, cls or region
 
@@ -311,9 +323,14 @@ class Program:
 
     def roles(self, region: ast.AST, name: str, depth: int = 0) -> set[str]:
         """Where the value of ``name`` (visible in ``region``) ends up: width, heads, depth ..."""
-        copied = any(isinstance(n, ast.Assign) and (target := single_assign(n)) is not None
-                     and not is_self_attr(target) and isinstance(n.value, ast.Name) and n.value.id == name
-                     for n in ast.walk(region))
+        copied = any(
+            isinstance(n, ast.Assign)
+            and (target := single_assign(n)) is not None
+            and not is_self_attr(target)
+            and isinstance(n.value, ast.Name)
+            and n.value.id == name
+            for n in ast.walk(region)
+        )
         if copied:  # copied to another local: stop here
             return {"unknown"}
         names, scan = self.aliases(region, name)

@@ -23,8 +23,11 @@ def branch_sites(prog: Program) -> list[Site]:
             continue
         var = comp.generators[0].target.id
         tup, named = _kernel_tuple(prog, comp.generators[0].iter)
-        if tup is None or not tup.elts or any(not (isinstance(e, ast.Constant) and is_int(e.value)) or e.value % 2 != 1
-                                              for e in tup.elts):
+        if (
+            tup is None
+            or not tup.elts
+            or any(not (isinstance(e, ast.Constant) and is_int(e.value)) or e.value % 2 != 1 for e in tup.elts)
+        ):
             continue
         conv = next((c for c in ast.walk(comp.elt) if isinstance(c, ast.Call) and prog.ctor(c) == "Conv1d"), None)
         if conv is None:
@@ -34,9 +37,14 @@ def branch_sites(prog: Program) -> list[Site]:
         if not (isinstance(kernel, ast.Name) and kernel.id == var):
             continue
         same = isinstance(padding, ast.Constant) and padding.value == "same"
-        halves = (isinstance(padding, ast.BinOp) and isinstance(padding.op, ast.FloorDiv)
-                  and isinstance(padding.left, ast.Name) and padding.left.id == var
-                  and isinstance(padding.right, ast.Constant) and padding.right.value == 2)
+        halves = (
+            isinstance(padding, ast.BinOp)
+            and isinstance(padding.op, ast.FloorDiv)
+            and isinstance(padding.left, ast.Name)
+            and padding.left.id == var
+            and isinstance(padding.right, ast.Constant)
+            and padding.right.value == 2
+        )
         if not (same or halves):
             continue
         label = ast.unparse(tup)
@@ -49,11 +57,21 @@ def branch_sites(prog: Program) -> list[Site]:
         assign = prog.parent.get(id(holder)) if holder is not None else None
         if isinstance(assign, ast.Assign):
             counted.add(ast.unparse(assign.targets[0]))
-        uses_len = any(is_name_call(n, "len") and len(n.args) == 1 and ast.unparse(n.args[0]) in counted
-                       for n in ast.walk(prog.tree))
+        uses_len = any(
+            is_name_call(n, "len") and len(n.args) == 1 and ast.unparse(n.args[0]) in counted
+            for n in ast.walk(prog.tree)
+        )
         if couplings or uses_len:
-            sites.append(Site("branch", f"branches#{index}", f"conv branches {label}", len(tup.elts), tup.lineno,
-                              Branches(prog, tup, channels.id)))
+            sites.append(
+                Site(
+                    "branch",
+                    f"branches#{index}",
+                    f"conv branches {label}",
+                    len(tup.elts),
+                    tup.lineno,
+                    Branches(prog, tup, channels.id),
+                )
+            )
     return sites
 
 
@@ -73,8 +91,12 @@ def _kernel_tuple(prog: Program, it: ast.expr) -> tuple[ast.Tuple | ast.List | N
                     return default, it.id
             for stmt in scope.body:
                 target = single_assign(stmt)
-                if (isinstance(stmt, ast.Assign) and isinstance(target, ast.Name) and target.id == it.id
-                        and isinstance(stmt.value, (ast.Tuple, ast.List))):
+                if (
+                    isinstance(stmt, ast.Assign)
+                    and isinstance(target, ast.Name)
+                    and target.id == it.id
+                    and isinstance(stmt.value, (ast.Tuple, ast.List))
+                ):
                     return stmt.value, it.id
     return None, None
 

@@ -123,16 +123,19 @@ def _new_branches(value: int, rng: random.Random) -> tuple[bool, float]:
     return (rng.random() < 0.5 and value >= 2, rng.random())
 
 
-SITE_KINDS: dict[str, SiteKind] = {kind.name: kind for kind in (
-    SiteKind("width", _scale_width, _width_fits, legal=is_size, transplant=True),
-    SiteKind("depth", _new_depth, _depth_fits, legal=is_size, transplant=True),
-    SiteKind("heads", _new_heads, _heads_fit, legal=is_size, transplant=True),
-    SiteKind("dropout", _new_dropout, is_rate, legal=is_rate, transplant=True),
-    SiteKind("kernel", _new_kernel, _kernel_fits),
-    SiteKind("activation", _new_activation, _activation_fits, transplant=True),
-    SiteKind("layer", _new_layer, _nothing),  # structural edits are never copied from another program
-    SiteKind("branch", _new_branches, _nothing),
-)}
+SITE_KINDS: dict[str, SiteKind] = {
+    kind.name: kind
+    for kind in (
+        SiteKind("width", _scale_width, _width_fits, legal=is_size, transplant=True),
+        SiteKind("depth", _new_depth, _depth_fits, legal=is_size, transplant=True),
+        SiteKind("heads", _new_heads, _heads_fit, legal=is_size, transplant=True),
+        SiteKind("dropout", _new_dropout, is_rate, legal=is_rate, transplant=True),
+        SiteKind("kernel", _new_kernel, _kernel_fits),
+        SiteKind("activation", _new_activation, _activation_fits, transplant=True),
+        SiteKind("layer", _new_layer, _nothing),  # structural edits are never copied from another program
+        SiteKind("branch", _new_branches, _nothing),
+    )
+}
 assert tuple(SITE_KINDS) == MUTATION_KINDS
 TRANSPLANT_KINDS = tuple(name for name, kind in SITE_KINDS.items() if kind.transplant)
 

@@ -57,8 +57,16 @@ def literal_width_sites(prog: Program) -> list[Site]:
         if value in expressions or any(k * value in all_literals for k in range(2, 9)):
             continue
         ids = {id(node) for _, _, node in items}
-        stray = [n for n in ast.walk(prog.tree) if isinstance(n, ast.Constant) and is_int(n.value)
-                 and n.value == value and id(n) not in ids and id(n) not in named and id(n) not in in_chain]
+        stray = [
+            n
+            for n in ast.walk(prog.tree)
+            if isinstance(n, ast.Constant)
+            and is_int(n.value)
+            and n.value == value
+            and id(n) not in ids
+            and id(n) not in named
+            and id(n) not in in_chain
+        ]
         if stray:
             continue
         ctors = "→".join(dict.fromkeys(ctor for ctor, _, _ in items))
@@ -150,8 +158,17 @@ def sequential_sites(prog: Program) -> list[Site]:
         if n >= 2:
             actions += [("remove", i) for i in range(n) if kinds[i] in ("act", "dropout", "norm")]
         if actions:
-            sites.append(Site("layer", f"sequential#{index}", owner, n, seq.lineno, SequentialLayers(prog, seq),
-                              {"options": tuple(actions)}))
+            sites.append(
+                Site(
+                    "layer",
+                    f"sequential#{index}",
+                    owner,
+                    n,
+                    seq.lineno,
+                    SequentialLayers(prog, seq),
+                    {"options": tuple(actions)},
+                )
+            )
     return sites
 
 
@@ -162,11 +179,16 @@ def _indexed(prog: Program, call: ast.Call) -> bool:
         target = ast.unparse(parent.targets[0])
         region = prog.class_of(call) or prog.tree
         return any(isinstance(n, ast.Subscript) and ast.unparse(n.value) == target for n in ast.walk(region))
-    if isinstance(parent, (ast.Assign, ast.Return, ast.Call, ast.List, ast.Tuple, ast.keyword, ast.ListComp,
-                           ast.GeneratorExp)):
+    if isinstance(
+        parent, (ast.Assign, ast.Return, ast.Call, ast.List, ast.Tuple, ast.keyword, ast.ListComp, ast.GeneratorExp)
+    ):
         # it reaches its owner indirectly: refuse if anything named is indexed with a literal position
-        return any(isinstance(n, ast.Subscript) and _literal_index(n.slice)
-                   and (isinstance(n.value, ast.Name) or is_self_attr(n.value)) for n in ast.walk(prog.tree))
+        return any(
+            isinstance(n, ast.Subscript)
+            and _literal_index(n.slice)
+            and (isinstance(n.value, ast.Name) or is_self_attr(n.value))
+            for n in ast.walk(prog.tree)
+        )
     return True
 
 
@@ -243,19 +265,34 @@ def wrap_sites(prog: Program) -> list[Site]:
             continue
         for stmt in init.body:
             target = single_assign(stmt)
-            if (target is None or not isinstance(stmt, ast.Assign) or prog.nn_class(stmt.value) != "Linear"
-                    or not is_self_attr(target)):
+            if (
+                target is None
+                or not isinstance(stmt, ast.Assign)
+                or prog.nn_class(stmt.value) != "Linear"
+                or not is_self_attr(target)
+            ):
                 continue
             name = ast.unparse(target)
-            uses = [n for n in ast.walk(cls)
-                    if isinstance(n, ast.Attribute) and n is not target and ast.unparse(n) == name]
-            if not uses or any(not (isinstance(user := prog.parent.get(id(n)), ast.Call) and user.func is n)
-                               for n in uses):
+            uses = [
+                n for n in ast.walk(cls) if isinstance(n, ast.Attribute) and n is not target and ast.unparse(n) == name
+            ]
+            if not uses or any(
+                not (isinstance(user := prog.parent.get(id(n)), ast.Call) and user.func is n) for n in uses
+            ):
                 continue
             linear = cast(ast.Call, stmt.value)  # nn_class named it a Linear: a call
             width = prog.bound(linear, "Linear").get("in_features")
-            sites.append(Site("layer", f"wrap:{name}", name, None, stmt.lineno, Wrapped(prog, stmt, width),
-                              {"options": (("dropout",), ("norm",))}))
+            sites.append(
+                Site(
+                    "layer",
+                    f"wrap:{name}",
+                    name,
+                    None,
+                    stmt.lineno,
+                    Wrapped(prog, stmt, width),
+                    {"options": (("dropout",), ("norm",))},
+                )
+            )
     return sites
 
 
@@ -269,8 +306,9 @@ class Wrapped(Target):
 
     def write(self, site: Site, new: object) -> str | None:
         what, u = cast(tuple[str, float], new)  # one of the site's options with a draw (_new_layer)
-        first = _layer_norm(self.prog, self.width) if what == "norm" and self.width is not None \
-            else _dropout(self.prog, u)
+        first = (
+            _layer_norm(self.prog, self.width) if what == "norm" and self.width is not None else _dropout(self.prog, u)
+        )
         if first is None:
             return None
         seq = self.prog.nn_call("Sequential", first, self.stmt.value)
@@ -278,4 +316,3 @@ class Wrapped(Target):
             return None
         self.stmt.value = seq
         return f"layer: insert {ast.unparse(first)} before {site.label} (wrapped in nn.Sequential)"
-

@@ -96,9 +96,11 @@ def _crossover(source_a: str, source_b: str, rng: random.Random, attempts: int) 
     parent_a, parent_b = parse(source_a, "parent A"), parse(source_b, "parent B")
     hashes = [program_hash(source_a), program_hash(source_b)]
     slots_b = {s.key: s for s in collect_sites(parent_b) if s.crossable}
-    shared = [s.key for s in collect_sites(parent_a)
-              if s.crossable and s.key in slots_b and s.kind == slots_b[s.key].kind
-              and s.value != slots_b[s.key].value]
+    shared = [
+        s.key
+        for s in collect_sites(parent_a)
+        if s.crossable and s.key in slots_b and s.kind == slots_b[s.key].kind and s.value != slots_b[s.key].value
+    ]
     reason = "no attempt made"
     for _ in range(max(1, attempts)):
         prog = Program(source_a)
@@ -115,13 +117,17 @@ def _crossover(source_a: str, source_b: str, rng: random.Random, attempts: int) 
         else:
             edits = _transplant(sites, parent_b, rng)
             if edits is None:
-                raise OperatorError("parents share no differing hyper-parameter slot, and B has no activation, "
-                                    "dropout rate, width, depth or head count that A could take")
+                raise OperatorError(
+                    "parents share no differing hyper-parameter slot, and B has no activation, "
+                    "dropout rate, width, depth or head count that A could take"
+                )
             if not edits:
                 reason = "nothing transplanted"
                 continue
-            description = ("crossover (no shared slot differs: different architectures; A takes B's values by kind): "
-                           + "; ".join(edits))
+            description = (
+                "crossover (no shared slot differs: different architectures; A takes B's values by kind): "
+                + "; ".join(edits)
+            )
         child = ast.unparse(ast.fix_missing_locations(prog.tree)) + "\n"
         reason = reject_reason(child, parent_a, hashes) or ""
         if not reason:
@@ -129,8 +135,9 @@ def _crossover(source_a: str, source_b: str, rng: random.Random, attempts: int) 
     raise OperatorError(f"no valid crossover after {attempts} attempts (last: {reason})")
 
 
-def _uniform(prog: Program, sites: list[Site], slots_b: dict[str, Site], shared: list[str],
-             rng: random.Random) -> tuple[list[str], list[str]]:
+def _uniform(
+    prog: Program, sites: list[Site], slots_b: dict[str, Site], shared: list[str], rng: random.Random
+) -> tuple[list[str], list[str]]:
     """Each shared slot takes B's value with probability 0.5; at least one does, and one keeps A's."""
     by_key = {s.key: s for s in sites}
     take = [rng.random() < 0.5 for _ in shared]

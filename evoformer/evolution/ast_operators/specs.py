@@ -24,12 +24,32 @@ MUTATION_KINDS = ("width", "depth", "heads", "dropout", "kernel", "activation", 
 Value = int | float | str | None
 
 # Constructor -> its positional parameters and the role of each (None: not a hyper-parameter).
-_RNN = (("input_size", "width_in"), ("hidden_size", "width_rnn"), ("num_layers", "depth"), ("bias", None),
-        ("batch_first", None), ("dropout", "dropout"), ("bidirectional", None))
-_CONV = (("in_channels", "width_in"), ("out_channels", "width_out"), ("kernel_size", "kernel"), ("stride", None),
-         ("padding", "padding"), ("dilation", None), ("groups", "groups"), ("bias", None))
-_TRANSFORMER_LAYER = (("d_model", "width_through"), ("nhead", "heads"), ("dim_feedforward", "width_internal"),
-                      ("dropout", "dropout"), ("activation", "activation"))
+_RNN = (
+    ("input_size", "width_in"),
+    ("hidden_size", "width_rnn"),
+    ("num_layers", "depth"),
+    ("bias", None),
+    ("batch_first", None),
+    ("dropout", "dropout"),
+    ("bidirectional", None),
+)
+_CONV = (
+    ("in_channels", "width_in"),
+    ("out_channels", "width_out"),
+    ("kernel_size", "kernel"),
+    ("stride", None),
+    ("padding", "padding"),
+    ("dilation", None),
+    ("groups", "groups"),
+    ("bias", None),
+)
+_TRANSFORMER_LAYER = (
+    ("d_model", "width_through"),
+    ("nhead", "heads"),
+    ("dim_feedforward", "width_internal"),
+    ("dropout", "dropout"),
+    ("activation", "activation"),
+)
 _P_DROPOUT = (("p", "dropout"), ("inplace", None))
 SPECS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "Linear": (("in_features", "width_in"), ("out_features", "width_out"), ("bias", None)),
@@ -52,17 +72,34 @@ SPECS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "functional.dropout": (("input", None), ("p", "dropout"), ("training", None)),
 }
 # Attention constructors -> (their width parameter, their head-count parameter).
-ATTENTION = {"TransformerEncoderLayer": ("d_model", "nhead"), "TransformerDecoderLayer": ("d_model", "nhead"),
-             "MultiheadAttention": ("embed_dim", "num_heads")}
+ATTENTION = {
+    "TransformerEncoderLayer": ("d_model", "nhead"),
+    "TransformerDecoderLayer": ("d_model", "nhead"),
+    "MultiheadAttention": ("embed_dim", "num_heads"),
+}
 # Constructors -> a parameter that is a slot even when left out, with the default it then has.
-IMPLICIT = {"GRU": ("num_layers", 1), "LSTM": ("num_layers", 1), "RNN": ("num_layers", 1),
-            "TransformerEncoderLayer": ("activation", "relu"), "TransformerDecoderLayer": ("activation", "relu")}
+IMPLICIT = {
+    "GRU": ("num_layers", 1),
+    "LSTM": ("num_layers", 1),
+    "RNN": ("num_layers", 1),
+    "TransformerEncoderLayer": ("activation", "relu"),
+    "TransformerDecoderLayer": ("activation", "relu"),
+}
 RNNS = ("GRU", "LSTM", "RNN")
 CONVS = ("Conv1d", "Conv2d")
 DROPOUTS = {"Dropout", "Dropout1d", "AlphaDropout"}
 NORMS = {"LayerNorm", "BatchNorm1d"}
 ELEMENTWISE = set(ACT_MODULES) | DROPOUTS | {"Identity", "ELU", "Mish", "Sigmoid"}
 # Role of a constructor parameter (or of a named value's use) -> the kind of site that edits it.
-ROLE_KIND = {"width_in": "width", "width_out": "width", "width_through": "width", "width_rnn": "width",
-             "width_internal": "width", "depth": "depth", "depth_stack": "depth", "heads": "heads",
-             "dropout": "dropout", "kernel": "kernel"}
+ROLE_KIND = {
+    "width_in": "width",
+    "width_out": "width",
+    "width_through": "width",
+    "width_rnn": "width",
+    "width_internal": "width",
+    "depth": "depth",
+    "depth_stack": "depth",
+    "heads": "heads",
+    "dropout": "dropout",
+    "kernel": "kernel",
+}

@@ -45,8 +45,14 @@ from .values import (
 )
 
 # Role of a constructor parameter -> the kind of site its literal (or left-out default) is.
-_CONSTRUCTOR_KINDS = {"heads": "heads", "depth": "depth", "dropout": "dropout", "width_internal": "width",
-                      "kernel": "kernel", "activation": "activation"}
+_CONSTRUCTOR_KINDS = {
+    "heads": "heads",
+    "depth": "depth",
+    "dropout": "dropout",
+    "width_internal": "width",
+    "kernel": "kernel",
+    "activation": "activation",
+}
 
 
 def constructor_sites(prog: Program) -> list[Site]:
@@ -59,7 +65,9 @@ def constructor_sites(prog: Program) -> list[Site]:
         ordinals[ctor] += 1
         places: list[tuple[str, str | None, object, Target]] = [
             (param, role, node.value, Literals([node]))
-            for param, role in SPECS[ctor] if isinstance(node := bound.get(param), ast.Constant)]
+            for param, role in SPECS[ctor]
+            if isinstance(node := bound.get(param), ast.Constant)
+        ]
         if ctor in IMPLICIT and not opaque(call):
             param, default = IMPLICIT[ctor]
             if param not in bound:
@@ -70,13 +78,30 @@ def constructor_sites(prog: Program) -> list[Site]:
                 kind, where, params = found
                 # a site is found only for a value its kind takes: a number or an activation name
                 site_value = cast(Value, value)
-                sites.append(Site(kind, f"{ctor}.{param}#{ordinal}", f"{ctor.split('.')[-1]}.{param}", site_value,
-                                  call.lineno, where, params, crossable=True))
+                sites.append(
+                    Site(
+                        kind,
+                        f"{ctor}.{param}#{ordinal}",
+                        f"{ctor.split('.')[-1]}.{param}",
+                        site_value,
+                        call.lineno,
+                        where,
+                        params,
+                        crossable=True,
+                    )
+                )
     return sites
 
 
-def _constructor_site(prog: Program, call: ast.Call, ctor: str, bound: dict[str, ast.expr], role: str | None,
-                      value: object, target: Target) -> tuple[str, Target, dict[str, object]] | None:
+def _constructor_site(
+    prog: Program,
+    call: ast.Call,
+    ctor: str,
+    bound: dict[str, ast.expr],
+    role: str | None,
+    value: object,
+    target: Target,
+) -> tuple[str, Target, dict[str, object]] | None:
     """The kind, target and rule facts of one constructor parameter's site (None: it is not a site)."""
     kind = _CONSTRUCTOR_KINDS.get(role) if role is not None else None
     params: dict[str, object] = {}
@@ -133,12 +158,13 @@ def named_sites(prog: Program) -> list[Site]:
     scopes: list[ast.FunctionDef] = [fn for cls in prog.classes.values() if (fn := init_of(cls)) is not None]
     scopes += [fn for name, fn in prog.functions.items() if name != ENTRY_POINT]
     for fn in scopes:
-        found += [(fn, name, node) for name, node in defaults(fn).items()
-                  if num_const(node) and not prog.overridden(fn, name)]
+        found += [
+            (fn, name, node) for name, node in defaults(fn).items() if num_const(node) and not prog.overridden(fn, name)
+        ]
         assigned: dict[str, int] = defaultdict(int)
         for node in ast.walk(fn):
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-                for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                     if isinstance(target, ast.Name):
                         assigned[target.id] += 1
         found += [(fn, name, node) for name, node in _constants(fn.body, assigned)]
@@ -157,8 +183,12 @@ def _constants(body: list[ast.stmt], counts: dict[str, int]) -> Iterator[tuple[s
     """``NAME = <number>`` statements of ``body`` whose name is assigned only there."""
     for stmt in body:
         target = single_assign(stmt)
-        if isinstance(stmt, ast.Assign) and isinstance(target, ast.Name) and num_const(stmt.value) \
-                and counts[target.id] == 1:
+        if (
+            isinstance(stmt, ast.Assign)
+            and isinstance(target, ast.Name)
+            and num_const(stmt.value)
+            and counts[target.id] == 1
+        ):
             yield target.id, stmt.value
 
 
@@ -182,8 +212,9 @@ def _named_site(prog: Program, region: ast.AST, name: str, node: ast.Constant) -
         params = {}
     if params is None:
         return None
-    return Site(kind, f"{kind}:{name}", name, value, getattr(node, "lineno", 0), Literals([node]), params,
-                crossable=True)
+    return Site(
+        kind, f"{kind}:{name}", name, value, getattr(node, "lineno", 0), Literals([node]), params, crossable=True
+    )
 
 
 def _named_width(prog: Program, region: ast.AST, name: str, value: object) -> dict[str, object] | None:
@@ -196,8 +227,7 @@ def _named_width(prog: Program, region: ast.AST, name: str, value: object) -> di
     return {"heads": tuple(heads)}
 
 
-def _attention_uses(prog: Program, region: ast.AST, name: str,
-                    depth: int = 0) -> Iterator[tuple[ast.Call, str, str]]:
+def _attention_uses(prog: Program, region: ast.AST, name: str, depth: int = 0) -> Iterator[tuple[ast.Call, str, str]]:
     """Attention layers whose ``d_model`` (``"width"``) or head count (``"heads"``) comes from ``name``,
     followed into user-defined classes and functions it is passed to."""
     names, scan = prog.aliases(region, name)
@@ -230,8 +260,11 @@ def _linked_heads(prog: Program, region: ast.AST, name: str) -> list[int] | None
 
 def _linked_widths(prog: Program, region: ast.AST, name: str) -> list[int]:
     """``d_model`` of the attention layers whose head count is ``name``."""
-    return [prog.attention_width(call, ctor) for call, ctor, which in _attention_uses(prog, region, name)
-            if which == "heads"]
+    return [
+        prog.attention_width(call, ctor)
+        for call, ctor, which in _attention_uses(prog, region, name)
+        if which == "heads"
+    ]
 
 
 def _kernel_padding_follows(prog: Program, region: ast.AST, name: str) -> bool:
@@ -242,7 +275,8 @@ def _kernel_padding_follows(prog: Program, region: ast.AST, name: str) -> bool:
         if name in role_names(bound.get("kernel_size")):
             padding = bound.get("padding")
             if not (isinstance(padding, ast.Constant) and padding.value == "same") and (
-                    padding is None or name not in {n.id for n in ast.walk(padding) if isinstance(n, ast.Name)}):
+                padding is None or name not in {n.id for n in ast.walk(padding) if isinstance(n, ast.Name)}
+            ):
                 return False
     return True
 
@@ -251,10 +285,22 @@ def stack_sites(prog: Program) -> list[Site]:
     """``range(n)`` literal that sizes a stack of blocks applied one after another (n >= 2)."""
     sites = []
     for call in prog.calls:
-        if (id(call) in prog.stacking_ranges and isinstance(node := call.args[0], ast.Constant)
-                and is_int(node.value) and node.value >= 2):
-            sites.append(Site("depth", f"stack@{call.lineno}", f"blocks {ast.unparse(call)}", node.value,
-                              call.lineno, Literals([node])))
+        if (
+            id(call) in prog.stacking_ranges
+            and isinstance(node := call.args[0], ast.Constant)
+            and is_int(node.value)
+            and node.value >= 2
+        ):
+            sites.append(
+                Site(
+                    "depth",
+                    f"stack@{call.lineno}",
+                    f"blocks {ast.unparse(call)}",
+                    node.value,
+                    call.lineno,
+                    Literals([node]),
+                )
+            )
     return sites
 
 
@@ -266,8 +312,17 @@ def activation_sites(prog: Program) -> list[Site]:
     for call in prog.calls:
         cls = prog.nn_class(call)
         if cls in ACT_MODULES:
-            sites.append(Site("activation", f"act_module#{module_index}", f"nn.{cls}", ACT_MODULES[cls],
-                              call.lineno, ActivationModule(prog, call), params))
+            sites.append(
+                Site(
+                    "activation",
+                    f"act_module#{module_index}",
+                    f"nn.{cls}",
+                    ACT_MODULES[cls],
+                    call.lineno,
+                    ActivationModule(prog, call),
+                    params,
+                )
+            )
             module_index += 1
             continue
         func = call.func
@@ -280,8 +335,17 @@ def activation_sites(prog: Program) -> list[Site]:
             continue
         if any(k.arg not in ("inplace", "approximate", "negative_slope") for k in call.keywords):
             continue
-        sites.append(Site("activation", f"act_fn#{function_index}", ast.unparse(func), func.attr, call.lineno,
-                          ActivationFunction(prog, call), params))
+        sites.append(
+            Site(
+                "activation",
+                f"act_fn#{function_index}",
+                ast.unparse(func),
+                func.attr,
+                call.lineno,
+                ActivationFunction(prog, call),
+                params,
+            )
+        )
         function_index += 1
     return sites
 

@@ -83,8 +83,14 @@ def opaque(call: ast.Call) -> bool:
     return any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords)
 
 
-_BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-           ast.FloorDiv: lambda a, b: a // b, ast.Div: lambda a, b: a / b, ast.Mod: lambda a, b: a % b}
+_BINARY = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.FloorDiv: lambda a, b: a // b,
+    ast.Div: lambda a, b: a / b,
+    ast.Mod: lambda a, b: a % b,
+}
 
 
 def evaluate(node: ast.AST | None, env: dict[str, object]) -> object:
@@ -160,7 +166,7 @@ def param_names(fn: ast.FunctionDef, method: bool) -> list[str]:
 
 def defaults(fn: ast.FunctionDef) -> dict[str, ast.expr]:
     positional = [*fn.args.posonlyargs, *fn.args.args]
-    defaulted = positional[len(positional) - len(fn.args.defaults):]
+    defaulted = positional[len(positional) - len(fn.args.defaults) :]
     out = {a.arg: d for a, d in zip(defaulted, fn.args.defaults, strict=False)}
     out.update({a.arg: d for a, d in zip(fn.args.kwonlyargs, fn.args.kw_defaults, strict=False) if d is not None})
     return out
