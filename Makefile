@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup system-deps demo test test-slow bench clean llm-server llm-server-stop
+.PHONY: setup system-deps demo lint test test-unit test-slow bench clean llm-server llm-server-stop
 
 setup: system-deps $(STAMP)
 
@@ -46,6 +46,18 @@ DEMO_RUN ?= demo-$(shell date -u +%Y%m%d-%H%M%S)
 DEMO_ARGS ?=
 demo: setup
 	$(VENV)/bin/evoformer pipeline --config configs/demo.yaml --run-id $(DEMO_RUN) $(DEMO_ARGS)
+
+## Static checks, run by .ci/run before the tests: lint and format (ruff), types of the domain
+## library (mypy on evoformer/), and the import contracts in pyproject.toml (import-linter).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+## The fast lane: tests that train no model and start no Prefect flow (marker `integration` marks those).
+test-unit: setup
+	$(PY) -m pytest -m "not slow and not integration and not browser" -q tests
 
 ## The default test suite (about 17 minutes on 2 cores).
 test: setup

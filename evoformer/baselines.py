@@ -62,6 +62,8 @@ def logreg_baseline(
         val = classification_metrics(y_val, model.predict(x_val))
         if best is None or val.macro_f1 > best[1].macro_f1:
             best = (c, val, model)
+    if best is None:
+        raise ValueError("baselines.c_grid is empty: no logistic regression to fit")
     c, val, model = best
     return BaselineResult(
         name="logreg",
@@ -112,7 +114,7 @@ def run_baselines(
     names = [n for n in config.feature_sets if sentences_path is not None or n == "joint"]
     if not names:
         raise ValueError("no feature set to fit: the sentence feature sets need sentence embeddings")
-    best = None
+    best: BaselineResult | None = None
     for name in names:
         x = {split: feature_set(name, features_path, sentences_path, split) for split in ("train", "val", "test")}
         for split in x:
@@ -123,6 +125,7 @@ def run_baselines(
         )
         if best is None or result.val.macro_f1 > best.val.macro_f1:
             best = result
+    assert best is not None  # names is not empty
     return {"majority": majority_baseline(y["train"], y["val"], y["test"]), "logreg": best}
 
 

@@ -13,6 +13,7 @@ import base64
 import json
 from html import escape
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any
 
 from evoformer.baselines import REPORTED_SPLITS, macro_f1_table
@@ -45,7 +46,9 @@ def _f(value: Any, digits: int = 4) -> str:
     return escape(str(value))
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str], left: set[str] = frozenset(), row_class: Any = None) -> str:
+def _table(
+    rows: list[dict[str, Any]], columns: list[str], left: Collection[str] = frozenset(), row_class: Any = None
+) -> str:
     head = "".join(f'<th class="{"l" if c in left else ""}">{escape(c)}</th>' for c in columns)
     body = []
     for row in rows:

@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 
 from evoformer.config.synthesize import SynthesisSettings, SynthesizeParams  # noqa: F401  (declared in evoformer/config)
 from evoformer.data.sources import resolve_source
+from evoformer.errors import UserError
 from evoformer.llm import UsageSnapshot, open_client
 from evoformer.runs import open_run, update_summary
 from evoformer.synthetic.augmented import build_augmented_train, write_augmented
@@ -22,7 +23,7 @@ from tasks.synthetic import gates_task, generate_task, import_task, publish_synt
 SYNTHETIC_DIR = "synthetic"
 
 
-class SynthesisError(RuntimeError):
+class SynthesisError(UserError, RuntimeError):
     """Nothing to synthesize from, or no LLM for a step that needs one."""
 
 

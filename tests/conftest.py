@@ -119,3 +119,16 @@ def small_sentences(small_splits, feature_cache_dir: Path):
     from evoformer.features.sentences import embed_sentences
 
     return embed_sentences(small_splits.frames, small_splits.fingerprints, EncoderConfig(), feature_cache_dir)
+
+
+# Fixtures that encode data, run Prefect or serve an LLM: a test that asks for one is an integration
+# test wherever it lives, so the fast lane (`make test-unit`) never picks up a slow one by accident.
+HEAVY_FIXTURES = frozenset(
+    {"prefect_harness", "small_features", "medium_features", "small_sentences", "small_splits", "feature_cache_dir"}
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

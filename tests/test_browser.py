@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from test_ui_canary import REPO, TINY_SEED, primed_data  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
 ARTIFACTS = REPO / "test-artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

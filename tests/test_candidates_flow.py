@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from conftest import candidate_source
 
 from evoformer.baselines import label_ids
@@ -14,6 +15,8 @@ from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.program import CandidateProgram
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.seeds import SEED_DIR
+
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
 
 FAST = TrainConfig(max_epochs=1, max_train_pairs=64, latency_repeats=3)
 

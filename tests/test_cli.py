@@ -20,6 +20,8 @@ import pytest
 
 from flows.cli import main, parse
 
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
+
 # Prefect's console handler keeps the sys.stderr it was created with, so pytest's capsys (whose
 # streams are closed after each test) cannot be used here; redirect into our own buffers instead.
 

@@ -14,6 +14,8 @@ from evoformer.candidates.job import TrainConfig
 from evoformer.compression.config import CompressConfig
 from evoformer.runs import StorageConfig, update_summary
 
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
+
 CANDIDATE = "seed-transformer_small"
 SMALL = CompressConfig(
     sparsities=[0.5],

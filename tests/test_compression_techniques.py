@@ -17,6 +17,8 @@ from evoformer.compression.techniques import (
     serialized_bytes,
 )
 
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
+
 
 class TinyTransformer(nn.Module):
     def __init__(self, d: int = 32):

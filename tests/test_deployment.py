@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from evoformer.config import EvolveParams, PipelineParams, load_params
 from evoformer.config.files import DEMO, NIGHTLY
+
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,6 +24,8 @@ from evoformer.runs import StorageConfig
 from evoformer.seeds import SEED_DIR
 from flows.data import PrepareDataParams
 
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
+
 FAST_TRAIN = TrainConfig(max_epochs=2, patience=2, time_budget_s=120, latency_repeats=3)
 TEST_SEEDS = ("attention_pool_mlp", "conv_text")
 TINY_SEED = """import torch.nn as nn

@@ -13,6 +13,8 @@ from evoformer.features import EncoderConfig, featurize_splits, load_encoder, lo
 from evoformer.features import featurize as featurize_module
 from evoformer.features.encoder import EncoderNotFoundError, encoder_identity, resolve_encoder_path
 
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
+
 
 def test_layout_dtype_and_manifest(small_features, small_splits) -> None:
     manifest = load_manifest(small_features.path)

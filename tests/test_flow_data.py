@@ -12,6 +12,8 @@ from evoformer.baselines import BaselineConfig
 from evoformer.data import DataSourceConfig
 from evoformer.runs import StorageConfig
 
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
+
 
 def _params(source: Path, runs: Path, cache: Path, run_id: str):
     from flows.data import PrepareDataParams

@@ -8,9 +8,12 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from test_cli import run_main
 from test_evolve_flow import TINY_SEED
 from test_synthetic_flow import synthetic_folder  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
 
 
 def test_pipeline_runs_every_step_and_writes_the_report(

@@ -13,6 +13,8 @@ from test_evolve_flow import FAST_TRAIN, TINY_SEED, evolve_params
 from evoformer.evolution.population import SelectionConfig
 from flows.runners import RunnerConfig, RunnerError, make_task_runner
 
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
+
 
 @pytest.fixture(scope="module")
 def tiny_seed_folder(tmp_path_factory) -> Path:

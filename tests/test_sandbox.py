@@ -20,6 +20,8 @@ from evoformer.candidates.program import CandidateProgram
 from evoformer.sandbox.isolation import bubblewrap_problem
 from evoformer.sandbox.limits import SandboxLimits, is_secret, sandbox_environment
 
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
+
 LAYERS = pytest.mark.parametrize("audit_hook", [True, False], ids=["os+audit", "os-only"])
 FAST = TrainConfig(max_epochs=1, max_train_pairs=64, latency_repeats=3)
 

@@ -25,6 +25,8 @@ from evoformer.sandbox.isolation import bubblewrap_problem
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.sandbox.runner import run_sandboxed
 
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
+
 CAP_MB, CAP_FILES = 20, 50
 SMALL = SandboxLimits(timeout_s=60, max_disk_mb=CAP_MB, max_files=CAP_FILES)
 FAST = TrainConfig(max_epochs=1, max_train_pairs=64, latency_repeats=3)

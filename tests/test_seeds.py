@@ -12,6 +12,8 @@ from evoformer.candidates.program import CandidateProgram
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.seeds import seed_files
 
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
+
 
 @pytest.mark.parametrize("seed_file", seed_files(), ids=lambda p: p.stem)
 def test_seed_trains_and_beats_chance(seed_file, medium_features, tmp_path) -> None:

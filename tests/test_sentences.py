@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 import torch
 
 from evoformer.features import EncoderConfig, load_encoder
 from evoformer.features import sentences as sentences_module
 from evoformer.features.sentences import embed_sentences, load_sentence_pairs
+
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
 
 
 def test_embeddings_match_single_sentence_encoding(small_sentences, small_splits) -> None:

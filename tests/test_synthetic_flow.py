@@ -22,6 +22,8 @@ from evoformer.synthetic.generator import GenerationConfig
 from evoformer.synthetic.importer import ImportConfig
 from flows.data import PrepareDataParams
 
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
+
 GOOD = [
     (
         "Permafrost thaw releases methane into the atmosphere.",

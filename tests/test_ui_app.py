@@ -13,6 +13,8 @@ from evoformer.compression.evaluate import CompressionReport, VariantMetrics
 from evoformer.evolution.population import Individual
 from evoformer.metrics import ClassificationMetrics
 
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
+
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
 PARENT = "import torch.nn as nn\n\n\ndef build_model(input_dim, num_classes):\n    return nn.Linear(input_dim, 32)\n"
 CHILD = PARENT.replace("32", "16")

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from llm_server import Reply
 
+pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
+
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "ui" / "app.py")
 TINY_SEED = """import torch.nn as nn

@@ -35,10 +35,11 @@ from evoformer.candidates.static_check import StaticCheckConfig, check_source
 from evoformer.labels import LABELS
 from evoformer.metrics import ClassificationMetrics, classification_metrics
 from evoformer.sandbox.limits import SandboxLimits
+from evoformer.sandbox.result import WorkerOutcome
 from evoformer.sandbox.runner import SandboxRun, run_sandboxed
 
 WORKER_MODULE = "evoformer.candidates.worker"
-ResultT = TypeVar("ResultT", bound=BaseModel)
+ResultT = TypeVar("ResultT", bound=WorkerOutcome)
 TRANSIENT_STATUSES = frozenset({"killed"})
 
 
@@ -76,7 +77,8 @@ class EarlyStopping:
 
     def __init__(self, y_val: np.ndarray, patience: int, max_epochs: int) -> None:
         self.y_val, self.patience, self.max_epochs = y_val, patience, max_epochs
-        self.best_f1, self.best_epoch, self.best_pred = -1.0, -1, None
+        self.best_f1, self.best_epoch = -1.0, -1
+        self.best_pred: np.ndarray | None = None
         self.history: list[float] = []
         self.stopped = False
 

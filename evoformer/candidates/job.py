@@ -7,6 +7,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field, field_validator
 
+from evoformer.sandbox.result import WorkerOutcome
+
 
 class Status(StrEnum):
     """What became of a candidate. The values are what saved JSON holds (``metrics.json``,
@@ -100,7 +102,7 @@ class TrainJob(BaseModel):
     audit_hook: bool = True
 
 
-class WorkerResult(BaseModel):
+class WorkerResult(WorkerOutcome):
     """``result.json`` as written by the sandbox. Untrusted: validated, and metrics are recomputed."""
 
     status: Status

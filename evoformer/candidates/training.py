@@ -136,6 +136,8 @@ def fit(
         if reply.get("stop") or out_of_time:
             break
     train_seconds = time.perf_counter() - started
+    if best_state is None or val_pred is None:
+        raise Outcome("runtime_error", "training ended before its first epoch")
     model.load_state_dict(best_state)
     return Fitted(epochs, best_epoch, val_pred, train_seconds)
 

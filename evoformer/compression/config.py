@@ -41,7 +41,7 @@ class CompressConfig(BaseModel):
         description="Structured pruning: share of channels / FFN neurons / head dims removed by importance (Torch-Pruning).",
     )
     quantizers: list[Quantizer] = Field(
-        default_factory=lambda: ["torch_ao", "onnxruntime"],
+        default_factory=lambda: list[Quantizer](["torch_ao", "onnxruntime"]),
         description="Dynamic int8 paths: torch_ao (quantize_dynamic), torchao (Int8DynamicActivationInt8Weight), onnxruntime.",
     )
     onnx_int8_ops: list[str] = Field(

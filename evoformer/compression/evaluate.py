@@ -18,6 +18,7 @@ from evoformer.candidates.evaluate import EarlyStopping, parse_predictions, read
 from evoformer.candidates.job import JOB_FILE, METRICS_FILE, PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE, Status
 from evoformer.compression.config import CompressConfig
 from evoformer.compression.job import REFERENCE, CompressJob, CompressWorkerResult, VariantOutput
+from evoformer.errors import UserError
 from evoformer.files import write_text_atomic
 from evoformer.labels import LABELS
 from evoformer.layout import COMPRESSION_REPORT_FILE
@@ -28,7 +29,7 @@ from evoformer.sandbox.runner import SandboxRun, run_sandboxed
 WORKER_MODULE = "evoformer.compression.worker"
 
 
-class CompressionError(RuntimeError):
+class CompressionError(UserError, RuntimeError):
     """The candidate cannot be compressed (missing files, not trained ok)."""
 
 
@@ -54,6 +55,12 @@ class VariantMetrics(BaseModel):
     test_f1_drop: float | None = None
     finetune_epochs: int = 0
     seconds: float = 0.0
+
+    def scores(self) -> tuple[ClassificationMetrics, ClassificationMetrics]:
+        """Val and test metrics of a variant that ran (``status == "ok"``)."""
+        if self.val is None or self.test is None:
+            raise ValueError(f"variant {self.name} has no metrics (status {self.status})")
+        return self.val, self.test
 
 
 class CompressionReport(BaseModel):
@@ -212,8 +219,9 @@ def _add_ratios(rows: list[VariantMetrics]) -> None:
         row.speedup_batch1 = round(reference.latency_ms["batch1"] / row.latency_ms["batch1"], 3)
         row.speedup_batch64 = round(reference.latency_ms["batch64"] / row.latency_ms["batch64"], 3)
         row.size_ratio = round(reference.size_bytes / row.size_bytes, 3)
-        row.val_f1_drop = round(reference.val.macro_f1 - row.val.macro_f1, 4)
-        row.test_f1_drop = round(reference.test.macro_f1 - row.test.macro_f1, 4)
+        (ref_val, ref_test), (val, test) = reference.scores(), row.scores()
+        row.val_f1_drop = round(ref_val.macro_f1 - val.macro_f1, 4)
+        row.test_f1_drop = round(ref_test.macro_f1 - test.macro_f1, 4)
 
 
 def best_variant(rows: list[VariantMetrics], max_f1_drop: float) -> str | None:
@@ -230,13 +238,14 @@ def table_rows(report: CompressionReport) -> list[dict]:
     rows = []
     for r in report.variants:
         ok = r.status == "ok"
+        val, test = r.scores() if ok else (None, None)
         rows.append(
             {
                 "variant": r.name + (" *" if r.name == report.best else ""),
                 "status": r.status,
-                "val_f1": round(r.val.macro_f1, 4) if ok else None,
-                "test_f1": round(r.test.macro_f1, 4) if ok else None,
-                "test_acc": round(r.test.accuracy, 4) if ok else None,
+                "val_f1": round(val.macro_f1, 4) if val else None,
+                "test_f1": round(test.macro_f1, 4) if test else None,
+                "test_acc": round(test.accuracy, 4) if test else None,
                 "test_drop": r.test_f1_drop,
                 "params": r.params_total if ok else None,
                 "nonzero": r.params_nonzero if ok else None,

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from evoformer.compression.config import CompressConfig
+from evoformer.sandbox.result import WorkerOutcome
 
 VariantStatus = Literal["ok", "failed", "not_applicable"]
 VARIANTS_DIR = "variants"
@@ -40,7 +41,7 @@ class VariantOutput(BaseModel):
     seconds: float = 0.0
 
 
-class CompressWorkerResult(BaseModel):
+class CompressWorkerResult(WorkerOutcome):
     """``result.json`` of a compression run."""
 
     status: Literal["ok", "build_error", "runtime_error", "invalid_output", "killed"]

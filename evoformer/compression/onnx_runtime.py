@@ -24,6 +24,8 @@ def export_onnx(model: nn.Module, example: tuple[torch.Tensor, torch.Tensor], pa
         dynamic_shapes=({0: batch, 1: length}, {0: batch, 1: length}),
         verbose=False,
     )
+    if program is None:  # torch returns None only for the legacy exporter, which dynamo=True does not use
+        raise RuntimeError("torch.onnx.export returned no program")
     program.save(str(path))
     strip_metadata(path)
     _check_dynamic(path, example)

@@ -31,7 +31,7 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
 
 def prunable_parameters(model: nn.Module) -> list[tuple[nn.Module, str]]:
     """Every weight matrix or kernel of the layer types above (dim >= 2), as (module, name)."""
-    found = []
+    found: list[tuple[nn.Module, str]] = []
     for module in model.modules():
         if isinstance(module, _PRUNABLE_TYPES):
             for name, param in module.named_parameters(recurse=False):

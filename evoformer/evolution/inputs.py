@@ -12,13 +12,14 @@ from typing import Protocol
 from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.program import CandidateProgram
 from evoformer.candidates.static_check import StaticCheckConfig
+from evoformer.errors import UserError
 from evoformer.evolution.operators import OperatorConfig
 from evoformer.evolution.population import SelectionConfig
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.seeds import seed_files
 
 
-class EvolutionError(RuntimeError):
+class EvolutionError(UserError, RuntimeError):
     """The run cannot go on (no seed trained, no parent left, an unreadable seed or prelude)."""
 
 

@@ -40,6 +40,20 @@ class Individual(BaseModel):
     def trained(self) -> bool:
         return self.status == Status.OK and self.params is not None and self.val_macro_f1 is not None
 
+    @property
+    def f1(self) -> float:
+        """The quality objective (val macro-F1); only trained candidates have one."""
+        if self.val_macro_f1 is None:
+            raise ValueError(f"{self.id} has no val macro-F1: it is not trained")
+        return self.val_macro_f1
+
+    @property
+    def size(self) -> int:
+        """The size objective (parameter count); only trained candidates have one."""
+        if self.params is None:
+            raise ValueError(f"{self.id} has no parameter count: it is not trained")
+        return self.params
+
 
 class SelectionConfig(BaseModel):
     """How parents are chosen."""
@@ -62,8 +76,8 @@ class SelectionConfig(BaseModel):
 
 def dominates(a: Individual, b: Individual) -> bool:
     """``a`` is no worse on both objectives and better on one."""
-    no_worse = a.val_macro_f1 >= b.val_macro_f1 and a.params <= b.params
-    return no_worse and (a.val_macro_f1 > b.val_macro_f1 or a.params < b.params)
+    no_worse = a.f1 >= b.f1 and a.size <= b.size
+    return no_worse and (a.f1 > b.f1 or a.size < b.size)
 
 
 def non_dominated_fronts(individuals: list[Individual]) -> list[list[Individual]]:
@@ -81,7 +95,7 @@ def non_dominated_fronts(individuals: list[Individual]) -> list[list[Individual]
 def crowding_distance(front: list[Individual]) -> dict[str, float]:
     """NSGA-II crowding distance per id; the extremes of each objective get infinity."""
     distance = {i.id: 0.0 for i in front}
-    for objective in (lambda i: i.val_macro_f1, lambda i: float(i.params)):
+    for objective in (lambda i: i.f1, lambda i: float(i.size)):
         ordered = sorted(front, key=lambda i: (objective(i), i.id))
         low, high = objective(ordered[0]), objective(ordered[-1])
         distance[ordered[0].id] = distance[ordered[-1].id] = float("inf")
@@ -94,12 +108,12 @@ def crowding_distance(front: list[Individual]) -> dict[str, float]:
 
 def evoprompting_fitness(individual: Individual) -> float:
     """EvoPrompting's fitness: -(params x val error); higher is better."""
-    return -(individual.params * (1.0 - individual.val_macro_f1))
+    return -(individual.size * (1.0 - individual.f1))
 
 
 def eligible(individuals: list[Individual], config: SelectionConfig) -> list[Individual]:
     """Trained candidates under the error threshold."""
-    return [i for i in individuals if i.trained and 1.0 - i.val_macro_f1 < config.error_threshold]
+    return [i for i in individuals if i.trained and 1.0 - i.f1 < config.error_threshold]
 
 
 def rank(individuals: list[Individual], config: SelectionConfig) -> list[Individual]:
@@ -110,7 +124,7 @@ def rank(individuals: list[Individual], config: SelectionConfig) -> list[Individ
     ranked: list[Individual] = []
     for front in non_dominated_fronts(pool):
         crowd = crowding_distance(front)
-        ranked += sorted(front, key=lambda i: (-crowd[i.id], -i.val_macro_f1, i.id))
+        ranked += sorted(front, key=lambda i: (-crowd[i.id], -i.f1, i.id))
     return ranked
 
 
@@ -128,7 +142,7 @@ def parent_pool(individuals: list[Individual], config: SelectionConfig) -> tuple
     retired = rank(individuals, config)
     if retired:
         return retired[: config.top_p], "every eligible parent was retired; drawing from retired ones"
-    trained = sorted((i for i in individuals if i.trained), key=lambda i: (-i.val_macro_f1, i.params, i.id))
+    trained = sorted((i for i in individuals if i.trained), key=lambda i: (-i.f1, i.size, i.id))
     note = f"no candidate is under the error threshold {config.error_threshold}; drawing from the best trained ones"
     return trained[: config.top_p], note
 
@@ -138,13 +152,13 @@ def pareto_front(individuals: list[Individual]) -> list[Individual]:
     trained = [i for i in individuals if i.trained]
     if not trained:
         return []
-    return sorted(non_dominated_fronts(trained)[0], key=lambda i: (i.params, -i.val_macro_f1))
+    return sorted(non_dominated_fronts(trained)[0], key=lambda i: (i.size, -i.f1))
 
 
 def best(individuals: list[Individual]) -> Individual | None:
     """Highest val macro-F1 (then fewer params)."""
     trained = [i for i in individuals if i.trained]
-    return min(trained, key=lambda i: (-i.val_macro_f1, i.params, i.id)) if trained else None
+    return min(trained, key=lambda i: (-i.f1, i.size, i.id)) if trained else None
 
 
 def retire(individuals: list[Individual], ids: set[str]) -> None:

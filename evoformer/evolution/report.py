@@ -57,19 +57,19 @@ def plot_pareto(individuals: list[Individual], path: Path, majority_f1: float | 
     children = [i for i in trained if i.generation > 0]
     if children:
         scatter = ax.scatter(
-            [i.params for i in children],
-            [i.val_macro_f1 for i in children],
+            [i.size for i in children],
+            [i.f1 for i in children],
             c=[i.generation for i in children],
             cmap="viridis",
             s=30,
             label="children",
         )
         fig.colorbar(scatter, ax=ax, label="generation", ticks=sorted({i.generation for i in children}))
-    ax.scatter([i.params for i in seeds], [i.val_macro_f1 for i in seeds], marker="s", c="tab:red", s=40, label="seeds")
+    ax.scatter([i.size for i in seeds], [i.f1 for i in seeds], marker="s", c="tab:red", s=40, label="seeds")
     if front:
         ax.step(
-            [i.params for i in front],
-            [i.val_macro_f1 for i in front],
+            [i.size for i in front],
+            [i.f1 for i in front],
             where="post",
             c="black",
             lw=1,

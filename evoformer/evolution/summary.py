@@ -77,9 +77,7 @@ def evolution_summary(
         best_evolved=brief(best_evolved),
         front=[brief(i) for i in pareto_front(people)],
         seed_front=[brief(i) for i in seed_front],
-        evolved_beats_best_seed=bool(
-            best_evolved and best_seed and best_evolved.val_macro_f1 >= best_seed.val_macro_f1
-        ),
+        evolved_beats_best_seed=bool(best_evolved and best_seed and best_evolved.f1 >= best_seed.f1),
         seed_front_dominated=sum(any(dominates(e, s) for e in evolved if e.trained) for s in seed_front),
         llm=llm_usage(ledger),
         run_id=run_id,

@@ -67,6 +67,8 @@ def install(folder: str) -> None:
     def inside(path: object) -> bool:
         if isinstance(path, int):
             return True  # an already-open descriptor
+        if not isinstance(path, path_types):
+            return False  # what fsdecode would refuse with a TypeError
         try:
             real = realpath(fsdecode(path))
         except (TypeError, ValueError):

@@ -9,6 +9,8 @@ in-process audit hook, and says so loudly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import functools
 import logging
 import os
@@ -86,7 +88,7 @@ def bubblewrap_command(
     folder: Path,
     env: dict[str, str],
     argv: list[str],
-    read_only: list[Path] = (),
+    read_only: Sequence[Path] = (),
     *,
     root_bytes: int,
     inputs: list[Path] | None = None,

@@ -59,7 +59,7 @@ class Channel:
         self.write_fd = write_fd
 
     def ask(self, message: dict) -> dict:
-        if self.reader is None:
+        if self.reader is None or self.write_fd is None:
             return {}
         os.write(self.write_fd, (json.dumps(message) + "\n").encode())
         line = self.reader.readline()

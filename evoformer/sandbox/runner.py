@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ def run_sandboxed(
     folder: Path,
     limits: SandboxLimits,
     on_message: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    read_only: list[Path] = (),
+    read_only: Sequence[Path] = (),
     outputs: list[str] | None = None,
 ) -> SandboxRun:
     """Run ``python -m module folder`` in the sandbox. ``on_message`` answers each protocol message;
@@ -193,7 +193,7 @@ def _supervise(process, proto_r, proto_w, limits, on_message, started, isolation
             if disk_quota:
                 _kill_group(process)
         for key, _ in selector.select(timeout=min(CHECK_INTERVAL_S, deadline - now)):
-            fd = key.fd if key.data == "proto" else key.fileobj.fileno()
+            fd = key.fd  # the registered descriptor, for the protocol pipe and the output pipes alike
             chunk = os.read(fd, 65536)
             if not chunk:
                 selector.unregister(key.fileobj)
@@ -205,7 +205,7 @@ def _supervise(process, proto_r, proto_w, limits, on_message, started, isolation
             while b"\n" in buffer and protocol_error is None:
                 line, _, rest = buffer.partition(b"\n")
                 buffer = bytearray(rest)
-                protocol_error = _answer(line, on_message, proto_w)
+                protocol_error = _answer(bytes(line), on_message, proto_w)
             if len(buffer) > MAX_MESSAGE_BYTES and protocol_error is None:
                 protocol_error = f"protocol message over {MAX_MESSAGE_BYTES} bytes"
             if protocol_error:

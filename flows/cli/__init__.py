@@ -116,6 +116,13 @@ def _progress(params: Any) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``evoformer`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in argv:  # tracebacks of expected errors too, in our message and in Prefect's logs
+        argv.remove("--debug")
+        import os
+
+        from evoformer.errors import DEBUG_ENV
+
+        os.environ[DEBUG_ENV] = "1"
     if not argv or argv[0] not in (*COMMANDS, "ui"):
         top_parser().parse_args(argv)  # prints the help, or the error, and exits
         return 2
@@ -135,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = load(command.run)(params)
     except expected_errors() as exc:
+        from evoformer.errors import debug_enabled
+
+        if debug_enabled():
+            import traceback
+
+            traceback.print_exc()
         print(f"evoformer: error: {exc}", file=sys.stderr)
         return 2
     if as_json:
