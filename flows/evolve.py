@@ -168,9 +168,9 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     params = with_stable_run_id(params)
     kind, reason = resolve_operator(params.operator)
     logger.info("operator: %s", reason)
+    inputs = EvolutionInputs.load(params.seed_folder, params.prelude_path, params.static)  # checked before any work
     data = prepare_data(params.data)
     layout, baselines = RunLayout(data["run_dir"]), macro_f1_table(data["baselines"])
-    inputs = EvolutionInputs.load(params.seed_folder, params.prelude_path)
     state = load_state(layout, settings_hash(params, inputs.seeds, inputs.prelude, data["features_path"]), kind)
     if state.completed_generation >= 0:
         logger.info("resuming %s after generation %d", data["run_id"], state.completed_generation)

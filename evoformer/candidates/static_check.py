@@ -60,8 +60,11 @@ class StaticReport(BaseModel):
     reasons: list[str]
 
 
-def check_source(source: str, config: StaticCheckConfig | None = None) -> StaticReport:
-    """Return every violation found in ``source`` (empty when the program may run)."""
+def check_source(source: str, config: StaticCheckConfig | None = None, require_entry: bool = True) -> StaticReport:
+    """Return every violation found in ``source`` (empty when the program may run).
+
+    ``require_entry=False`` checks a fragment such as the prelude, which defines no entry point.
+    """
     config = config or StaticCheckConfig()
     size = len(source.encode("utf-8"))
     if size > config.max_source_bytes:
@@ -76,7 +79,7 @@ def check_source(source: str, config: StaticCheckConfig | None = None) -> Static
     defines_entry = any(
         isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == ENTRY_POINT for node in tree.body
     )
-    if not defines_entry:
+    if require_entry and not defines_entry:
         reasons.append(f"no top-level function {ENTRY_POINT}(input_dim, num_classes)")
     return StaticReport(ok=not reasons, reasons=reasons)
 

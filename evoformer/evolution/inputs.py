@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from evoformer import pyast
 from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.program import CandidateProgram
-from evoformer.candidates.static_check import StaticCheckConfig
+from evoformer.candidates.static_check import StaticCheckConfig, check_source
 from evoformer.errors import UserError
 from evoformer.evolution.operators import OperatorConfig
 from evoformer.evolution.population import SelectionConfig
@@ -45,7 +46,9 @@ def load_seeds(folder: str | None) -> list[CandidateProgram]:
     for path in paths:
         try:
             programs.append(CandidateProgram(name=f"seed-{path.stem}", source=path.read_text()))
-        except (UnicodeDecodeError, OSError) as exc:
+        except UnicodeDecodeError as exc:
+            raise EvolutionError(f"seed {path}: not UTF-8 text (byte {exc.start}): a seed is a Python program") from exc
+        except OSError as exc:
             raise EvolutionError(f"cannot read seed {path}: {exc}") from exc
     return programs
 
@@ -56,8 +59,21 @@ def read_prelude(path: str | None) -> str:
         return ""
     try:
         return Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise EvolutionError(f"prelude {path}: not UTF-8 text (byte {exc.start})") from exc
+    except OSError as exc:
         raise EvolutionError(f"cannot read prelude {path}: {exc}") from exc
+
+
+def source_problems(source: str, static: StaticCheckConfig, require_entry: bool = True) -> list[str]:
+    """What stops ``source`` from being a program, with its own line numbers ('' for none)."""
+    try:
+        pyast.parse(source)
+    except SyntaxError as exc:
+        return [f"line {exc.lineno}: syntax error: {exc.msg}"]
+    except ValueError as exc:  # e.g. NUL bytes: a binary file
+        return [f"not a Python program: {exc}"]
+    return check_source(source, static, require_entry=require_entry).reasons
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,8 +84,33 @@ class EvolutionInputs:
     prelude: str = ""
 
     @classmethod
-    def load(cls, seed_folder: str | None, prelude_path: str | None) -> EvolutionInputs:
-        return cls(seeds=load_seeds(seed_folder), prelude=read_prelude(prelude_path))
+    def load(
+        cls, seed_folder: str | None, prelude_path: str | None, static: StaticCheckConfig | None = None
+    ) -> EvolutionInputs:
+        """Read and check the prelude and the seeds before any work is done.
+
+        A prelude that fails the checks is an error naming the prelude (its own line numbers).
+        Seeds that fail are left to be recorded as rejected, as in any generation, unless every
+        seed fails: then the run cannot start, and the error names each seed file and its problem.
+        """
+        static = static or StaticCheckConfig()
+        prelude = read_prelude(prelude_path)
+        problems = source_problems(prelude, static, require_entry=False) if prelude else []
+        if problems:
+            raise EvolutionError(f"prelude {prelude_path}: {'; '.join(problems)}")
+        seeds = load_seeds(seed_folder)
+        broken = {}
+        for seed in seeds:
+            found = source_problems(seed.source, static) or source_problems(
+                seed.model_copy(update={"prelude": prelude}).full_source(), static
+            )
+            if found:
+                broken[seed.name] = found
+        if len(broken) == len(seeds):
+            paths = {f"seed-{p.stem}": p for p in seed_files(seed_folder)}
+            lines = "; ".join(f"{paths[name]}: {', '.join(found)}" for name, found in broken.items())
+            raise EvolutionError(f"no seed program can run: {lines}")
+        return cls(seeds=seeds, prelude=prelude)
 
 
 def settings_hash(settings: PopulationSettings, seeds: list[CandidateProgram], prelude: str, features_path: str) -> str:
