@@ -1,10 +1,11 @@
 """OS-level isolation: bubblewrap namespaces, a pids cgroup, and rlimits.
 
 With bubblewrap the sandbox sees only system libraries, Python, the evoformer package and the
-features (all read-only) plus its own folder (writable), has no network (empty network namespace), its own PID namespace (nothing survives it), no capabilities
-and a scrubbed environment. Its root is a size-limited tmpfs (the disk quota, ``disk.py``), and
-/dev is read-only. Without bubblewrap it falls back to rlimits, a new session and the
-in-process audit hook, and says so loudly.
+features (all read-only) plus its own folder (writable), has no network (empty network
+namespace), its own PID namespace (nothing survives it), no capabilities and a scrubbed
+environment. Its root is a size-limited tmpfs (the disk quota, ``disk.py``), and /dev is
+read-only. Without bubblewrap it falls back to rlimits, a new session and the in-process audit
+hook, and says so loudly.
 """
 
 from __future__ import annotations
