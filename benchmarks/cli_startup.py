@@ -64,7 +64,8 @@ def main() -> None:
     parser.add_argument("--commands", nargs="*", default=["data", "train", "evolve", "pipeline", "compress", "synth"])
     args = parser.parse_args()
     print(
-        f"evoformer startup, median of {args.runs} runs (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+        f"evoformer startup, median of {args.runs} runs "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
     print(f"{'command':<28} {'wall s':>7} {'cpu s':>7}  heavy modules imported")
     worst = 0.0

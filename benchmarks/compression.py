@@ -145,7 +145,8 @@ def candidate_table(run: str, candidate: str, runs_dir: str) -> None:
         config,
     )
     print(
-        f"{candidate}: {report.status} {report.reason} (best within the val budget: {report.best}; {report.wall_seconds:.0f} s)"
+        f"{candidate}: {report.status} {report.reason} "
+        f"(best within the val budget: {report.best}; {report.wall_seconds:.0f} s)"
     )
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(pd.DataFrame(table_rows(report)).to_string(index=False, na_rep="-"))

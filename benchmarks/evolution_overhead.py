@@ -71,7 +71,8 @@ def print_split(label: str, split: dict[str, list[float]]) -> None:
     total_work = sum(split["work"])
     print(
         f"{label:<10} median per candidate: work {med['work']:.2f} s, sandbox overhead {med['sandbox']:.2f} s, "
-        f"Prefect overhead {med['prefect']:.2f} s; sandbox overhead / work (sum) {sum(split['sandbox']) / total_work:.1%}"
+        f"Prefect overhead {med['prefect']:.2f} s; "
+        f"sandbox overhead / work (sum) {sum(split['sandbox']) / total_work:.1%}"
     )
 
 
@@ -169,7 +170,8 @@ def main() -> None:
         print(f"{r['label']:<10} {r['trained']} trainings, training phases {r['phase']:.1f} s")
         print_split(r["label"], r)
     print(
-        f"\nspeed-up of 2 parallel trainings (1 thread each) over 1 (2 threads): {serial['phase'] / parallel['phase']:.2f}x"
+        "\nspeed-up of 2 parallel trainings (1 thread each) over 1 (2 threads): "
+        f"{serial['phase'] / parallel['phase']:.2f}x"
     )
     print("The overhead per candidate is fixed (seconds); on these small jobs it dominates. Against a full-data")
     print("candidate, run: python benchmarks/evolution_overhead.py --analyse runs/<an evolve run on the shared data>")

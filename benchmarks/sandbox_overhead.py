@@ -64,7 +64,8 @@ def main() -> None:
     print(f"candidate {program.name}: {m.params:,} params, {m.epochs} epochs, isolation {result.isolation}")
     print(f"wall {m.wall_seconds:.2f} s = train {train:.2f} s + evaluate {evaluate:.2f} s + overhead {overhead:.2f} s")
     print(
-        f"  of which in the worker: setup {m.timings_s['setup']:.2f} s (imports, features, build), save {m.timings_s['save']:.3f} s"
+        f"  of which in the worker: setup {m.timings_s['setup']:.2f} s (imports, features, build), "
+        f"save {m.timings_s['save']:.3f} s"
     )
     print(f"empty sandbox start (bwrap + python + torch import): {empty:.2f} s")
     print(f"overhead / train time: {100 * overhead / train:.1f}%  (goal <= 5%)")

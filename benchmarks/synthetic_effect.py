@@ -79,7 +79,8 @@ def main() -> None:
         synth = cli(["synth", *common, "--run-id", f"{args.prefix}-synth", *args.synth_args.split()], env)
         augmented = synth["augmented"]["path"]
         print(
-            f"synth: kept {synth['kept']} synthetic pairs ({synth['synthetic_fraction_of_train']:.1%} of train) -> {augmented}",
+            f"synth: kept {synth['kept']} synthetic pairs "
+            f"({synth['synthetic_fraction_of_train']:.1%} of train) -> {augmented}",
             flush=True,
         )
 
@@ -160,7 +161,8 @@ def main() -> None:
     diffs = [by["augmented"][s]["test_macro_f1"] - by["real"][s]["test_macro_f1"] for s in paired]
     val_diffs = [by["augmented"][s]["val_macro_f1"] - by["real"][s]["val_macro_f1"] for s in paired]
     lines = [
-        f"program {Path(args.program).name}, seeds {args.seeds}, max {args.max_epochs} epochs (patience {args.patience}), "
+        f"program {Path(args.program).name}, seeds {args.seeds}, "
+        f"max {args.max_epochs} epochs (patience {args.patience}), "
         f"augmented set {Path(augmented).name}" + (f" (synth {args.synth_args})" if args.synth_args else ""),
         "",
         "condition  seed  epochs(best)  val_macro_f1  test_macro_f1  train_s",
@@ -183,7 +185,8 @@ def main() -> None:
     if diffs:
         lines.append(
             f"difference (augmented - real), paired by seed: test {spread(diffs)} "
-            f"(per seed {', '.join(f'{d:+.4f}' for d in diffs)}; min {min(diffs):+.4f}, max {max(diffs):+.4f}); val {spread(val_diffs)}"
+            f"(per seed {', '.join(f'{d:+.4f}' for d in diffs)}; min {min(diffs):+.4f}, max {max(diffs):+.4f}); "
+            f"val {spread(val_diffs)}"
         )
     for c in ("real", "augmented"):
         first = next((r for r in rows if r["condition"] == c), None)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Collection
 from html import escape
 from pathlib import Path
-from collections.abc import Collection
 from typing import Any
 
 from evoformer.baselines import REPORTED_SPLITS, macro_f1_table
@@ -24,11 +24,15 @@ from evoformer.evolution.state import load_population
 from evoformer.files import write_text_atomic
 from evoformer.layout import RunLayout
 
+# A backslash ends a line inside the string without a newline: the CSS bytes stay as they were.
 _STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1200px;\
+color:#222;padding:0 1rem}
 h1{font-size:1.6rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2.2rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
-th{background:#f4f4f4}td.l,th.l{text-align:left}tr.front td{background:#eef7ee}tr.baseline td{color:#666;font-style:italic}
+table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}\
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
+th{background:#f4f4f4}td.l,th.l{text-align:left}tr.front td{background:#eef7ee}\
+tr.baseline td{color:#666;font-style:italic}
 tr.failed td{color:#999}pre{background:#f8f8f8;padding:.6rem;overflow-x:auto;font-size:.8rem;border:1px solid #eee}
 .add{color:#116611;background:#eaffea}.del{color:#991111;background:#ffecec}.hunk{color:#555}
 ul.tree{list-style:none;padding-left:1.2rem;border-left:1px dotted #bbb}ul.tree li{margin:.15rem 0}
@@ -120,8 +124,10 @@ def _leaderboard_section(people: list[Individual], summary: dict[str, Any]) -> s
     evolve = summary.get("evolve") or {}
     counts = evolve.get("candidates") or {}
     note = (
-        f"<p>Operator: {escape(str(evolve.get('operator_reason', '?')))}. Generations: {_f(evolve.get('generations'))}. "
-        f"Candidates: {_f(counts.get('total'))} total, {_f(counts.get('ok'))} trained, {_f(counts.get('rejected'))} rejected "
+        f"<p>Operator: {escape(str(evolve.get('operator_reason', '?')))}. "
+        f"Generations: {_f(evolve.get('generations'))}. "
+        f"Candidates: {_f(counts.get('total'))} total, {_f(counts.get('ok'))} trained, "
+        f"{_f(counts.get('rejected'))} rejected "
         f"before training, {_f(counts.get('failed'))} failed in training. Ranked by val macro-F1; test is reported, "
         "never used to choose. Green rows are on the final Pareto front (val macro-F1 up, params down).</p>"
     )
@@ -157,7 +163,8 @@ def _pareto_section(people: list[Individual], layout: RunLayout, summary: dict[s
     data = base64.b64encode(plot.read_bytes()).decode()
     return (
         "<h2>Pareto plot</h2><p>Val macro-F1 against parameters (log scale); seeds are red squares, the step line is "
-        f"the final front, the dashed line the majority class.</p><img alt='Pareto plot' src='data:image/png;base64,{data}'>"
+        "the final front, the dashed line the majority class.</p>"
+        f"<img alt='Pareto plot' src='data:image/png;base64,{data}'>"
     )
 
 
@@ -236,7 +243,8 @@ def _compression_section(summary: dict[str, Any]) -> str:
         return "<h2>Compression</h2><p class='muted'>No candidate of this run was compressed.</p>"
     parts = [
         "<h2>Compression</h2><p>Every variant measured in the same sandbox run as its fp32 model; size_x and speedups "
-        "are fp32 / variant. The starred variant is the fastest at batch 1 within the val macro-F1 budget (chosen on val).</p>"
+        "are fp32 / variant. The starred variant is the fastest at batch 1 within the val macro-F1 budget "
+        "(chosen on val).</p>"
     ]
     for entry in compress.get("candidates", []):
         parts.append(

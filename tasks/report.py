@@ -19,6 +19,9 @@ def write_report_task(run_dir: str) -> str:
         key="run-report",
         link=path.as_uri(),
         link_text="Run report (HTML)",
-        description=f"Leaderboard, Pareto plot, lineage, best programs with diffs, compression, data and baselines of {Path(run_dir).name}.",
+        description=(
+            "Leaderboard, Pareto plot, lineage, best programs with diffs, compression, data and baselines of "
+            f"{Path(run_dir).name}."
+        ),
     )
     return str(path)

@@ -133,7 +133,10 @@ def test_cli_train_json(prefect_harness, small_climate_fever, feature_cache_dir,
 def test_prelude_is_available_to_the_program(prefect_harness, small_features, small_splits, tmp_path) -> None:
     from evoformer.candidates.evaluate import evaluate_candidate
 
-    prelude = "import torch\n\ndef masked_mean(x, mask):\n    m = mask.unsqueeze(-1).float()\n    return (x * m).sum(1) / m.sum(1)\n"
+    prelude = (
+        "import torch\n\ndef masked_mean(x, mask):\n"
+        "    m = mask.unsqueeze(-1).float()\n    return (x * m).sum(1) / m.sum(1)\n"
+    )
     source = candidate_source("return M(input_dim, num_classes)").replace(
         "self.lin(x[:, 0])", "self.lin(masked_mean(x, mask))"
     )

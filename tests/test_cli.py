@@ -311,9 +311,12 @@ def test_print_config_is_a_config_file(tmp_path, capsys) -> None:
 
 def test_help_loads_neither_torch_nor_prefect() -> None:
     code = (
-        "import sys\nfrom flows.cli import main\nfor argv in (['--help'], ['evolve', '--help'], ['pipeline', '--help']):\n"
-        "    try:\n        main(argv)\n    except SystemExit as e:\n        assert e.code == 0, argv\n"
-        "print(sorted(m for m in ('torch', 'prefect', 'transformers', 'pandas', 'numpy', 'openai') if m in sys.modules))"
+        "import sys\nfrom flows.cli import main\n"
+        "for argv in (['--help'], ['evolve', '--help'], ['pipeline', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit as e:\n"
+        "        assert e.code == 0, argv\n"
+        "print(sorted(m for m in ('torch', 'prefect', 'transformers', 'pandas', 'numpy', 'openai') "
+        "if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

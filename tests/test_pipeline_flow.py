@@ -9,9 +9,12 @@ import re
 from pathlib import Path
 
 import pytest
+import test_synthetic_flow
 from test_cli import run_main
 from test_evolve_flow import TINY_SEED
-from test_synthetic_flow import synthetic_folder  # noqa: F401  (fixture)
+
+# The fixture, bound here so that pytest finds it for this module's tests.
+synthetic_folder = test_synthetic_flow.synthetic_folder
 
 pytestmark = pytest.mark.integration  # trains in the sandbox, runs flows or starts servers
 
@@ -21,7 +24,7 @@ def test_pipeline_runs_every_step_and_writes_the_report(
     small_climate_fever,
     feature_cache_dir,
     synthetic_folder,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ) -> None:
     from test_compression_flow import SMALL
     from test_evolve_flow import FAST_TRAIN, evolve_params

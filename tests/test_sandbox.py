@@ -304,7 +304,10 @@ def test_training_heads_with_a_bad_head_are_invalid_output(small_features, label
 
 def test_build_and_runtime_errors(small_features, labels, tmp_path) -> None:
     assert _run(small_features, labels, tmp_path, "return 42").status == "build_error"
-    body = "class Bad(M):\n    def forward(self, x, mask):\n        return self.lin(x[:, :, :5])\nreturn Bad(input_dim, num_classes)"
+    body = (
+        "class Bad(M):\n    def forward(self, x, mask):\n        return self.lin(x[:, :, :5])\n"
+        "return Bad(input_dim, num_classes)"
+    )
     result = _run(small_features, labels, tmp_path, body)
     assert result.status == "runtime_error" and "forward failed" in result.reason
     assert "Traceback" in result.stderr_tail
@@ -327,7 +330,10 @@ def test_fallback_without_bubblewrap_warns_and_audit_hook_still_holds(
     # Python-level writes are caught by the audit hook. (torch.save writes from C++, past any audit
     # hook: only the OS layer stops that, which is why the fallback warns so loudly.)
     target = Path(__file__).resolve().parent / "pwned-fallback.txt"
-    body = f"try:\n    open({str(target)!r}, 'w').write('x')\nexcept Exception as e:\n    print(e)\nreturn M(input_dim, num_classes)"
+    body = (
+        f"try:\n    open({str(target)!r}, 'w').write('x')\nexcept Exception as e:\n    print(e)\n"
+        "return M(input_dim, num_classes)"
+    )
     try:
         with caplog.at_level("WARNING", logger="evoformer.sandbox"):
             result = _run(small_features, labels, tmp_path, body)

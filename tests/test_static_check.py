@@ -8,7 +8,10 @@ from evoformer.candidates.program import CandidateProgram
 from evoformer.candidates.static_check import StaticCheckConfig, check_source
 from evoformer.seeds import seed_files
 
-HEADER = "import torch\nimport torch.nn as nn\n\ndef build_model(input_dim, num_classes):\n    return nn.Linear(input_dim, num_classes)\n"
+HEADER = (
+    "import torch\nimport torch.nn as nn\n\n"
+    "def build_model(input_dim, num_classes):\n    return nn.Linear(input_dim, num_classes)\n"
+)
 
 FORBIDDEN = {
     "open": "open('/etc/passwd')",

@@ -18,8 +18,8 @@ from evoformer.synthetic.verify import agreement, judge_label
 def frame(rows: list[tuple[str, str, str]], start: int = 0) -> pd.DataFrame:
     return pd.DataFrame(
         [
-            {"pair_id": start + i, "claim_id": f"c{start + i}", "claim": c, "evidence": e, "label": l}
-            for i, (c, e, l) in enumerate(rows)
+            {"pair_id": start + i, "claim_id": f"c{start + i}", "claim": c, "evidence": e, "label": label}
+            for i, (c, e, label) in enumerate(rows)
         ]
     )
 

@@ -115,7 +115,7 @@ def test_prompts_use_train_few_shot_of_the_target_label_and_json_mode(scripted_l
     for request in server.requests:
         assert request["response_format"] == {"type": "json_object"} and request["seed"] == 0
         text = request["messages"][-1]["content"]
-        label = next(l for l in ("SUPPORTS", "REFUTES", "NOT_ENOUGH_INFO") if l in text)
+        label = next(name for name in ("SUPPORTS", "REFUTES", "NOT_ENOUGH_INFO") if name in text)
         shots = [json.loads(line)["claim"] for line in text.splitlines() if line.startswith("{")]
         assert len(shots) == 2 and all(by_label[s] == label for s in shots)
         topics.add(next(t for t in ("ice", "seas", "heat", "storms") if f"about {t}" in text))

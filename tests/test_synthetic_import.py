@@ -100,9 +100,9 @@ def test_bad_rows_are_counted_with_file_line_and_reason(tmp_path):
 
 
 def test_a_stray_bracket_loses_no_rows(tmp_path):
-    text = '[\n  [\n    "{}",\n    "{}"\n  ],\n  [\n  [\n    "{}",\n    "{}"\n  ],\n  [\n    "{}",\n    "{}"\n  ]\n]'.format(
-        C1, E1, C2, E2, C2 + " Really.", E2
-    )
+    text = (
+        '[\n  [\n    "{}",\n    "{}"\n  ],\n  [\n  [\n    "{}",\n    "{}"\n  ],\n  [\n    "{}",\n    "{}"\n  ]\n]'
+    ).format(C1, E1, C2, E2, C2 + " Really.", E2)
     path = _write(tmp_path / "llama-2" / "refutes_new.json", text)
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
@@ -113,7 +113,10 @@ def test_a_stray_bracket_loses_no_rows(tmp_path):
 
 
 def test_a_broken_element_is_skipped_and_reading_resumes(tmp_path):
-    text = f'[\n  {{"claim": "{C1}", "evidence": "{E1}" "label": 0}},\n  {{"claim": "{C2}", "evidence": "{E2}", "label": 1}}\n]'
+    text = (
+        f'[\n  {{"claim": "{C1}", "evidence": "{E1}" "label": 0}},\n'
+        f'  {{"claim": "{C2}", "evidence": "{E2}", "label": 1}}\n]'
+    )
     items = list(array_elements(text))
     assert isinstance(items[0], Skipped) and items[0].line == 2 and "invalid JSON" in items[0].reason
     assert isinstance(items[1], Element) and items[1].line == 3 and items[1].value["label"] == 1

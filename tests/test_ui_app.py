@@ -1,6 +1,7 @@
 """The GUI's logic without training anything: run-folder views (ui/runs.py), the parameter models it
-builds and the params files of local runs (ui/launch.py), the Secret-block key resolution (flows/secrets.py), the `evoformer ui`
-command line, and the Streamlit page through AppTest on a hand-made run folder."""
+builds and the params files of local runs (ui/launch.py), the Secret-block key resolution
+(flows/secrets.py), the `evoformer ui` command line, and the Streamlit page through AppTest on a
+hand-made run folder."""
 
 from __future__ import annotations
 

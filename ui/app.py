@@ -105,7 +105,10 @@ def new_run_form(runs_dir: str) -> None:
             "API key",
             type="password",
             key="api_key",
-            help="Kept in this session only; handed to the run in its environment (local) or a Prefect Secret block (server).",
+            help=(
+                "Kept in this session only; handed to the run in its environment (local) "
+                "or a Prefect Secret block (server)."
+            ),
         )
         st.text_input("Secret block name (server runs)", value=DEFAULT_SECRET_BLOCK, key="secret_block")
     st.subheader("Budget")
@@ -406,8 +409,8 @@ def compress_section(run_dir: Path, trained_ids: list[str]) -> None:
         )
     for table in compression_tables(run_dir):
         st.caption(
-            f"Compressed {table.candidate}: {table.status}, {len(table.rows)} variants; best: {table.best or 'none within the val budget'}"
-            + (f" ({table.reason})" if table.reason else "")
+            f"Compressed {table.candidate}: {table.status}, {len(table.rows)} variants; "
+            f"best: {table.best or 'none within the val budget'}" + (f" ({table.reason})" if table.reason else "")
         )
         st.dataframe(pd.DataFrame(table.rows), hide_index=True, width="stretch")
     if launched and launched.log_path and not state.running and state.state == "Failed":
@@ -446,7 +449,8 @@ def main() -> None:
     else:
         st.title("EvoFormer")
         st.info(
-            "Upload seed programs (or use the built-in ones), set a budget and press Evolve; past runs appear in the sidebar."
+            "Upload seed programs (or use the built-in ones), set a budget and press Evolve; "
+            "past runs appear in the sidebar."
         )
 
 

@@ -300,7 +300,7 @@ class RunStatus(BaseModel):
 
 
 def status(launched: Launched, process: subprocess.Popen | None = None) -> RunStatus:
-    """Local: the child's exit status (or, without the handle, the folder's evidence); deployment: the flow run's state."""
+    """Local: the child's exit status (without the handle, the folder's evidence); deployment: the flow run's state."""
     if launched.mode == "deployment" and launched.flow_run_id:
         try:
             from prefect.client.orchestration import get_client

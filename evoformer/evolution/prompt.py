@@ -16,7 +16,10 @@ In training mode it may instead return a tuple of such logits (ensemble heads, e
 Only these imports are allowed: {imports}. No file, network or process access.
 Reply with exactly one complete program in a single ```python code block."""
 
-PRELUDE_NOTE = "This helper code is prepended to every program; you may use its names without redefining them:\n```python\n{prelude}\n```"
+PRELUDE_NOTE = (
+    "This helper code is prepended to every program; you may use its names without redefining them:\n"
+    "```python\n{prelude}\n```"
+)
 
 
 class ParentView(BaseModel):
@@ -57,7 +60,8 @@ def build_messages(parents: list[ParentView], allowed_imports: list[str], prelud
     parts = []
     for number, parent in enumerate(parents, 1):
         parts.append(
-            f"Program {number}:\n```python\n{metrics_line(parent.params, parent.val_macro_f1)}\n{parent.source.strip()}\n```"
+            f"Program {number}:\n```python\n{metrics_line(parent.params, parent.val_macro_f1)}\n"
+            f"{parent.source.strip()}\n```"
         )
         if parent.recent_failures:
             failures = "\n".join(f"- {reason}" for reason in parent.recent_failures)
@@ -65,7 +69,10 @@ def build_messages(parents: list[ParentView], allowed_imports: list[str], prelud
     if len(parents) == 1:
         task = "Mutate program 1: write a new variant that is smaller and more accurate."
     else:
-        task = f"Cross over programs 1-{len(parents)}: combine their best ideas into one new program that is smaller and more accurate."
+        task = (
+            f"Cross over programs 1-{len(parents)}: "
+            "combine their best ideas into one new program that is smaller and more accurate."
+        )
     target = Target.for_parents(parents)
     parts.append(f"{task}\nTarget for the new program:\n{metrics_line(target.params, target.val_macro_f1)}")
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]

@@ -1,15 +1,14 @@
 """OS-level isolation: bubblewrap namespaces, a pids cgroup, and rlimits.
 
 With bubblewrap the sandbox sees only system libraries, Python, the evoformer package and the
-features (all read-only) plus its own folder (writable), has no network (empty network namespace), its own PID namespace (nothing survives it), no capabilities
-and a scrubbed environment. Its root is a size-limited tmpfs (the disk quota, ``disk.py``), and
-/dev is read-only. Without bubblewrap it falls back to rlimits, a new session and the
-in-process audit hook, and says so loudly.
+features (all read-only) plus its own folder (writable), has no network (empty network
+namespace), its own PID namespace (nothing survives it), no capabilities and a scrubbed
+environment. Its root is a size-limited tmpfs (the disk quota, ``disk.py``), and /dev is
+read-only. Without bubblewrap it falls back to rlimits, a new session and the in-process audit
+hook, and says so loudly.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import functools
 import logging
@@ -19,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from evoformer.sandbox.limits import SandboxLimits

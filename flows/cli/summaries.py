@@ -32,8 +32,8 @@ def format_compress_summary(summary: dict[str, Any]) -> str:
                 lines.append(pd.DataFrame(entry["table"]).drop(columns=["status"]).to_string(index=False, na_rep="-"))
             lines.append(
                 "size_x = fp32 bytes / variant bytes; speedup = fp32 ms / variant ms (same run, "
-                f"{entry['environment'].get('threads', '?')} thread); * = fastest at batch 1 within the val macro-F1 budget"
-                + ("" if entry["best"] else " (none within it)")
+                f"{entry['environment'].get('threads', '?')} thread); "
+                "* = fastest at batch 1 within the val macro-F1 budget" + ("" if entry["best"] else " (none within it)")
             )
     lines += baseline_lines(summary["baselines"])
     return "\n".join(lines)
@@ -54,7 +54,8 @@ def format_synth_summary(summary: dict[str, Any]) -> str:
     if files:
         lines += ["", "file                              generator   rows  examples  rejected  label from"]
         lines += [
-            f"{r['file']:<33} {r['generator']:<10} {r['rows']:>5} {r['examples']:>9} {r['rejected']:>9}  {r['label_from']}"
+            f"{r['file']:<33} {r['generator']:<10} {r['rows']:>5} {r['examples']:>9} {r['rejected']:>9}  "
+            f"{r['label_from']}"
             for r in files
         ]
     gen = summary.get("generation")
@@ -72,7 +73,8 @@ def format_synth_summary(summary: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"kept {summary['kept']} synthetic pairs ({summary['synthetic_fraction_of_train']:.1%} of real train): {summary['kept_labels']}",
+        f"kept {summary['kept']} synthetic pairs ({summary['synthetic_fraction_of_train']:.1%} of real train): "
+        f"{summary['kept_labels']}",
         f"augmented set {summary['augmented']['version']}: {summary['augmented']['path']}",
         f"report: {summary['files']['report.json']}",
     ]
@@ -95,7 +97,8 @@ def format_evolve_summary(summary: dict[str, Any]) -> str:
         f"run {summary['run_id']}  ->  {summary['run_dir']}",
         f"operator: {summary['operator_reason']}",
         f"generations: {summary['generations']}" + (f"  (stopped: {summary['stopped']})" if summary["stopped"] else ""),
-        f"candidates: {c['total']} total, {c['ok']} ok, {c['rejected']} rejected before training, {c['failed']} failed in training",
+        f"candidates: {c['total']} total, {c['ok']} ok, {c['rejected']} rejected before training, "
+        f"{c['failed']} failed in training",
         "",
         "                 id                      params  val_macro_f1  test_macro_f1",
     ]
@@ -106,7 +109,8 @@ def format_evolve_summary(summary: dict[str, Any]) -> str:
     ):
         if entry:
             lines.append(
-                f"{label:<16} {entry['id']:<22} {entry['params']:>9,} {entry['val_macro_f1']:>13.4f} {entry['test_macro_f1']:>14.4f}"
+                f"{label:<16} {entry['id']:<22} {entry['params']:>9,} {entry['val_macro_f1']:>13.4f} "
+                f"{entry['test_macro_f1']:>14.4f}"
             )
     lines += ["", "final Pareto front (val macro-F1 against params):"]
     for entry in summary["front"]:
@@ -156,7 +160,8 @@ def format_data_summary(summary: dict[str, Any]) -> str:
     for name, s in summary["splits"].items():
         lab = s["labels"]
         lines.append(
-            f"{name:<6} {s['pairs']:>6} {s['claims']:>7} {lab['SUPPORTS']:>9} {lab['REFUTES']:>8} {lab['NOT_ENOUGH_INFO']:>16}"
+            f"{name:<6} {s['pairs']:>6} {s['claims']:>7} {lab['SUPPORTS']:>9} {lab['REFUTES']:>8} "
+            f"{lab['NOT_ENOUGH_INFO']:>16}"
         )
     lines += [f"claim overlap between splits: {summary['claim_overlap']}", ""]
     lines.append("baseline   split  macro_f1  weighted_f1  accuracy")
