@@ -68,6 +68,7 @@ test-slow: setup
 	$(PY) -m pytest -m slow tests
 
 bench: setup
+	$(PY) benchmarks/cli_startup.py
 	$(PY) benchmarks/featurize.py
 	$(PY) benchmarks/sandbox_overhead.py
 	$(PY) benchmarks/evolution_overhead.py
