@@ -128,8 +128,10 @@ def candidate_table(run: str, candidate: str, runs_dir: str) -> None:
 
     import pandas as pd
 
+    from evoformer.baselines import macro_f1_table
     from evoformer.compression.config import CompressConfig
     from evoformer.compression.evaluate import compress_candidate, table_rows
+    from evoformer.layout import RunLayout
     from flows.cli import baseline_lines
     from flows.train import split_labels
 
@@ -138,10 +140,10 @@ def candidate_table(run: str, candidate: str, runs_dir: str) -> None:
     features = summary["features_path"]
     config = CompressConfig(quantizers=["torch_ao", "torchao", "onnxruntime"])
     report = compress_candidate(
-        run_dir / "candidates" / candidate,
+        RunLayout(run_dir).candidate(candidate),
         features,
         split_labels(run_dir),
-        run_dir / "compression" / f"{candidate}-benchmark",
+        RunLayout(run_dir).compression(f"{candidate}-benchmark"),
         config,
     )
     print(
@@ -150,11 +152,7 @@ def candidate_table(run: str, candidate: str, runs_dir: str) -> None:
     )
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(pd.DataFrame(table_rows(report)).to_string(index=False, na_rep="-"))
-    print(
-        "\n".join(
-            baseline_lines({n: {s: b[s]["macro_f1"] for s in ("val", "test")} for n, b in summary["baselines"].items()})
-        )
-    )
+    print("\n".join(baseline_lines(macro_f1_table(summary["baselines"]))))
 
 
 def main() -> None:

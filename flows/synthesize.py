@@ -11,12 +11,13 @@ from prefect import flow, get_run_logger
 from evoformer.config.synthesize import SynthesisSettings, SynthesizeParams  # noqa: F401  (declared in evoformer/config)
 from evoformer.data.sources import resolve_source
 from evoformer.errors import UserError
+from evoformer.layout import RunLayout
 from evoformer.llm import UsageSnapshot, open_client
 from evoformer.runs import open_run, update_summary
 from evoformer.synthetic.augmented import build_augmented_train, write_augmented
 from evoformer.synthetic.gates import schema_report
 from evoformer.synthetic.importer import default_import_paths
-from evoformer.synthetic.report import KEPT_FILE, REJECTED_FILE, REPORT_FILE, write_report_files
+from evoformer.synthetic.report import KEPT_FILE, REJECTED_FILE, SYNTHESIS_REPORT_FILE, write_report_files
 from tasks.data import load_pairs_task, split_task
 from tasks.synthetic import gates_task, generate_task, import_task, publish_synthetic_artifacts
 
@@ -55,7 +56,7 @@ def synthesize(params: SynthesizeParams = SynthesizeParams()) -> dict[str, Any]:
             "generation and the LLM judge need an endpoint: set --llm-base-url / $OPENAI_BASE_URL "
             "or $OPENAI_API_KEY (or import files with --from-file and verify with the classifier)"
         )
-    client, ledger = open_client(params.generation.llm, run_dir / "llm") if llm_needed else (None, None)
+    client, ledger = open_client(params.generation.llm, RunLayout(run_dir).llm_dir) if llm_needed else (None, None)
 
     examples, rejections, rows, rejected = [], [], 0, 0
     imported = generated = None
@@ -96,7 +97,7 @@ def synthesize(params: SynthesizeParams = SynthesizeParams()) -> dict[str, Any]:
         )
     finally:
         if ledger is not None:
-            ledger.save(run_dir / "llm" / "usage.json")
+            ledger.save(RunLayout(run_dir).llm_usage)
         if client is not None:
             client.close()
 
@@ -126,7 +127,7 @@ def synthesize(params: SynthesizeParams = SynthesizeParams()) -> dict[str, Any]:
         "synthetic_fraction_of_train": len(outcome.kept) / max(len(train), 1),
         "split_fingerprints": splits.fingerprints,
         "augmented": {"path": str(aug_path.resolve()), "version": manifest.version, "pairs": len(augmented)},
-        "files": {name: str((folder / name).resolve()) for name in (KEPT_FILE, REJECTED_FILE, REPORT_FILE)},
+        "files": {name: str((folder / name).resolve()) for name in (KEPT_FILE, REJECTED_FILE, SYNTHESIS_REPORT_FILE)},
         "llm": usage.model_dump() if llm_needed else None,
     }
     write_report_files(folder, outcome, report)

@@ -19,6 +19,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from evoformer.compression.config import Quantizer
+from evoformer.layout import RunLayout
 from ui.launch import (
     DEFAULT_SECRET_BLOCK,
     Launched,
@@ -202,7 +203,7 @@ def _status(run_dir: Path, kind: str = "evolve") -> tuple[RunStatus, Launched | 
         launched = launched_of(run_dir)
         if launched:
             return status(launched), launched
-        finished = "evolve" in (read_json(run_dir / "summary.json") or {})
+        finished = "evolve" in (read_json(RunLayout(run_dir).summary) or {})
         return RunStatus(state="Finished" if finished else "Unknown (not started from this GUI)", running=False), None
     return RunStatus(state="None", running=False), None
 

@@ -40,7 +40,6 @@ from evoformer.sandbox.runner import SandboxRun, run_sandboxed
 
 WORKER_MODULE = "evoformer.candidates.worker"
 ResultT = TypeVar("ResultT", bound=WorkerOutcome)
-TRANSIENT_STATUSES = frozenset({"killed"})
 
 
 class CandidateMetrics(BaseModel):
@@ -69,7 +68,7 @@ class CandidateResult(BaseModel):
 
     @property
     def transient(self) -> bool:
-        return self.status in TRANSIENT_STATUSES
+        return self.status in Status.TRANSIENT
 
 
 class EarlyStopping:

@@ -18,6 +18,7 @@ import openai
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, Field
 
+from evoformer.layout import RunLayout
 from evoformer.llm.cache import CachedReply, ReplyCache, reply_key
 from evoformer.llm.config import LLMConfig
 from evoformer.llm.errors import LLMAuthError, LLMError, LLMRequestError, LLMUnavailableError
@@ -284,6 +285,6 @@ class LLMClient:
 def open_client(config: LLMConfig, folder: str | Path) -> tuple[LLMClient, UsageLedger]:
     """A client whose replies are cached in ``folder/cache`` and whose usage resumes from ``folder/usage.json``."""
     folder = Path(folder)
-    usage_path = folder / "usage.json"
+    usage_path = folder / RunLayout.USAGE_FILE
     ledger = UsageLedger.load(usage_path, config) if usage_path.is_file() else UsageLedger(config)
     return LLMClient(config, ReplyCache(folder / "cache"), ledger), ledger

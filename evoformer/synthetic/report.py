@@ -14,7 +14,7 @@ from evoformer.synthetic.gates import GateOutcome
 
 KEPT_FILE = "synthetic.parquet"
 REJECTED_FILE = "rejected.parquet"
-REPORT_FILE = "report.json"
+SYNTHESIS_REPORT_FILE = "report.json"
 REPORT_MD = "report.md"
 
 
@@ -99,5 +99,5 @@ def write_report_files(folder: Path, outcome: GateOutcome, report: dict[str, Any
     rejected.astype({c: "string" for c in rejected.columns if c != "similarity"}).to_parquet(
         folder / REJECTED_FILE, index=False
     )
-    write_text_atomic(folder / REPORT_FILE, json.dumps(report, indent=2, default=str))
+    write_text_atomic(folder / SYNTHESIS_REPORT_FILE, json.dumps(report, indent=2, default=str))
     write_text_atomic(folder / REPORT_MD, report_markdown(report))
