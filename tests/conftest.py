@@ -113,3 +113,10 @@ def small_sentences(small_splits, feature_cache_dir: Path):
     from evoformer.features.sentences import embed_sentences
 
     return embed_sentences(small_splits.frames, small_splits.fingerprints, EncoderConfig(), feature_cache_dir)
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "server: starts a real `prefect server start` and served deployments (tests/test_schedules.py, about 40 s)",
+    )
