@@ -144,7 +144,7 @@ def _llm_client(
 ) -> tuple[LLMClient | None, UsageLedger | None]:
     if kind != "llm":
         return None, None
-    from flows.secrets import with_secret_key
+    from flows.secret_key import with_secret_key
 
     return open_client(with_secret_key(params.operator.llm), layout.llm_dir)
 

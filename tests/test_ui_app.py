@@ -1,6 +1,6 @@
 """The GUI's logic without training anything: run-folder views (ui/runs.py), the parameter models it
 builds and the params files of local runs (ui/launch.py), the Secret-block key resolution
-(flows/secrets.py), the `evoformer ui` command line, and the Streamlit page through AppTest on a
+(flows/secret_key.py), the `evoformer ui` command line, and the Streamlit page through AppTest on a
 hand-made run folder."""
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def test_secret_block_key_resolved_in_memory(prefect_harness) -> None:
     from prefect.blocks.system import Secret
 
     from evoformer.llm import LLMConfig
-    from flows.secrets import with_secret_key
+    from flows.secret_key import with_secret_key
 
     Secret(value="sk-from-block").save("ui-test-llm-key", overwrite=True)
     plain = LLMConfig(base_url="http://127.0.0.1:9/v1")

@@ -12,7 +12,7 @@ The LLM API key is an argument of the start functions only; it is never part of 
   only that variable's *name* (``operator.llm.api_key_env``). The key is written nowhere.
 - Deployment runs: the key is saved as a Prefect Secret block (it lives in the server's database),
   and the flow parameters carry only the block's *name* (``operator.llm.api_key_secret``); the flow
-  resolves it in memory (``flows/secrets.py``).
+  resolves it in memory (``flows/secret_key.py``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Deployment runs started from the GUI carry only the *name* of the Secret block
 (``LLMConfig.api_key_secret``). The value is read here, inside the flow process, and kept on a
 private attribute of the config that is never serialised: not in parameters, results, logs or
 ``os.environ`` (so no child process inherits it).
+
+Not named ``secrets``: Prefect puts ``flows/`` on ``sys.path`` when it loads a flow from its file
+(deployment registration does), and a ``secrets.py`` there shadowed the standard library's
+``secrets`` in every process started afterwards (numpy and pydantic import it).
 """
 
 from __future__ import annotations
