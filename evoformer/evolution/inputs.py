@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from evoformer import pyast
 from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.program import CandidateProgram
 from evoformer.candidates.static_check import StaticCheckConfig, check_source
@@ -66,14 +65,12 @@ def read_prelude(path: str | None) -> str:
 
 
 def source_problems(source: str, static: StaticCheckConfig, require_entry: bool = True) -> list[str]:
-    """What stops ``source`` from being a program, with its own line numbers ('' for none)."""
+    """What stops ``source`` from being a program (the static check's reasons, syntax errors with
+    their line), empty for none."""
     try:
-        pyast.parse(source)
-    except SyntaxError as exc:
-        return [f"line {exc.lineno}: syntax error: {exc.msg}"]
-    except ValueError as exc:  # e.g. NUL bytes: a binary file
+        return check_source(source, static, require_entry=require_entry).reasons
+    except ValueError as exc:  # e.g. NUL bytes: a binary file the parser refuses outright
         return [f"not a Python program: {exc}"]
-    return check_source(source, static, require_entry=require_entry).reasons
 
 
 @dataclass(frozen=True, eq=False)
