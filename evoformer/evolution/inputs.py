@@ -16,7 +16,7 @@ from evoformer.errors import UserError
 from evoformer.evolution.operators import OperatorConfig
 from evoformer.evolution.population import SelectionConfig
 from evoformer.sandbox.limits import SandboxLimits
-from evoformer.seeds import seed_files
+from evoformer.seeds import SEED_DIR, seed_files
 
 
 class EvolutionError(UserError, RuntimeError):
@@ -104,8 +104,10 @@ class EvolutionInputs:
             if found:
                 broken[seed.name] = found
         if len(broken) == len(seeds):
-            paths = {f"seed-{p.stem}": p for p in seed_files(seed_folder)}
-            lines = "; ".join(f"{paths[name]}: {', '.join(found)}" for name, found in broken.items())
+            folder = Path(seed_folder) if seed_folder else SEED_DIR  # a seed named seed-<stem> is <stem>.py
+            lines = "; ".join(
+                f"{folder / (name.removeprefix('seed-') + '.py')}: {', '.join(found)}" for name, found in broken.items()
+            )
             raise EvolutionError(f"no seed program can run: {lines}")
         return cls(seeds=seeds, prelude=prelude)
 
