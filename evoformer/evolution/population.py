@@ -24,8 +24,21 @@ class Individual(BaseModel):
     program_hash: str = ""
     status: Status = Field(description="A training status (ok, rejected, ...), or duplicate / proposal_failed.")
     reason: str = ""
+    copy_of: str = Field(default="", description="A duplicate: the id of the candidate whose program it repeats.")
     params: int | None = None
-    val_macro_f1: float | None = None
+    val_macro_f1: float | None = Field(
+        default=None, description="Fitness: the mean val macro-F1 over the candidate's folds (one fold: the val split)."
+    )
+    fitness_se: float | None = Field(
+        default=None, description="Standard error of that mean over folds (None with one fold)."
+    )
+    fold_f1: list[float] = Field(default_factory=list, description="Val macro-F1 of each fold trained, in fold order.")
+    stage: Literal["", "screened", "full"] = Field(
+        default="",
+        description="How far the cascade took it: screened (one fold, short budget; never ranked against "
+        "fully evaluated ones) or full (every fold, full budget). Empty: not trained.",
+    )
+    screen_f1: float | None = Field(default=None, description="Val macro-F1 of the cascade's short first-stage training.")
     test_macro_f1: float | None = None
     val_accuracy: float | None = None
     test_accuracy: float | None = None
