@@ -5,7 +5,10 @@ and folder names are written; every flow, task, report and GUI view asks a :clas
 
     summary.json                  every flow's summary (the data flow's at the top, others in sections)
     data/<split>.parquet          the claim-level split tables (labels: orchestrator side only)
-    candidates/<id>/              a candidate's sandbox folder (program.py, weights, metrics.json, train_key)
+    candidates/<id>/              a candidate's sandbox folder (program.py, weights, metrics.json, train_key):
+                                  the model it keeps (with folds, the first fold's)
+    folds/<id>/fold-<k>/          the other folds' trainings of a cross-validated candidate
+    screening/<id>/               the cascade's short first-stage training of a child
     programs/<id>.py              the orchestrator's copy of every program, outside any sandbox folder
     evolution/state.json          the population after the last completed generation
     evolution/proposals-gNN.json  a generation's children, saved before they train
@@ -45,6 +48,8 @@ class RunLayout:
     SUMMARY: ClassVar[str] = "summary.json"
     DATA_DIR: ClassVar[str] = "data"
     CANDIDATES_DIR: ClassVar[str] = "candidates"
+    FOLDS_DIR: ClassVar[str] = "folds"
+    SCREENING_DIR: ClassVar[str] = "screening"
     PROGRAMS_DIR: ClassVar[str] = "programs"
     EVOLUTION_DIR: ClassVar[str] = "evolution"
     STATE_FILE: ClassVar[str] = "state.json"
@@ -96,6 +101,17 @@ class RunLayout:
     def candidate(self, candidate_id: str) -> Path:
         """``candidates/<id>/``: the candidate's sandbox folder."""
         return self.candidates_dir / candidate_id
+
+    def fold_training(self, candidate_id: str, fold: int) -> Path:
+        """Where fold ``fold`` of a candidate trains: its own folder for fold 0 (the model it
+        keeps), ``folds/<id>/fold-<k>/`` for the others."""
+        if fold == 0:
+            return self.candidate(candidate_id)
+        return self.root / self.FOLDS_DIR / candidate_id / f"fold-{fold}"
+
+    def screening(self, candidate_id: str) -> Path:
+        """``screening/<id>/``: the cascade's first-stage training."""
+        return self.root / self.SCREENING_DIR / candidate_id
 
     def candidate_folders(self) -> list[Path]:
         """Every existing candidate folder, by name."""

@@ -83,12 +83,33 @@ class CandidateCounts(BaseModel):
     by_status: dict[str, int]
 
 
+class CandidateFitness(BaseModel):
+    """A candidate's fitness: the mean val macro-F1 over the folds it trained on, and its SE."""
+
+    mean: float | None = None
+    se: float | None = Field(default=None, description="Standard error over folds; None with one fold.")
+    folds_done: int = 0
+    stage: str = Field(default="", description="screened (stopped by the cascade), full, or empty (not trained).")
+
+
 class CandidateBrief(BaseModel):
     id: str
     params: int | None = None
-    val_macro_f1: float | None = None
-    test_macro_f1: float | None = None
+    val_macro_f1: float | None = Field(default=None, description="The fitness mean (one fold: val macro-F1).")
+    test_macro_f1: float | None = Field(default=None, description="Test macro-F1 of the model the candidate keeps.")
     generation: int
+    fitness: CandidateFitness = Field(default_factory=CandidateFitness)
+
+
+class FitnessSummary(BaseModel):
+    """How fitness was measured in the run."""
+
+    kind: str = Field(description="cv: folds of train + val; split: the single train / val split.")
+    folds: int
+    noise_se: float = Field(description="Standard errors a fitness gain must exceed to dominate.")
+    cascade: bool
+    screened_out: int = Field(default=0, description="Children the cascade stopped after stage 1.")
+    fully_evaluated: int = 0
 
 
 class LLMUsageSummary(BaseModel):
@@ -111,12 +132,19 @@ class EvolveSummary(Summary):
     generations: int
     stopped: str = ""
     candidates: CandidateCounts
+    fitness: FitnessSummary | None = None
     best: CandidateBrief | None = None
     best_seed: CandidateBrief | None = None
     best_evolved: CandidateBrief | None = None
     front: list[CandidateBrief] = Field(default_factory=list)
     seed_front: list[CandidateBrief] = Field(default_factory=list)
-    evolved_beats_best_seed: bool = False
+    evolved_beats_best_seed: bool = Field(
+        default=False, description="The best evolved candidate's fitness is higher than the best seed's."
+    )
+    evolved_beats_best_seed_on_test: bool | None = Field(
+        default=None,
+        description="Measured, never used to choose: the same two candidates' test macro-F1 (None without both).",
+    )
     seed_front_dominated: int = Field(
         default=0, description="Seeds on the seed front that an evolved candidate dominates."
     )

@@ -21,14 +21,15 @@ from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 
 from evoformer.baselines import macro_f1_table
-from evoformer.candidates.job import Status
 from evoformer.config.evolve import EvolveParams
+from evoformer.data.folds import run_folds
 from evoformer.evolution.children import add_generation, check_children, known_hashes, parent_views, train_seeds
+from evoformer.evolution.fitness import FitnessEvaluator
 from evoformer.evolution.inputs import EvolutionError, EvolutionInputs, load_seeds, read_prelude, settings_hash
 from evoformer.evolution.operators import Proposal, plan_children, resolve_operator
 from evoformer.evolution.population import Individual, parent_pool
 from evoformer.evolution.state import EvolutionState, load_proposals, load_state, save_proposals, save_state
-from evoformer.evolution.summary import evolution_summary
+from evoformer.evolution.summary import evolution_summary, fitness_summary
 from evoformer.evolution.training_queue import TrainingQueue, TrainingSetup
 from evoformer.layout import RunLayout
 from evoformer.llm import LLMClient, UsageLedger, open_client
@@ -177,12 +178,21 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     client, ledger = _llm_client(kind, params, layout)
     proposer = _Proposer(params, kind, inputs.prelude, client, ledger, layout, logger)
     setup = TrainingSetup(layout, data["features_path"], split_labels(layout), params.train, params.limits)
+    folds = run_folds(layout, params.fitness.folds, params.fitness.seed)
     publish = _Publisher(state, layout, baselines.get("majority", {}).get("val"), params.generations)
+    at_once = params.trainings_at_once()
+    logger.info(
+        "fitness: %s; %d trainings at once (%d thread(s) each)",
+        f"{len(folds)}-fold cross-validation over train + val" if len(folds) > 1 else "the val split",
+        at_once,
+        params.limits.threads,
+    )
 
-    with make_task_runner(params.runner, params.max_parallel) as runner:  # started once: a Dask cluster is not cheap
-        queue = TrainingQueue(setup, PrefectTrainer(runner), params.max_parallel, logger)
+    with make_task_runner(params.runner, at_once) as runner:  # started once: a Dask cluster is not cheap
+        queue = TrainingQueue(setup, PrefectTrainer(runner), at_once, logger)
+        evaluator = FitnessEvaluator(queue, folds, params.fitness)
         if state.completed_generation < 0:
-            state.individuals += train_seeds(inputs, params.static, queue)
+            state.individuals += train_seeds(inputs, params.static, evaluator)
             publish.generation(0)
         state.stopped = ""  # a resumed run may have a larger budget: the ledger decides below
         for generation in range(state.completed_generation + 1, params.generations + 1):
@@ -197,14 +207,15 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
             recorded, jobs = check_children(
                 proposals, known_hashes(state.individuals), inputs.prelude, params.static, layout
             )
-            trained = queue.train(jobs)
+            trained = evaluator.evaluate(jobs, state.individuals)
             add_generation(state, proposals, recorded, trained)
             logger.info(
-                "generation %d: %d proposed, %d trained ok, %d not trained",
+                "generation %d: %d proposed, %d not trained, %d stopped by the cascade, %d fully evaluated",
                 generation,
                 len(proposals),
-                sum(i.status == Status.OK for i in trained),
                 len(recorded),
+                sum(i.stage == "screened" for i in trained),
+                sum(i.trained for i in trained),
             )
             publish.generation(generation)
 
@@ -216,7 +227,17 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     from prefect.runtime import flow_run
 
     summary = evolution_summary(
-        state, ledger, reason, layout, run_id=data["run_id"], flow_run_id=flow_run.id, baselines=baselines
+        state,
+        ledger,
+        reason,
+        layout,
+        run_id=data["run_id"],
+        flow_run_id=flow_run.id,
+        baselines=baselines,
+        fitness=fitness_summary(
+            state.individuals, len(folds), params.selection.noise_se, params.fitness.cascade.enabled
+        ),
+        noise_se=params.selection.noise_se,
     )
     update_summary(layout, {"evolve": summary.section()})
     summary.report = write_report_task(str(layout.root))

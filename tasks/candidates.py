@@ -18,6 +18,7 @@ from prefect.task_runners import TaskRunner
 from evoformer.candidates.evaluate import CandidateResult, evaluate_candidate, training_key
 from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.program import CandidateProgram
+from evoformer.data.folds import Fold
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.sandbox.runner import SandboxError
 
@@ -56,7 +57,13 @@ def retry_only_on(*transient: type[BaseException]):
 
 def candidate_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
     """Prefect cache key: see ``training_key``."""
-    return training_key(parameters["program"], parameters["features_path"], parameters["train"], parameters["limits"])
+    return training_key(
+        parameters["program"],
+        parameters["features_path"],
+        parameters["train"],
+        parameters["limits"],
+        parameters.get("fold"),
+    )
 
 
 @task(
@@ -76,9 +83,11 @@ def train_candidate(
     folder: str,
     train: TrainConfig,
     limits: SandboxLimits,
+    fold: Fold | None = None,
 ) -> CandidateResult:
-    """Train and evaluate one program in the sandbox; raise only on transient failures."""
-    result = evaluate_candidate(program, features_path, labels, folder, train, limits)
+    """Train and evaluate one program in the sandbox (on ``fold`` of train + val, if given);
+    raise only on transient failures."""
+    result = evaluate_candidate(program, features_path, labels, folder, train, limits, fold=fold)
     if result.transient:
         raise TransientCandidateFailure(result)
     return result
@@ -100,15 +109,19 @@ class PrefectTrainer:
         self.runner = runner
 
     def submit(self, request: TrainingRequest) -> PrefectFuture:
-        task_ = train_candidate.with_options(refresh_cache=True) if request.refresh else train_candidate
+        options: dict[str, Any] = {"task_run_name": f"train-{request.label}"}
+        if request.refresh:
+            options["refresh_cache"] = True
+        task_ = train_candidate.with_options(**options)
         setup = request.setup
         parameters = {
             "program": request.program,
             "features_path": setup.features_path,
             "labels": setup.labels,
             "folder": str(request.folder),
-            "train": setup.train,
+            "train": request.train,
             "limits": setup.limits,
+            "fold": request.fold,
         }
         return self.runner.submit(task_, parameters)
 

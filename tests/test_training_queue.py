@@ -13,6 +13,9 @@ import pytest
 from evoformer.candidates.evaluate import CandidateMetrics, CandidateResult
 from evoformer.candidates.job import METRICS_FILE, WEIGHTS_FILE, Status, TrainConfig
 from evoformer.candidates.program import CandidateProgram
+from evoformer.config.fitness import CascadeConfig, FitnessConfig
+from evoformer.data.folds import own_split
+from evoformer.evolution.fitness import FitnessEvaluator
 from evoformer.evolution.population import Individual
 from evoformer.evolution.state import finished_training, mark_trained
 from evoformer.evolution.training_queue import TrainingJob, TrainingQueue, TrainingRequest, TrainingSetup
@@ -100,6 +103,16 @@ def _setup(run_dir: Path) -> TrainingSetup:
     )
 
 
+def _train(setup: TrainingSetup, trainer: FakeTrainer, max_parallel: int, jobs: list[TrainingJob]) -> list[Individual]:
+    """Evaluate ``jobs`` on the run's own split with no cascade: one training each."""
+    config = FitnessConfig(folds=1, cascade=CascadeConfig(enabled=False))
+    return FitnessEvaluator(TrainingQueue(setup, trainer, max_parallel), [own_split()], config).evaluate(jobs, [])
+
+
+def _key(setup: TrainingSetup, job: TrainingJob) -> str:
+    return setup.request(job.program, setup.layout.candidate(job.id), job.id).key
+
+
 def _job(candidate_id: str, width: int = 8) -> TrainingJob:
     source = PROGRAM.replace(
         "nn.Linear(input_dim, num_classes)",
@@ -114,7 +127,7 @@ def _job(candidate_id: str, width: int = 8) -> TrainingJob:
 def test_trains_every_job_and_records_its_metrics(tmp_path) -> None:
     setup, trainer = _setup(tmp_path / "run"), FakeTrainer(f1=0.6)
     jobs = [_job(f"g01-c0{i}", 8 + i) for i in range(4)]
-    people = TrainingQueue(setup, trainer, max_parallel=2).train(jobs)
+    people = _train(setup, trainer, 2, jobs)
     assert [p.id for p in people] == [j.id for j in jobs]  # in the order of the jobs, whatever finished first
     assert trainer.running_peak == 2 and not any(r.refresh for r in trainer.requests)
     for person in people:
@@ -129,12 +142,12 @@ def test_a_finished_training_in_the_run_folder_is_reused_without_submitting(tmp_
     _trained_folder(
         setup.layout.candidate(done.id),
         _result(done.id, setup.layout.candidate(done.id), f1=0.7),
-        setup.key(done.program),
+        _key(setup, done),
     )
     trainer = FakeTrainer()
-    people = TrainingQueue(setup, trainer).train([done, todo])
+    people = _train(setup, trainer, 1, [done, todo])
     assert [r.program.name for r in trainer.requests] == [todo.id]
-    assert people[0].status == Status.OK and people[0].val_macro_f1 == 0.7 and people[0].wall_seconds is None
+    assert people[0].status == Status.OK and people[0].val_macro_f1 == 0.7
 
 
 def test_a_folder_trained_under_another_key_is_trained_again(tmp_path) -> None:
@@ -143,9 +156,9 @@ def test_a_folder_trained_under_another_key_is_trained_again(tmp_path) -> None:
     folder = setup.layout.candidate(job.id)
     _trained_folder(folder, _result(job.id, folder, f1=0.7), "candidate:another-key")
     trainer = FakeTrainer(f1=0.4)
-    (person,) = TrainingQueue(setup, trainer).train([job])
+    (person,) = _train(setup, trainer, 1, [job])
     assert len(trainer.requests) == 1 and person.val_macro_f1 == 0.4
-    assert (folder / TRAIN_KEY_FILE).read_text() == setup.key(job.program)
+    assert (folder / TRAIN_KEY_FILE).read_text() == _key(setup, job)
 
 
 def test_a_cached_result_from_another_run_is_copied_into_this_run(tmp_path) -> None:
@@ -153,15 +166,15 @@ def test_a_cached_result_from_another_run_is_copied_into_this_run(tmp_path) -> N
     job = _job("g01-c00")
     elsewhere = tmp_path / "other-run" / "candidates" / job.id
     cached = _result(job.id, elsewhere, f1=0.8)
-    _trained_folder(elsewhere, cached, setup.key(job.program))
+    _trained_folder(elsewhere, cached, _key(setup, job))
     trainer = FakeTrainer(answer=lambda request: cached)  # what the cache hands back: trained in the other folder
-    (person,) = TrainingQueue(setup, trainer).train([job])
+    (person,) = _train(setup, trainer, 1, [job])
     here = setup.layout.candidate(job.id)
     assert len(trainer.requests) == 1 and person.status == Status.OK and person.val_macro_f1 == 0.8
     assert person.folder == str(here.resolve())
     assert (here / WEIGHTS_FILE).read_bytes() == (elsewhere / WEIGHTS_FILE).read_bytes()
     assert json.loads((here / METRICS_FILE).read_text())["folder"] == str(here.resolve())
-    assert finished_training(here, setup.key(job.program)) is not None  # a later resume reuses it
+    assert finished_training(here, _key(setup, job)) is not None  # a later resume reuses it
     assert json.loads((elsewhere / METRICS_FILE).read_text())["folder"] == str(
         elsewhere.resolve()
     )  # the other run is untouched
@@ -177,7 +190,7 @@ def test_a_cached_result_whose_folder_is_gone_is_trained_again_without_the_cache
     stale = _result(job.id, elsewhere, f1=0.8)
     trainer = FakeTrainer()
     trainer.answer = lambda request: trainer.train_here(request) if request.refresh else stale
-    (person,) = TrainingQueue(setup, trainer).train([job])
+    (person,) = _train(setup, trainer, 1, [job])
     assert [r.refresh for r in trainer.requests] == [False, True]
     assert (
         person.status == Status.OK
@@ -191,7 +204,7 @@ def test_a_refreshed_training_that_still_lands_elsewhere_does_not_loop(tmp_path)
     job = _job("g01-c00")
     stale = _result(job.id, tmp_path / "gone" / job.id)
     trainer = FakeTrainer(answer=lambda request: stale)
-    (person,) = TrainingQueue(setup, trainer).train([job])
+    (person,) = _train(setup, trainer, 1, [job])
     assert len(trainer.requests) == 2 and person.status == Status.SANDBOX_ERROR and "another folder" in person.reason
 
 
@@ -209,9 +222,7 @@ def test_failures_are_recorded_and_only_lasting_outcomes_are_marked_trained(tmp_
         (request.folder / METRICS_FILE).write_text(result.model_dump_json())
         return result
 
-    people = {
-        p.id: p for p in TrainingQueue(setup, FakeTrainer(answer=answer), max_parallel=3).train([broken, killed, infra])
-    }
+    people = {p.id: p for p in _train(setup, FakeTrainer(answer=answer), 3, [broken, killed, infra])}
     assert people[broken.id].status == Status.RUNTIME_ERROR and people[broken.id].reason == "it broke"
     assert (setup.layout.candidate(broken.id) / TRAIN_KEY_FILE).is_file()  # deterministic: a resume reuses it
     assert (

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from evoformer.candidates.job import (
+    FOLD_FILE,
     JOB_FILE,
     METRICS_FILE,
     PROGRAM_FILE,
@@ -32,6 +33,7 @@ from evoformer.candidates.job import (
 )
 from evoformer.candidates.program import CandidateProgram
 from evoformer.candidates.static_check import StaticCheckConfig, check_source
+from evoformer.data.folds import Fold
 from evoformer.labels import LABELS
 from evoformer.metrics import ClassificationMetrics, classification_metrics
 from evoformer.sandbox.limits import SandboxLimits
@@ -97,13 +99,20 @@ class EarlyStopping:
 
 
 def training_key(
-    program: CandidateProgram, features_path: str | Path, train: TrainConfig, limits: SandboxLimits
+    program: CandidateProgram,
+    features_path: str | Path,
+    train: TrainConfig,
+    limits: SandboxLimits,
+    fold: Fold | None = None,
 ) -> str:
     """What a training outcome depends on: program (AST hash), data (the feature folder's name is
-    its key), train config and sandbox limits (a timeout under a short limit says nothing of a long one)."""
-    payload = "|".join(
-        [program.program_hash(), Path(features_path).name, train.model_dump_json(), limits.model_dump_json()]
-    )
+    its key, a fold's rows their digest), train config and sandbox limits (a timeout under a short
+    limit says nothing of a long one). The run's own split adds nothing, so its keys are those
+    trainings had before cross-validation."""
+    parts = [program.program_hash(), Path(features_path).name, train.model_dump_json(), limits.model_dump_json()]
+    if fold is not None and fold.digest():
+        parts.append(fold.digest())
+    payload = "|".join(parts)
     return "candidate:" + hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
@@ -116,10 +125,14 @@ def evaluate_candidate(
     limits: SandboxLimits | None = None,
     static: StaticCheckConfig | None = None,
     static_check: bool = True,
+    fold: Fold | None = None,
 ) -> CandidateResult:
     """Check, then train and evaluate ``program`` in the sandbox; write ``metrics.json`` beside it.
 
-    ``static_check=False`` exists only to test that the sandbox holds on its own.
+    ``labels`` are the run's ``{train, val, test}`` label ids. With a cross-validation ``fold`` the
+    sandbox trains on the fold's training rows of train + val and gets only their labels; the
+    metrics' ``val`` is then the fold's held-out rows. ``static_check=False`` exists only to test
+    that the sandbox holds on its own.
     """
     train, limits = train or TrainConfig(), limits or SandboxLimits()
     folder = Path(folder).resolve()
@@ -130,11 +143,16 @@ def evaluate_candidate(
     if static_check and not report.ok:
         return _finish(folder, CandidateResult(**base, status="rejected", reason="; ".join(report.reasons)))
 
+    sets = fold.index_sets if fold is not None else None
+    if fold is not None and sets is not None:
+        labels = fold.labels(labels)
+        np.savez(folder / FOLD_FILE, train_index=sets[0], val_index=sets[1])
     np.save(folder / TRAIN_LABELS_FILE, np.asarray(labels["train"], dtype=np.int64))
     job = TrainJob(
         features_path=str(features_path),
         num_classes=len(LABELS),
         train=train,
+        fold=sets is not None,
         threads=limits.threads,
         audit_hook=limits.audit_hook,
     )

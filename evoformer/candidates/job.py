@@ -70,6 +70,8 @@ def training_status(value: Status) -> Status:
 PROGRAM_FILE = "program.py"
 JOB_FILE = "job.json"
 TRAIN_LABELS_FILE = "train_labels.npy"
+FOLD_FILE = "fold.npz"
+"""A fold's ``train_index`` and ``val_index`` into the pool (train rows, then val rows)."""
 RESULT_FILE = "result.json"
 WEIGHTS_FILE = "weights.safetensors"
 METRICS_FILE = "metrics.json"
@@ -98,6 +100,11 @@ class TrainJob(BaseModel):
     features_path: str
     num_classes: int
     train: TrainConfig
+    fold: bool = Field(
+        default=False,
+        description="Train and validate on the rows of train + val that FOLD_FILE names (a cross-validation "
+        "fold); else on the train and val splits.",
+    )
     threads: int = 2
     audit_hook: bool = True
 

@@ -18,9 +18,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from evoformer.candidates.job import PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE, TrainConfig, TrainJob, WorkerResult
+from evoformer.candidates.job import (
+    FOLD_FILE,
+    PROGRAM_FILE,
+    TRAIN_LABELS_FILE,
+    WEIGHTS_FILE,
+    TrainConfig,
+    TrainJob,
+    WorkerResult,
+)
 from evoformer.candidates.program import ENTRY_POINT
-from evoformer.features.store import load_split_features
+from evoformer.features.store import PoolRows, SplitFeatures, load_split_features
 from evoformer.sandbox import audit
 from evoformer.sandbox.protocol import Channel, Outcome, limit_outcome
 
@@ -34,8 +42,7 @@ def run(folder: Path, job: TrainJob) -> WorkerResult:
     np.random.seed(job.train.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     channel = Channel()
-    train = load_split_features(job.features_path, "train")
-    val = load_split_features(job.features_path, "val")
+    train, val = fit_sets(folder, job)
     test = load_split_features(job.features_path, "test")
     y_train = np.load(folder / TRAIN_LABELS_FILE)
     source = (folder / PROGRAM_FILE).read_text()
@@ -67,6 +74,16 @@ def run(folder: Path, job: TrainJob) -> WorkerResult:
         latency_ms=latency,
         timings_s={k: round(v, 4) for k, v in timings.items()},
     )
+
+
+def fit_sets(folder: Path, job: TrainJob) -> tuple[SplitFeatures | PoolRows, SplitFeatures | PoolRows]:
+    """What trains and what validates: the train and val splits, or a fold's rows of both."""
+    train = load_split_features(job.features_path, "train")
+    val = load_split_features(job.features_path, "val")
+    if not job.fold:
+        return train, val
+    with np.load(folder / FOLD_FILE) as index:
+        return PoolRows([train, val], index["train_index"]), PoolRows([train, val], index["val_index"])
 
 
 class Fitted(NamedTuple):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -10,6 +11,7 @@ from evoformer.candidates.job import TrainConfig
 from evoformer.candidates.static_check import StaticCheckConfig
 from evoformer.config.compress import CompressTrigger
 from evoformer.config.data import PrepareDataParams
+from evoformer.config.fitness import FitnessConfig
 from evoformer.config.llm import LLMConfig
 from evoformer.config.runners import RunnerConfig
 from evoformer.evolution.population import SelectionConfig
@@ -42,6 +44,9 @@ class EvolveParams(BaseModel):
     seed: int = Field(default=0, description="Seeds parent draws and operator choices (training has train.seed).")
     operator: OperatorConfig = Field(default_factory=OperatorConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    fitness: FitnessConfig = Field(
+        default_factory=FitnessConfig, description="Cross-validation folds over train + val, and the cascade."
+    )
     seed_folder: str | None = Field(
         default=None, description="Folder of seed programs (*.py); empty: the built-in library."
     )
@@ -51,9 +56,17 @@ class EvolveParams(BaseModel):
         default_factory=lambda: TrainConfig(time_budget_s=120.0),
         description="Per-candidate training (default budget 120 s).",
     )
-    limits: SandboxLimits = Field(default_factory=SandboxLimits)
+    limits: SandboxLimits = Field(
+        default_factory=lambda: SandboxLimits(threads=1),
+        description="Sandbox limits of each training (default one thread: several small trainings side by side "
+        "use the cores better than one with many threads).",
+    )
     static: StaticCheckConfig = Field(default_factory=StaticCheckConfig)
-    max_parallel: int = Field(default=1, ge=1, description="Trainings at once (each uses limits.threads cores).")
+    max_parallel: int | None = Field(
+        default=None,
+        ge=1,
+        description="Trainings at once; empty: the cores this process may use divided by limits.threads.",
+    )
     runner: RunnerConfig = Field(
         default_factory=RunnerConfig, description="Task runner of candidate training (thread, process, dask, ray)."
     )
@@ -61,3 +74,17 @@ class EvolveParams(BaseModel):
         default_factory=CompressTrigger,
         description="Compress the final Pareto front when the run ends (off by default).",
     )
+
+    def trainings_at_once(self) -> int:
+        """``max_parallel``, or every usable core busy: cores // threads per training (at least 1)."""
+        if self.max_parallel is not None:
+            return self.max_parallel
+        return max(1, usable_cores() // self.limits.threads)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

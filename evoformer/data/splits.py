@@ -95,13 +95,13 @@ def make_splits(frame: pd.DataFrame, config: SplitConfig | None = None, source: 
     """
     config = config or SplitConfig()
     check_splittable(frame, config, source)
-    group_of = _claim_groups(frame)
+    group_of = claim_groups(frame)
     group_ids = np.unique(group_of)
     label_index = {label: i for i, label in enumerate(LABELS)}
     counts = np.zeros((len(group_ids), len(LABELS)))
     np.add.at(counts, (np.searchsorted(group_ids, group_of), frame["label"].map(label_index).to_numpy()), 1)
 
-    assignment = _assign_groups(counts, config.ratios(), np.random.default_rng(config.seed))
+    assignment = assign_groups(counts, config.ratios(), np.random.default_rng(config.seed))
     split_of_row = assignment[np.searchsorted(group_ids, group_of)]
     frames = {name: frame[split_of_row == i].reset_index(drop=True) for i, name in enumerate(SPLIT_NAMES)}
     for name, part in frames.items():
@@ -114,7 +114,7 @@ def make_splits(frame: pd.DataFrame, config: SplitConfig | None = None, source: 
     return DataSplits(frames=frames, fingerprints={n: fingerprint(f) for n, f in frames.items()}, claim_overlap=overlap)
 
 
-def _claim_groups(frame: pd.DataFrame) -> np.ndarray:
+def claim_groups(frame: pd.DataFrame) -> np.ndarray:
     """Union rows that share a claim id or a normalised claim text; return a group id per row."""
     parent: dict[str, str] = {}
 
@@ -135,7 +135,7 @@ def _claim_groups(frame: pd.DataFrame) -> np.ndarray:
     return inverse
 
 
-def _assign_groups(counts: np.ndarray, ratios: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def assign_groups(counts: np.ndarray, ratios: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Greedy stratified assignment: each group goes where it best closes the label-count gap.
 
     Groups are visited in a seeded random order, larger groups first. For each split the cost is

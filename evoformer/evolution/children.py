@@ -9,12 +9,13 @@ from pathlib import Path
 from evoformer.candidates.job import Status
 from evoformer.candidates.program import CandidateProgram
 from evoformer.candidates.static_check import StaticCheckConfig, check_source
+from evoformer.evolution.fitness import FitnessEvaluator
 from evoformer.evolution.inputs import EvolutionError, EvolutionInputs
 from evoformer.evolution.operators import ChildPlan, Proposal, parent_view, recent_failures
 from evoformer.evolution.population import Individual, retire
 from evoformer.evolution.prompt import ParentView
 from evoformer.evolution.state import EvolutionState
-from evoformer.evolution.training_queue import TrainingJob, TrainingQueue
+from evoformer.evolution.training_queue import TrainingJob
 from evoformer.layout import RunLayout
 
 
@@ -85,13 +86,13 @@ def check_children(
     return recorded, jobs
 
 
-def train_seeds(inputs: EvolutionInputs, static: StaticCheckConfig, queue: TrainingQueue) -> list[Individual]:
-    """Generation 0: the seeds, checked and de-duplicated like any child, then trained. Raises
-    :class:`EvolutionError` when none trained: there would be no parent."""
-    recorded, jobs = check_children(
-        [seed_proposal(p) for p in inputs.seeds], {}, inputs.prelude, static, queue.setup.layout
-    )
-    people = recorded + queue.train(jobs)
+def train_seeds(inputs: EvolutionInputs, static: StaticCheckConfig, evaluator: FitnessEvaluator) -> list[Individual]:
+    """Generation 0: the seeds, checked and de-duplicated like any child, then evaluated in full
+    (the cascade screens them but never stops one). Raises :class:`EvolutionError` when none
+    trained: there would be no parent."""
+    layout = evaluator.queue.setup.layout
+    recorded, jobs = check_children([seed_proposal(p) for p in inputs.seeds], {}, inputs.prelude, static, layout)
+    people = recorded + evaluator.evaluate(jobs, [], always_promote=True)
     if not any(i.trained for i in people):
         reasons = "; ".join(f"{i.id}: {i.status} {i.reason[:120]}" for i in people)
         raise EvolutionError(f"no seed program trained successfully: {reasons}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -38,7 +39,9 @@ class Individual(BaseModel):
         description="How far the cascade took it: screened (one fold, short budget; never ranked against "
         "fully evaluated ones) or full (every fold, full budget). Empty: not trained.",
     )
-    screen_f1: float | None = Field(default=None, description="Val macro-F1 of the cascade's short first-stage training.")
+    screen_f1: float | None = Field(
+        default=None, description="Val macro-F1 of the cascade's short first-stage training."
+    )
     test_macro_f1: float | None = None
     val_accuracy: float | None = None
     test_accuracy: float | None = None
@@ -51,11 +54,17 @@ class Individual(BaseModel):
 
     @property
     def trained(self) -> bool:
-        return self.status == Status.OK and self.params is not None and self.val_macro_f1 is not None
+        """Fully evaluated: trained ok on every fold (a child the cascade stopped is not)."""
+        return (
+            self.status == Status.OK
+            and self.params is not None
+            and self.val_macro_f1 is not None
+            and self.stage != "screened"
+        )
 
     @property
     def f1(self) -> float:
-        """The quality objective (val macro-F1); only trained candidates have one."""
+        """The quality objective (fitness: mean val macro-F1 over folds); only trained candidates have one."""
         if self.val_macro_f1 is None:
             raise ValueError(f"{self.id} has no val macro-F1: it is not trained")
         return self.val_macro_f1
@@ -73,32 +82,49 @@ class SelectionConfig(BaseModel):
 
     fitness: Fitness = Field(
         default="pareto",
-        description="pareto: non-dominated sorting with crowding over (val macro-F1 up, params down); "
+        description="pareto: non-dominated sorting with crowding over (fitness up, params down); "
         "evoprompting: -(params x val error).",
     )
     error_threshold: float = Field(
         default=0.70,
         gt=0,
         le=1,
-        description="Candidates with val error (1 - macro-F1) at or above this never become parents.",
+        description="Candidates whose fitness error (1 - mean val macro-F1 over folds) is at or above this "
+        "never become parents.",
     )
     top_p: int = Field(default=10, ge=1, description="Parents are drawn from the best p candidates.")
     parents_k: int = Field(default=2, ge=1, description="Parents per crossover prompt.")
     crossover_rate: float = Field(default=0.5, ge=0, le=1, description="Share of children made by crossover.")
+    noise_se: float = Field(
+        default=1.0,
+        ge=0,
+        description="A candidate dominates another of its size only when its fitness is higher by more than "
+        "this many standard errors of the difference (0: plain Pareto dominance).",
+    )
 
 
-def dominates(a: Individual, b: Individual) -> bool:
-    """``a`` is no worse on both objectives and better on one."""
-    no_worse = a.f1 >= b.f1 and a.size <= b.size
-    return no_worse and (a.f1 > b.f1 or a.size < b.size)
+def combined_se(a: Individual, b: Individual) -> float:
+    """Standard error of ``a.f1 - b.f1`` from the two fitness SEs (0 when neither has one)."""
+    return math.hypot(a.fitness_se or 0.0, b.fitness_se or 0.0)
 
 
-def non_dominated_fronts(individuals: list[Individual]) -> list[list[Individual]]:
+def dominates(a: Individual, b: Individual, noise_se: float = 0.0) -> bool:
+    """``a`` is no worse on both objectives and better on one.
+
+    With ``noise_se`` > 0 a gain in quality counts only when it exceeds ``noise_se`` standard
+    errors of the difference: ``a`` dominates when it is no larger and clearly better, or smaller
+    and no worse. So a child replaces a parent of its size only by more than the noise."""
+    if a.size <= b.size and a.f1 - b.f1 > noise_se * combined_se(a, b):
+        return True
+    return a.size < b.size and a.f1 >= b.f1
+
+
+def non_dominated_fronts(individuals: list[Individual], noise_se: float = 0.0) -> list[list[Individual]]:
     """NSGA-II fronts: front 0 is the Pareto front, each later one is the front once earlier ones are removed."""
     remaining = sorted(individuals, key=lambda i: i.id)
     fronts: list[list[Individual]] = []
     while remaining:
-        front = [a for a in remaining if not any(dominates(b, a) for b in remaining if b is not a)]
+        front = [a for a in remaining if not any(dominates(b, a, noise_se) for b in remaining if b is not a)]
         fronts.append(front)
         ids = {i.id for i in front}
         remaining = [i for i in remaining if i.id not in ids]
@@ -135,7 +161,7 @@ def rank(individuals: list[Individual], config: SelectionConfig) -> list[Individ
     if config.fitness == "evoprompting":
         return sorted(pool, key=lambda i: (-evoprompting_fitness(i), i.id))
     ranked: list[Individual] = []
-    for front in non_dominated_fronts(pool):
+    for front in non_dominated_fronts(pool, config.noise_se):
         crowd = crowding_distance(front)
         ranked += sorted(front, key=lambda i: (-crowd[i.id], -i.f1, i.id))
     return ranked
@@ -160,12 +186,13 @@ def parent_pool(individuals: list[Individual], config: SelectionConfig) -> tuple
     return trained[: config.top_p], note
 
 
-def pareto_front(individuals: list[Individual]) -> list[Individual]:
-    """Trained candidates no other trained candidate dominates, smallest first."""
+def pareto_front(individuals: list[Individual], noise_se: float = 0.0) -> list[Individual]:
+    """Trained (fully evaluated) candidates no other one dominates, smallest first; ``noise_se``
+    as in :func:`dominates` (0: the plain front of fitness means, as plotted)."""
     trained = [i for i in individuals if i.trained]
     if not trained:
         return []
-    return sorted(non_dominated_fronts(trained)[0], key=lambda i: (i.size, -i.f1))
+    return sorted(non_dominated_fronts(trained, noise_se)[0], key=lambda i: (i.size, -i.f1))
 
 
 def best(individuals: list[Individual]) -> Individual | None:

@@ -10,7 +10,14 @@ from evoformer.evolution.population import Individual, best, dominates, pareto_f
 from evoformer.evolution.state import EvolutionState
 from evoformer.layout import RunLayout
 from evoformer.llm import UsageLedger, UsageSnapshot
-from evoformer.summaries import CandidateBrief, CandidateCounts, EvolveSummary, LLMUsageSummary
+from evoformer.summaries import (
+    CandidateBrief,
+    CandidateCounts,
+    CandidateFitness,
+    EvolveSummary,
+    FitnessSummary,
+    LLMUsageSummary,
+)
 
 
 def brief(individual: Individual | None) -> CandidateBrief | None:
@@ -22,6 +29,27 @@ def brief(individual: Individual | None) -> CandidateBrief | None:
         val_macro_f1=individual.val_macro_f1,
         test_macro_f1=individual.test_macro_f1,
         generation=individual.generation,
+        fitness=candidate_fitness(individual),
+    )
+
+
+def candidate_fitness(individual: Individual) -> CandidateFitness:
+    return CandidateFitness(
+        mean=individual.val_macro_f1,
+        se=individual.fitness_se,
+        folds_done=len(individual.fold_f1) or int(individual.val_macro_f1 is not None),
+        stage=individual.stage or ("full" if individual.trained else ""),
+    )
+
+
+def fitness_summary(people: list[Individual], folds: int, noise_se: float, cascade: bool) -> FitnessSummary:
+    return FitnessSummary(
+        kind="cv" if folds > 1 else "split",
+        folds=folds,
+        noise_se=noise_se,
+        cascade=cascade,
+        screened_out=sum(i.stage == "screened" for i in people),
+        fully_evaluated=sum(i.trained for i in people),
     )
 
 
@@ -58,27 +86,35 @@ def evolution_summary(
     run_id: str,
     flow_run_id: Any = None,
     baselines: dict[str, dict[str, float]] | None = None,
+    fitness: FitnessSummary | None = None,
+    noise_se: float = 0.0,
 ) -> EvolveSummary:
     """The summary of the run in ``layout`` as ``state`` holds it; ``baselines`` is the macro-F1
-    table (:func:`~evoformer.baselines.macro_f1_table`)."""
+    table (:func:`~evoformer.baselines.macro_f1_table`). ``front`` is the front selection used
+    (dominance beyond ``noise_se`` standard errors); best means highest fitness."""
     people = state.individuals
     seeds = [i for i in people if i.generation == 0]
     evolved = [i for i in people if i.generation > 0]
-    seed_front = pareto_front(seeds)
+    seed_front = pareto_front(seeds, noise_se)
     best_seed, best_evolved = best(seeds), best(evolved)
+    on_test = None
+    if best_seed and best_evolved and best_seed.test_macro_f1 is not None and best_evolved.test_macro_f1 is not None:
+        on_test = best_evolved.test_macro_f1 > best_seed.test_macro_f1
     return EvolveSummary(
         operator=state.operator,
         operator_reason=reason,
         generations=state.completed_generation,
         stopped=state.stopped,
         candidates=candidate_counts(people),
+        fitness=fitness,
         best=brief(best(people)),
         best_seed=brief(best_seed),
         best_evolved=brief(best_evolved),
-        front=[brief(i) for i in pareto_front(people)],
+        front=[brief(i) for i in pareto_front(people, noise_se)],
         seed_front=[brief(i) for i in seed_front],
-        evolved_beats_best_seed=bool(best_evolved and best_seed and best_evolved.f1 >= best_seed.f1),
-        seed_front_dominated=sum(any(dominates(e, s) for e in evolved if e.trained) for s in seed_front),
+        evolved_beats_best_seed=bool(best_evolved and best_seed and best_evolved.f1 > best_seed.f1),
+        evolved_beats_best_seed_on_test=on_test,
+        seed_front_dominated=sum(any(dominates(e, s, noise_se) for e in evolved if e.trained) for s in seed_front),
         llm=llm_usage(ledger),
         run_id=run_id,
         run_dir=str(layout.root),

@@ -1,12 +1,13 @@
-"""Training a generation's candidates: reuse what is already trained, run the rest at most
-``max_parallel`` at once, and keep every run folder self-contained.
+"""Running trainings: reuse what is already trained, run the rest at most ``max_parallel`` at
+once, and keep every run folder self-contained. What to train (folds, the cascade's stages) is
+:mod:`evoformer.evolution.fitness`'s business; this module runs a list of requests.
 
 The queue knows nothing of the orchestrator: a :class:`Trainer` starts one training and says
 when one is done (the flows' Prefect adapter submits the ``train_candidate`` task; a test can
-train nothing at all). Per candidate, in order:
+train nothing at all). Per training, in order:
 
-1. ``candidates/<id>/`` already holds the finished training under the same key (a killed run
-   resumed): its ``metrics.json`` is reused and nothing is submitted.
+1. Its folder already holds the finished training under the same key (a killed run resumed):
+   its ``metrics.json`` is reused and nothing is submitted.
 2. Otherwise the training is submitted. Its result may come from a cache (Prefect's) and have
    been trained in another run's folder: those files are copied into this run's folder.
 3. When that other folder no longer holds this very training (deleted, or trained again under
@@ -17,17 +18,17 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
 from evoformer.candidates.evaluate import CandidateResult, training_key
 from evoformer.candidates.job import METRICS_FILE, Status, TrainConfig
 from evoformer.candidates.program import CandidateProgram
+from evoformer.data.folds import Fold
 from evoformer.evolution.population import Individual
 from evoformer.evolution.state import finished_training, mark_trained
 from evoformer.layout import RunLayout
@@ -38,7 +39,7 @@ Handle = TypeVar("Handle", bound=Hashable)
 
 @dataclass
 class TrainingJob:
-    """A checked, new candidate to train (its record says ``pending``)."""
+    """A checked, new candidate to evaluate (its record says ``pending``)."""
 
     individual: Individual
     program: CandidateProgram
@@ -58,18 +59,32 @@ class TrainingSetup:
     train: TrainConfig
     limits: SandboxLimits
 
-    def key(self, program: CandidateProgram) -> str:
-        return training_key(program, self.features_path, self.train, self.limits)
+    def request(
+        self,
+        program: CandidateProgram,
+        folder: Path,
+        label: str,
+        train: TrainConfig | None = None,
+        fold: Fold | None = None,
+    ) -> TrainingRequest:
+        """One training of ``program`` into ``folder`` (on ``fold``, with ``train`` or the run's config)."""
+        train = train or self.train
+        key = training_key(program, self.features_path, train, self.limits, fold)
+        return TrainingRequest(program=program, folder=folder, key=key, setup=self, label=label, train=train, fold=fold)
 
 
 @dataclass(frozen=True)
 class TrainingRequest:
-    """One training to run: ``program`` into ``folder``. ``refresh``: never answer from a cache."""
+    """One training to run: ``program`` into ``folder``. ``refresh``: never answer from a cache.
+    ``label`` names it in logs and task runs (``g01-c02``, ``g01-c02-fold1``, ``g01-c02-screen``)."""
 
     program: CandidateProgram
     folder: Path
     key: str
     setup: TrainingSetup = field(repr=False)
+    label: str = ""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    fold: Fold | None = None
     refresh: bool = False
 
 
@@ -84,27 +99,6 @@ class Trainer(Protocol[Handle]):
 
     def result(self, handle: Handle) -> CandidateResult:
         """The finished training's result; raises when the infrastructure failed (after retries)."""
-
-
-def record_result(individual: Individual, result: CandidateResult, wall_seconds: float | None = None) -> Individual:
-    """``individual`` with the outcome and metrics of its training."""
-    update: dict[str, Any] = {
-        "status": result.status,
-        "reason": result.reason,
-        "folder": result.folder,
-        "wall_seconds": wall_seconds,
-    }
-    if result.metrics:
-        m = result.metrics
-        update |= {
-            "params": m.params,
-            "train_seconds": m.train_seconds,
-            "val_macro_f1": m.val.macro_f1,
-            "test_macro_f1": m.test.macro_f1,
-            "val_accuracy": m.val.accuracy,
-            "test_accuracy": m.test.accuracy,
-        }
-    return individual.model_copy(update=update)
 
 
 def into_run_folder(result: CandidateResult, folder: Path, key: str) -> CandidateResult | None:
@@ -140,56 +134,50 @@ class TrainingQueue(Generic[Handle]):
         self.setup, self.trainer, self.max_parallel = setup, trainer, max_parallel
         self.logger = logger or logging.getLogger(__name__)
 
-    def request(self, job: TrainingJob, refresh: bool = False) -> TrainingRequest:
-        return TrainingRequest(
-            program=job.program,
-            folder=self.setup.layout.candidate(job.id),
-            key=self.setup.key(job.program),
-            setup=self.setup,
-            refresh=refresh,
-        )
-
-    def train(self, jobs: list[TrainingJob]) -> list[Individual]:
-        """Every job's record after training, in the order of ``jobs``."""
-        done: dict[str, Individual] = {}
-        pending: list[tuple[TrainingJob, TrainingRequest]] = []
-        for job in jobs:
-            request = self.request(job)
+    def run(self, requests: list[TrainingRequest]) -> list[CandidateResult]:
+        """Every request's result, in the order of ``requests``. A failure of the infrastructure
+        (after the trainer's retries) is a ``sandbox_error`` result, never an exception."""
+        done: dict[int, CandidateResult] = {}
+        pending: list[tuple[int, TrainingRequest]] = []
+        for n, request in enumerate(requests):
             previous = finished_training(request.folder, request.key)
             if previous is not None:
-                self.logger.info("%s: reusing the finished training in %s", job.id, request.folder)
-                done[job.id] = record_result(job.individual, previous)
+                self.logger.info("%s: reusing the finished training in %s", request.label, request.folder)
+                done[n] = previous
             else:
-                pending.append((job, request))
-        running: dict[Handle, tuple[TrainingJob, TrainingRequest, float]] = {}
+                pending.append((n, request))
+        running: dict[Handle, tuple[int, TrainingRequest]] = {}
         while pending or running:
             while pending and len(running) < self.max_parallel:
-                job, request = pending.pop(0)
-                running[self.trainer.submit(request)] = (job, request, time.perf_counter())
+                n, request = pending.pop(0)
+                running[self.trainer.submit(request)] = (n, request)
             handle = self.trainer.next_done(list(running))
-            job, request, started = running.pop(handle)
+            n, request = running.pop(handle)
             try:
                 result = self.trainer.result(handle)
             except Exception as exc:  # noqa: BLE001 - an infrastructure failure after retries
-                done[job.id] = job.individual.model_copy(
-                    update={"status": Status.SANDBOX_ERROR, "reason": str(exc)[:500]}
-                )
+                done[n] = _failed(request, str(exc)[:500])
                 continue
             moved = into_run_folder(result, request.folder, request.key)
             if moved is None:
                 if request.refresh:  # trained afresh and still not here: do not loop
-                    done[job.id] = job.individual.model_copy(
-                        update={
-                            "status": Status.SANDBOX_ERROR,
-                            "reason": f"training again gave a result in another folder ({result.folder})",
-                        }
-                    )
+                    done[n] = _failed(request, f"training again gave a result in another folder ({result.folder})")
                     continue
-                self.logger.info("%s: the cached training's folder is gone; training again", job.id)
-                pending.append((job, self.request(job, refresh=True)))
+                self.logger.info("%s: the cached training's folder is gone; training again", request.label)
+                pending.append((n, replace(request, refresh=True)))
                 continue
             if not moved.transient:
                 mark_trained(request.folder, request.key)
-            done[job.id] = record_result(job.individual, moved, round(time.perf_counter() - started, 3))
-            self.logger.info("%s: %s %s", job.id, moved.status, moved.reason)
-        return [done[job.id] for job in jobs]
+            done[n] = moved
+            self.logger.info("%s: %s %s", request.label, moved.status, moved.reason)
+        return [done[n] for n in range(len(requests))]
+
+
+def _failed(request: TrainingRequest, reason: str) -> CandidateResult:
+    return CandidateResult(
+        name=request.program.name,
+        program_hash=request.program.program_hash(),
+        status=Status.SANDBOX_ERROR,
+        reason=reason,
+        folder=str(request.folder),
+    )

@@ -101,6 +101,48 @@ class SplitFeatures:
         return out_a, out_b
 
 
+@dataclass
+class PoolRows:
+    """Chosen rows of several splits read as one set (a fold's train or val part of the pool
+    ``parts[0] + parts[1] + ...``), with :class:`SplitFeatures`' reading interface. Nothing is copied:
+    ``batch`` reads each row from its split's memory map."""
+
+    parts: list[SplitFeatures]
+    rows: np.ndarray  # [n] int64 row ids into the pool
+
+    def __post_init__(self) -> None:
+        starts = np.concatenate([[0], np.cumsum([len(p) for p in self.parts], dtype=np.int64)])
+        self.rows = np.asarray(self.rows, dtype=np.int64)
+        if len(self.rows) and (self.rows.min() < 0 or self.rows.max() >= starts[-1]):
+            raise ValueError(f"pool rows must lie in 0..{starts[-1] - 1}")
+        self.part_of = np.searchsorted(starts, self.rows, side="right") - 1
+        self.local = self.rows - starts[self.part_of]
+        self.lengths = np.array([self.parts[p].lengths[i] for p, i in zip(self.part_of, self.local, strict=True)])
+        self.claim_lengths = np.array(
+            [self.parts[p].claim_lengths[i] for p, i in zip(self.part_of, self.local, strict=True)]
+        )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def dim(self) -> int:
+        return self.parts[0].dim
+
+    def batch(self, indices: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Padded float32 states [B, T, D] and bool mask [B, T] for positions ``indices`` of this set."""
+        indices = np.asarray(indices)
+        width = int(self.lengths[indices].max())
+        x = np.zeros((len(indices), width, self.dim), dtype=np.float32)
+        mask = np.zeros((len(indices), width), dtype=bool)
+        for row, i in enumerate(indices):
+            part = self.parts[self.part_of[i]]
+            start, end = part.offsets[self.local[i]], part.offsets[self.local[i] + 1]
+            x[row, : end - start] = part.states[start:end]
+            mask[row, : end - start] = True
+        return x, mask
+
+
 def load_manifest(folder: str | Path) -> FeatureManifest:
     return FeatureManifest.model_validate_json((Path(folder) / MANIFEST).read_text())
 
