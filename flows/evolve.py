@@ -14,6 +14,7 @@ runner that trains (through :class:`tasks.candidates.PrefectTrainer`) and the ha
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -178,7 +179,7 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     client, ledger = _llm_client(kind, params, layout)
     proposer = _Proposer(params, kind, inputs.prelude, client, ledger, layout, logger)
     setup = TrainingSetup(layout, data["features_path"], split_labels(layout), params.train, params.limits)
-    folds = run_folds(layout, params.fitness.folds, params.fitness.seed)
+    folds = run_folds(layout, params.evaluation.folds, params.evaluation.seed)
     publish = _Publisher(state, layout, baselines.get("majority", {}).get("val"), params.generations)
     at_once = params.trainings_at_once()
     logger.info(
@@ -190,14 +191,20 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
 
     with make_task_runner(params.runner, at_once) as runner:  # started once: a Dask cluster is not cheap
         queue = TrainingQueue(setup, PrefectTrainer(runner), at_once, logger)
-        evaluator = FitnessEvaluator(queue, folds, params.fitness)
+        evaluator = FitnessEvaluator(queue, folds, params.evaluation)
         if state.completed_generation < 0:
             state.individuals += train_seeds(inputs, params.static, evaluator)
             publish.generation(0)
         state.stopped = ""  # a resumed run may have a larger budget: the ledger decides below
+        search_started = time.monotonic()
         for generation in range(state.completed_generation + 1, params.generations + 1):
             if ledger and ledger.budget_reached():
                 state.stopped = f"LLM budget reached after generation {generation - 1}"
+                break
+            if params.search_budget_s and time.monotonic() - search_started > params.search_budget_s:
+                state.stopped = (
+                    f"search budget of {params.search_budget_s:g} s reached after generation {generation - 1}"
+                )
                 break
             pool = _parents(state, params, generation, logger)
             proposals = proposer.children(state, pool, generation)
@@ -235,7 +242,7 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
         flow_run_id=flow_run.id,
         baselines=baselines,
         fitness=fitness_summary(
-            state.individuals, len(folds), params.selection.noise_se, params.fitness.cascade.enabled
+            state.individuals, len(folds), params.selection.noise_se, params.evaluation.cascade.enabled
         ),
         noise_se=params.selection.noise_se,
     )

@@ -41,10 +41,16 @@ class EvolveParams(BaseModel):
 
     generations: int = Field(default=3, ge=0, description="Generations after the seeds.")
     children: int = Field(default=6, ge=1, description="Children proposed per generation.")
+    search_budget_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Wall-clock seconds for the generations after the seeds: no generation starts past it "
+        "(a resumed run gets it afresh). Empty: no limit.",
+    )
     seed: int = Field(default=0, description="Seeds parent draws and operator choices (training has train.seed).")
     operator: OperatorConfig = Field(default_factory=OperatorConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
-    fitness: FitnessConfig = Field(
+    evaluation: FitnessConfig = Field(
         default_factory=FitnessConfig, description="Cross-validation folds over train + val, and the cascade."
     )
     seed_folder: str | None = Field(

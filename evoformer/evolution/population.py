@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from evoformer.candidates.job import Status
 
 Fitness = Literal["pareto", "evoprompting"]
+ParentSource = Literal["fittest", "random_seeds"]
 
 
 class Individual(BaseModel):
@@ -92,6 +93,11 @@ class SelectionConfig(BaseModel):
         description="Candidates whose fitness error (1 - mean val macro-F1 over folds) is at or above this "
         "never become parents.",
     )
+    parents: ParentSource = Field(
+        default="fittest",
+        description="fittest: parents are drawn from the best top_p candidates (evolution); random_seeds: from "
+        "the trained seeds, uniformly, whatever any child scored (random search, a baseline for evolution).",
+    )
     top_p: int = Field(default=10, ge=1, description="Parents are drawn from the best p candidates.")
     parents_k: int = Field(default=2, ge=1, description="Parents per crossover prompt.")
     crossover_rate: float = Field(default=0.5, ge=0, le=1, description="Share of children made by crossover.")
@@ -173,8 +179,11 @@ def parent_pool(individuals: list[Individual], config: SelectionConfig) -> tuple
     Parents are retired once used, as in EvoPrompting. When every eligible candidate is retired
     (say, a generation whose children all failed), retired ones are readmitted; when none is
     under the error threshold at all, the best trained ones are used. Either way the run goes on
-    and the note says why.
+    and the note says why. With ``parents="random_seeds"`` the pool is every trained seed.
     """
+    if config.parents == "random_seeds":
+        seeds = sorted((i for i in individuals if i.trained and i.generation == 0), key=lambda i: i.id)
+        return seeds, ""
     active = rank([i for i in individuals if not i.retired], config)
     if active:
         return active[: config.top_p], ""
