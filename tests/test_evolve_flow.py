@@ -16,6 +16,7 @@ import pytest
 from llm_server import Error, Reply
 
 from evoformer.candidates.job import TrainConfig
+from evoformer.config.fitness import CascadeConfig, FitnessConfig
 from evoformer.evolution.operators import OperatorConfig
 from evoformer.evolution.population import SelectionConfig
 from evoformer.features import EncoderConfig
@@ -74,6 +75,8 @@ def evolve_params(source: Path, cache: Path, runs: Path, seeds: Path, run_id: st
         train=FAST_TRAIN,
         max_parallel=2,
         operator=OperatorConfig(kind="offline"),
+        # One training per candidate keeps these flow tests fast; the first test cross-validates.
+        evaluation=FitnessConfig(folds=1, cascade=CascadeConfig(enabled=False)),
     )
     fields.update(overrides)
     return EvolveParams(**fields)
@@ -90,6 +93,10 @@ def _population(run_dir: Path) -> list[dict]:
         "status",
         "params",
         "val_macro_f1",
+        "fitness_se",
+        "fold_f1",
+        "stage",
+        "screen_f1",
         "test_macro_f1",
         "retired",
     )
@@ -118,6 +125,7 @@ def test_offline_evolution_runs_two_generations(
         seed_folder,
         "offline-a",
         compress=CompressTrigger(mode="deployment"),
+        evaluation=FitnessConfig(folds=2, cascade=CascadeConfig(top_fraction=0.5, margin=0.0)),
     )
     summary = evolve(params)
     run_dir = Path(summary["run_dir"])
@@ -146,7 +154,19 @@ def test_offline_evolution_runs_two_generations(
     hashes = [row["program_hash"] for row in lineage if row["status"] != "duplicate" and row["program_hash"]]
     assert len(hashes) == len(set(hashes))
 
-    assert summary["best"]["val_macro_f1"] == max(r["val_macro_f1"] for r in lineage if r["status"] == "ok")
+    fitness = summary["fitness"]
+    assert fitness["kind"] == "cv" and fitness["folds"] == 2 and fitness["cascade"]
+    full = [r for r in lineage if r["stage"] == "full"]
+    for row in full:  # fitness is the mean of both folds, with its standard error
+        assert len(row["fold_f1"]) == 2 and row["val_macro_f1"] == pytest.approx(sum(row["fold_f1"]) / 2)
+        assert row["fitness_se"] is not None and row["screen_f1"] is not None
+        assert (run_dir / "folds" / row["id"] / "fold-1" / "metrics.json").is_file()
+    screened = [r for r in lineage if r["stage"] == "screened"]
+    assert all(r["val_macro_f1"] is None and r["screen_f1"] is not None for r in screened)
+    assert fitness["screened_out"] == len(screened) and fitness["fully_evaluated"] == len(full)
+    assert all(row["stage"] == "full" for row in lineage if row["generation"] == 0)  # seeds always go on
+    assert summary["best"]["val_macro_f1"] == max(r["val_macro_f1"] for r in full)
+    assert summary["best"]["fitness"]["folds_done"] == 2 and summary["best"]["fitness"]["stage"] == "full"
     front_ids = [f["id"] for f in summary["front"]]
     assert front_ids and summary["best"]["id"] in front_ids
     assert (run_dir / "pareto.png").stat().st_size > 1000
@@ -388,6 +408,8 @@ def test_kill_and_resume_gives_the_population_of_an_uninterrupted_run(
         "3",
         "--max-parallel",
         "1",
+        "--evaluation.folds",  # cross-validated and cascaded: resume must be exact with folds too
+        "2",
         "--source",
         str(small_climate_fever),
         "--cache-dir",
