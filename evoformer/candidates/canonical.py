@@ -1,19 +1,18 @@
 """The canonical form of a program, to tell a near-copy from a real change.
 
-Contract: :func:`canonical_tree` returns the AST of a source without docstrings (the leading string
-of a module, class or function; an emptied body gets ``pass``) and with every identifier the program
-binds renamed by order of first appearance, so programs that differ only in docstrings, comments,
-formatting and chosen names give equal trees. Renamed: functions, classes, parameters (``*args``,
-``**kwargs``, keyword-only), variables (assignment, ``for``/``with``/``except`` and comprehension
-targets, walrus), class-body names and attributes stored on ``self`` (``self.proj`` wherever it
-occurs). Kept: whatever the program does not bind (builtins, imports and their attributes such as
-``nn.Linear``, keyword names in calls to code it does not define such as ``batch_first=True``),
-``keep`` (the entry point), dunder names, and every constant: a changed width is a change.
+Contract: :func:`canonical_tree` returns a source's AST without bare string statements (docstrings and
+other no-ops, wherever they stand: after a prelude the program's docstring is not the module's first
+statement; an emptied body gets ``pass``) and with every identifier the program binds renamed by
+order of first appearance: functions, classes, parameters (``*args``, ``**kwargs``, keyword-only),
+variables (assignment, ``for``/``with``/``except``/comprehension targets, walrus), class-body names
+and attributes stored on ``self``. Programs differing only in docstrings, comments, formatting and
+chosen names give equal trees. Kept: what the program does not bind (builtins, imports and their
+attributes such as ``nn.Linear``, keywords in calls to code it does not define such as
+``batch_first=True``), ``keep`` (the entry point), dunder names, and every constant.
 
-Module-level names, class-body names and ``self`` attributes share one namespace (``g<n>``); a
-function's parameters (first, in signature order) and the names it assigns are its locals
-(``v<depth>_<n>``); a keyword in a call to a function, class (its ``__init__``) or ``self`` method
-of the program becomes ``p<i>``, its parameter's position. Names are resolved lexically.
+Module-level, class-body and ``self`` attribute names share one namespace (``g<n>``); a function's
+parameters (first, in order) and assigned names are its locals (``v<depth>_<n>``); a keyword in a call
+to the program's own function, class or ``self`` method becomes ``p<i>``, its parameter's position.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ _DEFS = (*_FUNCTIONS, ast.ClassDef)
 def canonical_tree(source: str, keep: Collection[str] = ()) -> ast.Module:
     """The canonical AST of ``source`` (see the module docstring); raises ``SyntaxError`` as ``ast.parse`` does."""
     module = pyast.parse(source)
-    _strip_docstring(module.body)
+    _strip_strings(module)
     _Canonicaliser(module, frozenset(keep)).visit(module)
     return module
 
@@ -40,13 +39,8 @@ def _args(args: ast.arguments) -> list[ast.arg]:
     return [a for a in [*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg] if a is not None]
 
 
-def _params(args: ast.arguments) -> list[str]:
-    return [a.arg for a in _args(args)]
-
-
 def _bound_in(body: list[ast.stmt]) -> tuple[set[str], set[str]]:
-    """Names a block binds itself (not inside nested functions or classes), and those it declares
-    ``global`` or ``nonlocal``."""
+    """Names a block binds itself (of nested functions and classes: their names), and its global/nonlocal ones."""
     bound: set[str] = set()
     declared: set[str] = set()
     todo: list[ast.AST | None] = list(body)
@@ -59,9 +53,6 @@ def _bound_in(body: list[ast.stmt]) -> tuple[set[str], set[str]]:
             todo += node.decorator_list
             todo += [*node.args.defaults, *node.args.kw_defaults] if isinstance(node, _FUNCTIONS) else node.bases
             continue
-        if isinstance(node, ast.Lambda):
-            todo += [*node.args.defaults, *node.args.kw_defaults]
-            continue
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             bound.add(node.id)
         elif isinstance(node, ast.ExceptHandler) and node.name:
@@ -72,42 +63,40 @@ def _bound_in(body: list[ast.stmt]) -> tuple[set[str], set[str]]:
     return bound, declared
 
 
-def _strip_docstring(body: list[ast.stmt]) -> None:
-    first = body[0] if body else None
-    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-        del body[0]
-    if not body:
-        body.append(ast.Pass())
+def _strip_strings(module: ast.Module) -> None:
+    """Drop every statement that is a bare string (docstrings and other no-ops); an emptied body gets ``pass``."""
+    for node in list(ast.walk(module)):
+        for field in ("body", "orelse", "finalbody"):
+            body = getattr(node, field, None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                body[:] = [s for s in body if not _is_string(s)] or [ast.Pass()]
+
+
+def _is_string(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
 
 
 class _Canonicaliser(ast.NodeVisitor):
     """Renames in place; the sets of bound names are found first, the numbering follows the visit."""
 
     def __init__(self, module: ast.Module, keep: frozenset[str]) -> None:
-        imported = {
-            (a.asname or a.name).split(".")[0]
-            for node in ast.walk(module)
-            if isinstance(node, ast.Import | ast.ImportFrom)
-            for a in node.names
-        }
-        self.skip = imported | keep
+        imports = [a for node in ast.walk(module) if isinstance(node, ast.Import | ast.ImportFrom) for a in node.names]
+        self.skip = {(a.asname or a.name).split(".")[0] for a in imports} | keep
         module_bound, _ = _bound_in(module.body)
-        declared_global: set[str] = set()
-        class_bound: set[str] = set()
-        self_attrs: set[str] = set()
+        declared_global, class_bound, self_attrs = set[str](), set[str](), set[str]()
         self.signatures: dict[str, list[str]] = {}  # module-level function or class -> its parameters
         self.methods: dict[str, list[str]] = {}  # method -> its parameters
         top = {id(node) for node in module.body}
         for node in ast.walk(module):
             if isinstance(node, _FUNCTIONS) and id(node) in top:
-                self.signatures[node.name] = _params(node.args)
+                self.signatures[node.name] = [a.arg for a in _args(node.args)]
             elif isinstance(node, ast.ClassDef):
                 class_bound |= _bound_in(node.body)[0]
                 for item in node.body:
                     if isinstance(item, _FUNCTIONS):
-                        self.methods[item.name] = _params(item.args)
+                        self.methods[item.name] = [a.arg for a in _args(item.args)]
                         if item.name == "__init__" and id(node) in top:
-                            self.signatures[node.name] = _params(item.args)
+                            self.signatures[node.name] = self.methods[item.name]
             elif isinstance(node, ast.Global):
                 declared_global.update(node.names)
             elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and _is_self(node.value):
@@ -136,7 +125,7 @@ class _Canonicaliser(ast.NodeVisitor):
 
     def _scoped(self, args: ast.arguments, body: list[ast.AST], extra: set[str]) -> None:
         """Visit ``body`` in a new scope whose locals are the parameters (numbered first) and ``extra``."""
-        self.scopes.append((self._renamable(set(_params(args)) | extra), {}))
+        self.scopes.append((self._renamable({a.arg for a in _args(args)} | extra), {}))
         outer, self.in_class = self.in_class, False
         for a in _args(args):
             a.arg = self._resolve(a.arg)
@@ -161,7 +150,6 @@ class _Canonicaliser(ast.NodeVisitor):
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self._outer_parts(node)
-        _strip_docstring(node.body)
         bound, declared = _bound_in(node.body)
         self._scoped(node.args, list(node.body), bound - declared)
 
@@ -173,7 +161,6 @@ class _Canonicaliser(ast.NodeVisitor):
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self._outer_parts(node)
-        _strip_docstring(node.body)
         outer, self.in_class = self.in_class, True
         self._visit_all(node.body)
         self.in_class = outer
