@@ -15,8 +15,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from evoformer import pyast
+from evoformer.candidates.canonical import canonical_tree
 
 ENTRY_POINT = "build_model"
+KEPT_NAMES = frozenset({ENTRY_POINT, "forward"})  # what the harness and torch call by name: renaming them is a change
 
 
 class CandidateProgram(BaseModel):
@@ -42,6 +44,17 @@ class CandidateProgram(BaseModel):
         """Hash of the normalised AST of the full source (formatting and comments do not count)."""
         try:
             text = ast.dump(pyast.parse(self.full_source()), annotate_fields=False)
+        except (SyntaxError, RecursionError, MemoryError, ValueError):
+            text = self.full_source()
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def structure_hash(self) -> str:
+        """Hash of the full source's canonical AST (:mod:`evoformer.candidates.canonical`): equal for two
+        programs that differ only in docstrings, comments, formatting and the names they bind; constants,
+        layers, the entry point and whatever the program does not define still count. An unparseable
+        source hashes its text, as :meth:`program_hash` does."""
+        try:
+            text = ast.dump(canonical_tree(self.full_source(), keep=KEPT_NAMES), annotate_fields=False)
         except (SyntaxError, RecursionError, MemoryError, ValueError):
             text = self.full_source()
         return hashlib.sha256(text.encode()).hexdigest()

@@ -1,9 +1,11 @@
 """Around training: every child's record, its program on disk, the static check and
-de-duplication by normalised AST hash before it; the seeds as generation 0; what the operator
-sees of a parent; and adding a trained generation to the population."""
+de-duplication before it (exact copies by normalised AST hash, near-copies by structure hash); the
+seeds as generation 0; what the operator sees of a parent; and adding a trained generation to the
+population."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from evoformer.candidates.job import Status
@@ -30,14 +32,53 @@ def known_hashes(individuals: list[Individual]) -> dict[str, str]:
     return {i.program_hash: i.id for i in individuals if i.program_hash and i.status != Status.DUPLICATE}
 
 
+@dataclass
+class KnownPrograms:
+    """Every program seen so far, each with the id of the candidate that holds it: by program hash
+    (exact copies) and by structure hash (near-copies: the same once docstrings, comments and names
+    are ignored, see :meth:`CandidateProgram.structure_hash`)."""
+
+    programs: dict[str, str]
+    structures: dict[str, str]
+
+    @classmethod
+    def of(cls, known: dict[str, str], layout: RunLayout, prelude: str) -> KnownPrograms:
+        """``known`` (program hash -> id) and the structure hash of each of those candidates' saved
+        programs, hashed with the prelude like any program; a missing program adds no structure hash."""
+        structures: dict[str, str] = {}
+        for candidate_id in known.values():
+            source = layout.read_program(candidate_id)
+            if source is not None:
+                program = CandidateProgram(name=candidate_id, source=source, prelude=prelude)
+                structures.setdefault(program.structure_hash(), candidate_id)
+        return cls(known, structures)
+
+    def copy_of(self, program_hash: str, structure_hash: str) -> tuple[str, str] | None:
+        """The id of the candidate a program repeats and why, or None for a new program."""
+        if program_hash in self.programs:
+            return self.programs[program_hash], f"same normalised AST as {self.programs[program_hash]}"
+        if structure_hash in self.structures:
+            same = self.structures[structure_hash]
+            return same, f"near-copy of {same}: the same program once docstrings, comments and names are ignored"
+        return None
+
+    def add(self, program_hash: str, structure_hash: str, candidate_id: str) -> None:
+        self.programs[program_hash] = candidate_id
+        self.structures[structure_hash] = candidate_id
+
+
 def check_children(
     proposals: list[Proposal], known: dict[str, str], prelude: str, static: StaticCheckConfig, layout: RunLayout | Path
 ) -> tuple[list[Individual], list[TrainingJob]]:
-    """Static checks and de-duplication by normalised AST hash; only new, clean children train.
+    """Static checks and de-duplication; only new, clean children train.
 
-    Every written program is saved as ``programs/<id>.py``; ``known`` (hash -> id) gains the new ones.
+    A child is a duplicate (``copy_of`` names the candidate it repeats) when its normalised AST equals
+    that of a program in ``known`` or of an earlier child here, or when it does once docstrings,
+    comments and names are ignored (the structure hashes of ``known``'s saved programs). Every written
+    program is saved as ``programs/<id>.py``; ``known`` (hash -> id) gains the new ones.
     Returns the records of the children that do not train, and the jobs of those that do."""
     layout = RunLayout.of(layout)
+    seen = KnownPrograms.of(known, layout, prelude)
     recorded, jobs = [], []
     for proposal in proposals:
         plan = proposal.plan
@@ -59,6 +100,7 @@ def check_children(
         program = CandidateProgram(name=plan.child_id, source=proposal.source, prelude=prelude)
         try:
             individual.program_hash = program.program_hash()
+            structure_hash = program.structure_hash()
             report = check_source(program.full_source(), static)
         except (RecursionError, MemoryError, ValueError) as exc:  # pathological sources, e.g. deeply nested
             recorded.append(
@@ -71,13 +113,12 @@ def check_children(
             recorded.append(
                 individual.model_copy(update={"status": Status.REJECTED, "reason": "; ".join(report.reasons)})
             )
-        elif individual.program_hash in known:
-            same = known[individual.program_hash]
+        elif copy := seen.copy_of(individual.program_hash, structure_hash):
             recorded.append(
-                individual.model_copy(update={"status": Status.DUPLICATE, "reason": f"same normalised AST as {same}"})
+                individual.model_copy(update={"status": Status.DUPLICATE, "copy_of": copy[0], "reason": copy[1]})
             )
         else:
-            known[individual.program_hash] = plan.child_id
+            seen.add(individual.program_hash, structure_hash, plan.child_id)
             jobs.append(
                 TrainingJob(
                     individual=individual.model_copy(update={"status": Status.PENDING, "reason": ""}), program=program
