@@ -171,10 +171,12 @@ def _leaderboard_section(people: list[Individual], summary: dict[str, Any]) -> s
     evolve = summary.get("evolve") or {}
     counts = evolve.get("candidates") or {}
     fitness = _fitness_of_run(people, summary)
+    stopped = fitness.get("screened_out")
     cascade = (
-        f" The cascade stopped {_f(fitness.get('screened_out'))} children after stage 1 (their column shows the "
+        f" The cascade stopped {_f(stopped)} {'child' if stopped == 1 else 'children'} after stage 1 (their "
+        "fitness column shows the "
         f"stage-1 score, not a fitness); {_f(fitness.get('fully_evaluated'))} were fully evaluated."
-        if fitness.get("screened_out")
+        if stopped
         else ""
     )
     note = (

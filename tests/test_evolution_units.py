@@ -318,7 +318,7 @@ def test_cli_evolve_summary_shows_fitness_stage_test_cascade_and_ends_with_the_v
 
     out = format_evolve_summary(_evolve_summary(True, False, evolved_test=0.44)).splitlines()
     assert "fitness: 3-fold cross-validation over train + val (mean val macro-F1 over the folds ± SE)" in out[4]
-    assert any("cascade: 1 children stopped after stage 1 (no fitness), 2 candidates fully evaluated" in x for x in out)
+    assert any("cascade: 1 child stopped after stage 1 (no fitness), 2 candidates fully evaluated" in x for x in out)
     best = next(line for line in out if line.startswith("best seed"))
     assert "seed-a" in best and "fitness 0.470 ± 0.020 (full, 3 folds), test 0.460" in best
     evolved = next(line for line in out if line.startswith("best evolved"))
@@ -385,3 +385,27 @@ def test_pareto_plot_draws_fully_evaluated_candidates_with_se_bars(tmp_path, mon
     assert list(args[0]) == [3000] and kwargs["yerr"] == [0.011]
     plotted = [x for args, _ in seen["scatter"] for x in args[0]]
     assert sorted(plotted) == [3000, 5000]  # the screened child (800 params) is not plotted
+
+
+def test_cli_pipeline_summary_ends_with_the_verdict() -> None:
+    from flows.cli.summaries import format_pipeline_summary
+
+    m = {"macro_f1": 0.26, "weighted_f1": 0.5, "accuracy": 0.64}
+    labels = {"SUPPORTS": 5, "REFUTES": 3, "NOT_ENOUGH_INFO": 2}
+    data = {
+        "run_id": "r1",
+        "run_dir": "/runs/r1",
+        "splits": {"train": {"pairs": 10, "claims": 4, "labels": labels}},
+        "claim_overlap": 0,
+        "baselines": {"majority": {"val": m, "test": m}},
+        "features_path": "/f",
+        "features_cached": True,
+    }
+    out = format_pipeline_summary(
+        {"data": data, "evolve": _evolve_summary(False, True), "compress": None, "report": "/runs/r1/report.html"}
+    )
+    lines = out.splitlines()
+    assert sum(line.startswith("The best evolved candidate") for line in lines) == 1  # once, at the end
+    assert lines[-1].startswith("The best evolved candidate (g01-c00, fitness 0.512 ± 0.011) did not beat")
+    assert lines[-1].endswith("it beat it, 0.490 vs 0.460.") and "report: /runs/r1/report.html" in out
+    assert "fitness: 3-fold cross-validation over train + val" in out and "baseline majority" in out

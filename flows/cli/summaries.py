@@ -93,6 +93,10 @@ def format_pipeline_summary(summary: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def _children(n: int) -> str:
+    return f"{n} child" if n == 1 else f"{n} children"
+
+
 def _fitness_kind_line(summary: dict[str, Any]) -> str:
     from evoformer.evolution.report import fitness_kind_text
 
@@ -103,7 +107,7 @@ def _fitness_kind_line(summary: dict[str, Any]) -> str:
     line += f"; a gain must exceed {fitness['noise_se']:g} SE to dominate"
     if fitness.get("cascade"):
         line += (
-            f"\ncascade: {fitness.get('screened_out', 0)} children stopped after stage 1 (no fitness), "
+            f"\ncascade: {_children(fitness.get('screened_out', 0))} stopped after stage 1 (no fitness), "
             f"{fitness.get('fully_evaluated', 0)} candidates fully evaluated"
         )
     else:
