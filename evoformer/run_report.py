@@ -1,6 +1,8 @@
 """``runs/<run-id>/report.html``: one self-contained page about a run.
 
-It shows the data and baselines (majority class included), the leaderboard, the Pareto plot
+It opens with how fitness was measured and whether the best evolved candidate beat the best seed
+(on fitness, and on test, which is measured and never used to choose). It shows the data and
+baselines (majority class included), the leaderboard (fitness ± SE, folds, stage), the Pareto plot
 (embedded PNG), the lineage tree (parents and operator of each child), the best programs with
 their diffs against their parents, and the compression tables. Everything is read from the run
 folder, so the page can be rebuilt at any time; the programs shown are the orchestrator's copies
@@ -19,7 +21,16 @@ from typing import Any
 from evoformer.baselines import REPORTED_SPLITS, macro_f1_table
 from evoformer.candidates.job import Status
 from evoformer.evolution.population import Individual, pareto_front
-from evoformer.evolution.report import leaderboard_rows, plot_pareto, program_diff
+from evoformer.evolution.report import (
+    FITNESS_AXIS,
+    fitness_cell,
+    fitness_kind_text,
+    folds_text,
+    leaderboard_rows,
+    plot_pareto,
+    program_diff,
+    verdict,
+)
 from evoformer.evolution.state import load_population
 from evoformer.files import write_text_atomic
 from evoformer.layout import RunLayout
@@ -36,6 +47,7 @@ tr.baseline td{color:#666;font-style:italic}
 tr.failed td{color:#999}pre{background:#f8f8f8;padding:.6rem;overflow-x:auto;font-size:.8rem;border:1px solid #eee}
 .add{color:#116611;background:#eaffea}.del{color:#991111;background:#ffecec}.hunk{color:#555}
 ul.tree{list-style:none;padding-left:1.2rem;border-left:1px dotted #bbb}ul.tree li{margin:.15rem 0}
+tr.screened td{color:#777}p.headline{font-size:1.05rem;background:#f6f8fa;padding:.6rem;border:1px solid #eee}
 .muted{color:#777}.ok{color:#116611}.bad{color:#991111}img{max-width:100%;border:1px solid #eee}
 """
 
@@ -114,46 +126,94 @@ def _majority(summary: dict[str, Any]) -> tuple[float | None, float | None]:
     return majority["val"], majority["test"]
 
 
+def _fitness_of_run(people: list[Individual], summary: dict[str, Any]) -> dict[str, Any]:
+    """The evolve summary's fitness section, or (mid-run, before the summary exists) one read off
+    the population: the most folds any candidate has."""
+    fitness = (summary.get("evolve") or {}).get("fitness")
+    if fitness:
+        return dict(fitness)
+    folds = max((len(i.fold_f1) for i in people), default=1) or 1
+    return {
+        "kind": "cv" if folds > 1 else "split",
+        "folds": folds,
+        "screened_out": sum(i.stage == "screened" for i in people),
+        "fully_evaluated": sum(i.trained for i in people),
+    }
+
+
+def _headline(people: list[Individual], summary: dict[str, Any]) -> str:
+    """How fitness was measured, the verdict of the run (when it has ended) and the majority class."""
+    fitness = _fitness_of_run(people, summary)
+    evolve = summary.get("evolve") or {}
+    parts = [f"<b>Fitness: {escape(fitness_kind_text(fitness))}</b> (mean val macro-F1 over the folds ± SE)."]
+    if evolve:
+        parts.append(escape(verdict(evolve)))
+    val, test = _majority(summary)
+    if val is not None or test is not None:
+        parts.append(f"Majority class: val {_f(val, 3)}, test {_f(test, 3)} (macro-F1).")
+    return f"<p class='headline'>{' '.join(parts)}</p>"
+
+
 def _leaderboard_section(people: list[Individual], summary: dict[str, Any]) -> str:
     front = {i.id for i in pareto_front(people)}
     rows = leaderboard_rows(people)
     for row in rows:
         row["front"] = "yes" if row["id"] in front else ""
     val, test = _majority(summary)
-    rows.append({"id": "majority class", "val_macro_f1": val, "test_macro_f1": test, "status": "baseline"})
+    rows.append(
+        {
+            "id": "majority class",
+            "fitness": "" if val is None else f"{val:.3f} (val split)",
+            "test_macro_f1": test,
+            "status": "baseline",
+        }
+    )
     evolve = summary.get("evolve") or {}
     counts = evolve.get("candidates") or {}
+    fitness = _fitness_of_run(people, summary)
+    stopped = fitness.get("screened_out")
+    cascade = (
+        f" The cascade stopped {_f(stopped)} {'child' if stopped == 1 else 'children'} after stage 1 (their "
+        "fitness column shows the "
+        f"stage-1 score, not a fitness); {_f(fitness.get('fully_evaluated'))} were fully evaluated."
+        if stopped
+        else ""
+    )
     note = (
         f"<p>Operator: {escape(str(evolve.get('operator_reason', '?')))}. "
         f"Generations: {_f(evolve.get('generations'))}. "
         f"Candidates: {_f(counts.get('total'))} total, {_f(counts.get('ok'))} trained, "
         f"{_f(counts.get('rejected'))} rejected "
-        f"before training, {_f(counts.get('failed'))} failed in training. Ranked by val macro-F1; test is reported, "
-        "never used to choose. Green rows are on the final Pareto front (val macro-F1 up, params down).</p>"
+        f"before training, {_f(counts.get('failed'))} failed in training.{cascade} "
+        f"Ranked by fitness ({escape(fitness_kind_text(fitness))}: mean val macro-F1 over the folds ± SE; folds "
+        "lists each fold's score); test is the kept (fold-0) model's, reported, never used to choose. Green rows "
+        "are on the final Pareto front (fitness up, params down).</p>"
     )
 
     def css(row: dict[str, Any]) -> str:
         if row["status"] == "baseline":
             return "baseline"
+        if row.get("stage") == "screened":
+            return "screened"
         return "front" if row.get("front") else ("" if row["status"] == Status.OK else "failed")
 
     columns = [
         "id",
+        "status",
+        "stage",
+        "fitness",
+        "folds",
+        "params",
+        "test_macro_f1",
+        "front",
         "generation",
         "operator",
         "parents",
-        "params",
-        "val_macro_f1",
-        "test_macro_f1",
-        "front",
-        "status",
         "reason",
+        "copy_of",
     ]
-    return (
-        "<h2>Leaderboard</h2>"
-        + note
-        + _table(rows, columns, left={"id", "operator", "parents", "status", "reason"}, row_class=css)
-    )
+    left = {"id", "status", "stage", "fitness", "folds", "operator", "parents", "reason", "copy_of"}
+    return "<h2>Leaderboard</h2>" + note + _table(rows, columns, left=left, row_class=css)
 
 
 def _pareto_section(people: list[Individual], layout: RunLayout, summary: dict[str, Any]) -> str:
@@ -162,8 +222,10 @@ def _pareto_section(people: list[Individual], layout: RunLayout, summary: dict[s
     plot = plot_pareto(people, layout.pareto_plot, _majority(summary)[0])
     data = base64.b64encode(plot.read_bytes()).decode()
     return (
-        "<h2>Pareto plot</h2><p>Val macro-F1 against parameters (log scale); seeds are red squares, the step line is "
-        "the final front, the dashed line the majority class.</p>"
+        f"<h2>Pareto plot</h2><p>{FITNESS_AXIS[0].upper() + FITNESS_AXIS[1:]} against parameters (log scale), "
+        "with ± 1 SE error bars, for the fully evaluated candidates only (those the cascade stopped have no "
+        "fitness); seeds are red squares, the step line is the final front, the dashed line the majority class "
+        "(on the val split).</p>"
         f"<img alt='Pareto plot' src='data:image/png;base64,{data}'>"
     )
 
@@ -171,8 +233,10 @@ def _pareto_section(people: list[Individual], layout: RunLayout, summary: dict[s
 def _node(person: Individual, children: dict[str, list[Individual]], seen: set[str]) -> str:
     seen.add(person.id)
     status = (
-        f"<span class='ok'>val {person.val_macro_f1:.4f}, {person.params:,} params</span>"
+        f"<span class='ok'>fitness {escape(fitness_cell(person))}, {person.params:,} params</span>"
         if person.trained
+        else f"<span class='muted'>{escape(fitness_cell(person))}, stopped by the cascade</span>"
+        if person.stage == "screened"
         else f"<span class='bad'>{escape(person.status)}</span>"
     )
     others = [p for p in person.parents[1:]]
@@ -218,13 +282,14 @@ def _diff_html(diff: str) -> str:
 def _best_programs_section(people: list[Individual], layout: RunLayout, top: int) -> str:
     trained = sorted((i for i in people if i.trained), key=lambda i: (-(i.val_macro_f1 or 0.0), i.params or 0))[:top]
     parts = [
-        f"<h2>Best programs</h2><p>The {len(trained)} best by val macro-F1, each with its diff against its parents.</p>"
+        f"<h2>Best programs</h2><p>The {len(trained)} best by fitness, each with its diff against its parents.</p>"
     ]
     for person in trained:
         source = layout.read_program(person.id) or "(program file missing)"
         parts.append(
-            f"<h3>{escape(person.id)} — val {person.val_macro_f1:.4f}, test {person.test_macro_f1:.4f}, "
-            f"{person.params:,} params, {escape(person.operator)}</h3>"
+            f"<h3>{escape(person.id)} — fitness {escape(fitness_cell(person))}"
+            + (f" (folds {escape(folds_text(person.fold_f1))})" if len(person.fold_f1) > 1 else "")
+            + f", test {_f(person.test_macro_f1)}, {person.params:,} params, {escape(person.operator)}</h3>"
         )
         if person.description:
             parts.append(f"<p>{escape(person.description)}</p>")
@@ -279,7 +344,7 @@ def render_report(run_dir: Path | RunLayout, top_programs: int = 3) -> str:
     summary = json.loads(layout.summary.read_text())
     people = load_population(layout)
     run_id = escape(str(summary.get("run_id", layout.run_id)))
-    sections = [_data_section(summary)]
+    sections = [_headline(people, summary), _data_section(summary)] if people else [_data_section(summary)]
     if people:
         sections += [
             _leaderboard_section(people, summary),

@@ -54,7 +54,9 @@ def publish_generation(individuals: list[Individual], generation: int, run_dir: 
     create_table_artifact(
         key="evolve-leaderboard",
         table=leaderboard_rows(individuals),
-        description=f"Every candidate after generation {generation}: val and test macro-F1, params, status and reason.",
+        description=f"Every candidate after generation {generation}: status, cascade stage, fitness (mean val macro-F1 "
+        "over folds ± SE; stage 1: the score of a child the cascade stopped), per-fold scores, params, the kept "
+        "model's test macro-F1 (measured, never used to choose), lineage and reason.",
     )
     layout = RunLayout(run_dir)
     top = best(individuals)
@@ -64,13 +66,13 @@ def publish_generation(individuals: list[Individual], generation: int, run_dir: 
         create_markdown_artifact(
             key="evolve-best-program",
             markdown=best_program_markdown(top, source),
-            description=f"Best candidate by val macro-F1 after generation {generation}.",
+            description=f"Best candidate by fitness (mean val macro-F1 over folds) after generation {generation}.",
         )
     plot = plot_pareto(individuals, layout.pareto_plot, majority_f1)
     create_link_artifact(
         key="evolve-pareto",
         link=plot.resolve().as_uri(),
         link_text="Pareto front (PNG)",
-        description=f"Val macro-F1 against params after generation {generation}.",
+        description=f"Fitness (mean val macro-F1 over folds, ± SE) against params after generation {generation}.",
     )
     return str(plot)

@@ -192,3 +192,220 @@ def test_a_retried_flow_run_gets_the_same_run_folder(prefect_harness) -> None:
     explicit = EvolveParams()
     explicit.data.storage.run_id = "mine"
     assert with_stable_run_id(explicit).data.storage.run_id == "mine"
+
+
+# ---- display: leaderboard rows, the verdict, the CLI summary, the report ----------------------
+
+DISPLAY = [
+    Individual(
+        id="g01-c00",
+        generation=1,
+        parents=["seed-a"],
+        operator="ast-mutation",
+        status="ok",
+        stage="full",
+        params=3000,
+        val_macro_f1=0.512,
+        fitness_se=0.011,
+        fold_f1=[0.5, 0.533, 0.503],
+        test_macro_f1=0.4981,
+    ),
+    Individual(
+        id="seed-a",
+        generation=0,
+        operator="seed",
+        status="ok",
+        stage="full",
+        params=5000,
+        val_macro_f1=0.47,
+        fold_f1=[0.47],
+        test_macro_f1=0.46,
+    ),
+    Individual(
+        id="g01-c01",
+        generation=1,
+        parents=["seed-a"],
+        operator="ast-mutation",
+        status="ok",
+        stage="screened",
+        params=800,
+        screen_f1=0.43,
+        test_macro_f1=0.41,
+        reason="stopped by the cascade after stage 1",
+    ),
+    Individual(
+        id="g01-c02", generation=1, parents=["seed-a"], operator="ast-mutation", status="duplicate", copy_of="seed-a"
+    ),
+]
+
+
+def test_leaderboard_rows_show_fitness_se_folds_stage_and_test() -> None:
+    from evoformer.evolution.report import leaderboard_rows
+
+    rows = leaderboard_rows(list(reversed(DISPLAY)))
+    assert [r["id"] for r in rows] == ["g01-c00", "seed-a", "g01-c01", "g01-c02"]  # full, screened, the rest
+    assert list(rows[0])[:4] == ["id", "status", "stage", "fitness"]  # what a user reads first
+    cv, split, screened, duplicate = rows
+    assert cv["fitness"] == "0.512 ± 0.011" and cv["folds"] == "0.500 / 0.533 / 0.503" and cv["stage"] == "full"
+    assert cv["test_macro_f1"] == 0.4981 and cv["params"] == 3000 and cv["parents"] == "seed-a"
+    assert split["fitness"] == "0.470" and split["folds"] == "0.470"  # one fold: no SE
+    assert screened["fitness"] == "stage 1: 0.430" and screened["stage"] == "screened"
+    assert screened["folds"] == "" and screened["test_macro_f1"] is None  # no fitness, no test shown
+    assert duplicate["fitness"] == "" and duplicate["copy_of"] == "seed-a" and duplicate["status"] == "duplicate"
+
+
+def _brief(pid: str, mean: float | None, se: float | None, test: float | None, generation: int = 1) -> dict:
+    return {
+        "id": pid,
+        "params": 3000,
+        "val_macro_f1": mean,
+        "test_macro_f1": test,
+        "generation": generation,
+        "fitness": {"mean": mean, "se": se, "folds_done": 3, "stage": "full"},
+    }
+
+
+def _evolve_summary(beats: bool, on_test: bool | None, evolved_test: float | None = 0.49) -> dict:
+    evolved = _brief("g01-c00", 0.512, 0.011, evolved_test)
+    seed = _brief("seed-a", 0.47, 0.02, 0.46, generation=0)
+    return {
+        "run_id": "r1",
+        "run_dir": "/runs/r1",
+        "operator": "offline",
+        "operator_reason": "offline: no LLM",
+        "generations": 1,
+        "stopped": "",
+        "candidates": {"total": 4, "ok": 3, "rejected": 1, "failed": 0, "by_status": {}},
+        "fitness": {
+            "kind": "cv",
+            "folds": 3,
+            "noise_se": 1.0,
+            "cascade": True,
+            "screened_out": 1,
+            "fully_evaluated": 2,
+        },
+        "best": evolved,
+        "best_seed": seed,
+        "best_evolved": evolved,
+        "front": [evolved],
+        "seed_front": [seed],
+        "evolved_beats_best_seed": beats,
+        "evolved_beats_best_seed_on_test": on_test,
+        "llm": {"requests": 0, "retries": 0, "tokens": 0, "cost": 0.0, "cache_hits": 0, "failures": 0},
+        "lineage": "/runs/r1/lineage.json",
+        "pareto_plot": "/runs/r1/pareto.png",
+        "baselines": {"majority": {"val": 0.2613, "test": 0.2609}},
+    }
+
+
+def test_verdict_beat_not_beat_and_no_test() -> None:
+    from evoformer.evolution.report import verdict
+
+    assert verdict(_evolve_summary(True, True)) == (
+        "The best evolved candidate (g01-c00, fitness 0.512 ± 0.011) beat the best seed (seed-a, fitness "
+        "0.470 ± 0.020) on fitness; on test (measured, not used to choose) it beat it, 0.490 vs 0.460."
+    )
+    lost = verdict(_evolve_summary(False, False, evolved_test=0.45))
+    assert "did not beat the best seed (seed-a" in lost and lost.endswith("it did not beat it, 0.450 vs 0.460.")
+    no_test = verdict(_evolve_summary(True, None, evolved_test=None))
+    assert ") beat the best seed" in no_test and no_test.endswith("there is no score for both.")
+    none = verdict(_evolve_summary(True, None) | {"best_evolved": None})
+    assert none.startswith("No evolved candidate was fully evaluated")
+
+
+def test_cli_evolve_summary_shows_fitness_stage_test_cascade_and_ends_with_the_verdict() -> None:
+    from flows.cli.summaries import format_evolve_summary
+
+    out = format_evolve_summary(_evolve_summary(True, False, evolved_test=0.44)).splitlines()
+    assert "fitness: 3-fold cross-validation over train + val (mean val macro-F1 over the folds ± SE)" in out[4]
+    assert any("cascade: 1 child stopped after stage 1 (no fitness), 2 candidates fully evaluated" in x for x in out)
+    best = next(line for line in out if line.startswith("best seed"))
+    assert "seed-a" in best and "fitness 0.470 ± 0.020 (full, 3 folds), test 0.460" in best
+    evolved = next(line for line in out if line.startswith("best evolved"))
+    assert "fitness 0.512 ± 0.011 (full, 3 folds), test 0.440" in evolved
+    assert any(line.startswith("baseline majority") and "val 0.2613" in line for line in out)  # beside the figures
+    assert out[-1].startswith("The best evolved candidate (g01-c00") and "on fitness; on test" in out[-1]
+    assert out[-1].endswith("it did not beat it, 0.440 vs 0.460.")
+
+
+def test_cli_evolve_summary_of_a_single_split() -> None:
+    from flows.cli.summaries import format_evolve_summary
+
+    summary = _evolve_summary(False, None, evolved_test=None)
+    summary["fitness"] |= {"kind": "split", "folds": 1, "cascade": False, "screened_out": 0}
+    summary["best_seed"]["fitness"] |= {"se": None, "folds_done": 1}
+    out = format_evolve_summary(summary)
+    assert "fitness: single val split" in out and "cascade: off, 2 candidates fully evaluated" in out
+    assert "fitness 0.470 (full, 1 fold), test 0.460" in out and "test -" in out
+    assert out.splitlines()[-1].endswith("on test (measured, not used to choose) there is no score for both.")
+
+
+def test_report_headline_leaderboard_and_plot_show_the_cross_validated_fitness(tmp_path) -> None:
+    import json
+
+    from evoformer.run_report import render_report
+
+    run = tmp_path / "r1"
+    run.mkdir()
+    (run / "lineage.json").write_text(json.dumps([p.model_dump(mode="json") for p in DISPLAY]))
+    majority = {"macro_f1": 0.2613, "weighted_f1": 0.5, "accuracy": 0.64, "per_class_f1": {}}
+    baselines = {"majority": {"val": majority, "test": majority | {"macro_f1": 0.2609}}}
+    evolve = _evolve_summary(True, True)
+    (run / "summary.json").write_text(json.dumps({"run_id": "r1", "baselines": baselines, "evolve": evolve}))
+    html = render_report(run)
+    headline = html[html.index("<p class='headline'>") :].split("</p>")[0]
+    assert "Fitness: 3-fold cross-validation over train + val" in headline
+    assert "beat the best seed (seed-a, fitness 0.470 ± 0.020) on fitness" in headline
+    assert "Majority class: val 0.261, test 0.261" in headline
+    board = html[html.index("<h2>Leaderboard</h2>") : html.index("<h2>Pareto plot</h2>")]
+    assert '<th class="l">fitness</th><th class="l">folds</th>' in board and '<th class="l">stage</th>' in board
+    assert "0.512 ± 0.011" in board and "0.500 / 0.533 / 0.503" in board and "stage 1: 0.430" in board
+    assert "0.261 (val split)" in board  # the majority class stays beside the scores
+    assert "Fitness (mean val macro-F1 over folds) against parameters" in html
+    assert "<h3>g01-c00 — fitness 0.512 ± 0.011 (folds 0.500 / 0.533 / 0.503), test 0.4981" in html
+
+
+def test_pareto_plot_draws_fully_evaluated_candidates_with_se_bars(tmp_path, monkeypatch) -> None:
+    import matplotlib.axes
+
+    from evoformer.evolution.report import FITNESS_AXIS, plot_pareto
+
+    seen: dict[str, list] = {"errorbar": [], "scatter": [], "set_ylabel": []}
+    for name in seen:
+        original = getattr(matplotlib.axes.Axes, name)
+
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            seen[_name].append((args, kwargs))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(matplotlib.axes.Axes, name, spy)
+    path = plot_pareto(DISPLAY, tmp_path / "pareto.png", 0.26)
+    assert path.is_file() and FITNESS_AXIS in [args[0] for args, _ in seen["set_ylabel"]]
+    ((args, kwargs),) = seen["errorbar"]  # only the child with an SE; the one-fold seed has none
+    assert list(args[0]) == [3000] and kwargs["yerr"] == [0.011]
+    plotted = [x for args, _ in seen["scatter"] for x in args[0]]
+    assert sorted(plotted) == [3000, 5000]  # the screened child (800 params) is not plotted
+
+
+def test_cli_pipeline_summary_ends_with_the_verdict() -> None:
+    from flows.cli.summaries import format_pipeline_summary
+
+    m = {"macro_f1": 0.26, "weighted_f1": 0.5, "accuracy": 0.64}
+    labels = {"SUPPORTS": 5, "REFUTES": 3, "NOT_ENOUGH_INFO": 2}
+    data = {
+        "run_id": "r1",
+        "run_dir": "/runs/r1",
+        "splits": {"train": {"pairs": 10, "claims": 4, "labels": labels}},
+        "claim_overlap": 0,
+        "baselines": {"majority": {"val": m, "test": m}},
+        "features_path": "/f",
+        "features_cached": True,
+    }
+    out = format_pipeline_summary(
+        {"data": data, "evolve": _evolve_summary(False, True), "compress": None, "report": "/runs/r1/report.html"}
+    )
+    lines = out.splitlines()
+    assert sum(line.startswith("The best evolved candidate") for line in lines) == 1  # once, at the end
+    assert lines[-1].startswith("The best evolved candidate (g01-c00, fitness 0.512 ± 0.011) did not beat")
+    assert lines[-1].endswith("it beat it, 0.490 vs 0.460.") and "report: /runs/r1/report.html" in out
+    assert "fitness: 3-fold cross-validation over train + val" in out and "baseline majority" in out

@@ -26,7 +26,8 @@ def _m(f1: float) -> ClassificationMetrics:
 
 
 def make_run(root: Path, run_id: str = "fake-run") -> Path:
-    """A run folder as evolve and compress leave it: two seeds, two children (one failed), one compression."""
+    """A run folder as evolve and compress leave it: two seeds, three children (one failed, one stopped by
+    the cascade), fitness over 3 folds, one compression."""
     run = root / run_id
     people = [
         Individual(
@@ -36,11 +37,23 @@ def make_run(root: Path, run_id: str = "fake-run") -> Path:
             status="ok",
             params=5000,
             val_macro_f1=0.40,
+            fitness_se=0.01,
+            fold_f1=[0.39, 0.41, 0.40],
+            stage="full",
             test_macro_f1=0.38,
             retired=True,
         ),
         Individual(
-            id="seed-b", generation=0, operator="seed", status="ok", params=2000, val_macro_f1=0.35, test_macro_f1=0.33
+            id="seed-b",
+            generation=0,
+            operator="seed",
+            status="ok",
+            params=2000,
+            val_macro_f1=0.35,
+            fitness_se=0.02,
+            fold_f1=[0.33, 0.37, 0.35],
+            stage="full",
+            test_macro_f1=0.33,
         ),
         Individual(
             id="g01-c00",
@@ -50,6 +63,9 @@ def make_run(root: Path, run_id: str = "fake-run") -> Path:
             status="ok",
             params=3000,
             val_macro_f1=0.42,
+            fitness_se=0.0058,
+            fold_f1=[0.41, 0.43, 0.42],
+            stage="full",
             test_macro_f1=0.39,
         ),
         Individual(
@@ -59,6 +75,17 @@ def make_run(root: Path, run_id: str = "fake-run") -> Path:
             operator="ast-crossover",
             status="build_error",
             reason="boom",
+        ),
+        Individual(
+            id="g01-c02",
+            generation=1,
+            parents=["seed-b"],
+            operator="ast-mutation",
+            status="ok",
+            stage="screened",
+            params=900,
+            screen_f1=0.30,
+            reason="stopped by the cascade after stage 1",
         ),
     ]
     (run / "evolution").mkdir(parents=True)
@@ -87,7 +114,25 @@ def make_run(root: Path, run_id: str = "fake-run") -> Path:
                     "majority": {"val": majority, "test": majority | {"macro_f1": 0.2609}},
                     "logreg": {"val": majority | {"macro_f1": 0.48}, "test": majority | {"macro_f1": 0.45}},
                 },
-                "evolve": {"generations": 1},
+                "evolve": {
+                    "generations": 1,
+                    "candidates": {"total": 5, "ok": 4, "rejected": 0, "failed": 1, "by_status": {}},
+                    "fitness": {"kind": "cv", "folds": 3, "noise_se": 1.0, "cascade": True, "screened_out": 1},
+                    "best_seed": {
+                        "id": "seed-a",
+                        "test_macro_f1": 0.38,
+                        "generation": 0,
+                        "fitness": {"mean": 0.40, "se": 0.01, "folds_done": 3, "stage": "full"},
+                    },
+                    "best_evolved": {
+                        "id": "g01-c00",
+                        "test_macro_f1": 0.39,
+                        "generation": 1,
+                        "fitness": {"mean": 0.42, "se": 0.0058, "folds_done": 3, "stage": "full"},
+                    },
+                    "evolved_beats_best_seed": True,
+                    "evolved_beats_best_seed_on_test": True,
+                },
             }
         )
     )
@@ -142,14 +187,28 @@ def test_run_folder_views(tmp_path: Path) -> None:
     assert [r.run_id for r in runs.list_runs(tmp_path)] == ["fake-run"]
     people = runs.load_population(run)
     board = runs.leaderboard(people)
-    assert [r["id"] for r in board][:3] == ["g01-c00", "seed-a", "seed-b"] and board[-1]["status"] == "build_error"
+    assert [r["id"] for r in board] == ["g01-c00", "seed-a", "seed-b", "g01-c02", "g01-c01"]
+    assert board[-1]["status"] == "build_error" and board[0]["front"]
+    assert (board[0]["fitness"], board[0]["folds"], board[0]["stage"]) == (
+        "0.420 ± 0.006",
+        "0.410 / 0.430 / 0.420",
+        "full",
+    )
+    assert (
+        board[3]["fitness"] == "stage 1: 0.300"
+        and board[3]["stage"] == "screened"
+        and board[3]["test_macro_f1"] is None
+    )
     points = {p["id"]: p for p in runs.pareto_points(people)}
-    assert set(points) == {"seed-a", "seed-b", "g01-c00"}  # only trained candidates are plotted
+    assert set(points) == {"seed-a", "seed-b", "g01-c00"}  # only fully evaluated candidates are plotted
+    assert points["g01-c00"]["fitness_se"] == 0.0058 and points["g01-c00"]["fitness"] == "0.420 ± 0.006"
     assert points["g01-c00"]["front"] and points["seed-b"]["front"] and not points["seed-a"]["front"]  # smallest, best
     assert points["seed-a"]["kind"] == "seed" and points["g01-c00"]["kind"] == "child"
     prog = runs.progress(run, total_generations=1)
     assert prog.finished and prog.fraction == 1.0 and prog.completed_generation == 1
     assert [g["ok"] for g in prog.per_generation] == [2, 1] and prog.per_generation[1]["failed"] == 1
+    assert prog.per_generation[1]["screened"] == 1 and prog.per_generation[1]["best_fitness"] == 0.42
+    assert runs.fitness_kind(run, people) == "3-fold cross-validation over train + val"
     assert runs.baselines(run)["majority"] == {"val": 0.2613, "test": 0.2609}
 
     detail = runs.candidate_detail(run, "g01-c01", people)
@@ -305,18 +364,25 @@ def test_app_shows_a_past_run(app, tmp_path: Path) -> None:
     assert not app.exception
     assert app.sidebar.selectbox(key="run_select").value == "fake-run"
     captions = [c.value for c in app.caption]
-    assert "Leaderboard: 4 candidates, 3 trained ok" in captions
+    assert (
+        "Leaderboard: 5 candidates, 3 trained ok (fully evaluated), 1 stopped by the cascade after stage 1" in captions
+    )
+    assert any(c.startswith("Fitness: 3-fold cross-validation over train + val") for c in captions)
+    (info,) = [i.value for i in app.info]  # the run has ended: the verdict on fitness and on test
+    assert info.startswith("The best evolved candidate (g01-c00, fitness 0.420 ± 0.006) beat the best seed")
+    assert info.endswith("on test (measured, not used to choose) it beat it, 0.390 vs 0.380.")
     assert any("majority val 0.2613 / test 0.2609" in c for c in captions)  # the baseline beside the metrics
     metrics = {m.label: m for m in app.metric}
-    assert (
-        metrics["Best val macro-F1"].value == "0.4200" and "+0.1587 vs majority" in metrics["Best val macro-F1"].delta
-    )
+    best = metrics["Best fitness (CV mean)"]
+    assert best.value == "0.4200" and "+0.1587 vs majority" in best.delta
     assert metrics["Majority class (val / test)"].value == "0.2613 / 0.2609"
     board = app.dataframe[1].value  # after the per-generation table
     assert list(board["id"])[:3] == ["g01-c00", "seed-a", "seed-b"] and "front" in board
     assert any("Pareto front: 2 of 3" in c for c in captions)
 
     app.selectbox(key="candidate-fake-run").select("g01-c00").run()
+    metrics = {m.label: m for m in app.metric}
+    assert metrics["Fitness (CV mean)"].value == "0.420 ± 0.006"
     codes = [c.value for c in app.code]
     assert CHILD.strip() in codes and any(
         c.startswith("--- seed-a.py") and "+    return nn.Linear(input_dim, 16)" in c for c in codes

@@ -19,6 +19,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from evoformer.compression.config import Quantizer
+from evoformer.evolution.report import fitness_cell, folds_text, verdict
 from evoformer.layout import RunLayout
 from ui.launch import (
     DEFAULT_SECRET_BLOCK,
@@ -38,6 +39,7 @@ from ui.runs import (
     baselines,
     candidate_detail,
     compression_tables,
+    fitness_kind,
     leaderboard,
     list_runs,
     load_population,
@@ -208,12 +210,16 @@ def _status(run_dir: Path, kind: str = "evolve") -> tuple[RunStatus, Launched | 
     return RunStatus(state="None", running=False), None
 
 
+FITNESS_TITLE = "fitness (mean val macro-F1 over folds)"
+
+
 def pareto_chart(points: list[dict], majority_val: float | None) -> alt.Chart:
-    """Params (log) against val macro-F1, seeds and children apart, the Pareto front highlighted."""
+    """Params (log) against fitness (the mean val macro-F1 over folds, ± 1 SE bars) of the fully
+    evaluated candidates, seeds and children apart, the Pareto front highlighted."""
     df = pd.DataFrame(points)
     x = alt.X("params:Q", scale=alt.Scale(type="log"), title="parameters")
-    y = alt.Y("val_macro_f1:Q", scale=alt.Scale(zero=False), title="val macro-F1")
-    tooltip = ["id", "params", "val_macro_f1", "test_macro_f1", "generation", "operator", "front"]
+    y = alt.Y("val_macro_f1:Q", scale=alt.Scale(zero=False), title=FITNESS_TITLE)
+    tooltip = ["id", "params", "fitness", "folds", "test_macro_f1", "generation", "operator", "front"]
     dots = (
         alt.Chart(df)
         .mark_point(filled=True, size=80)
@@ -227,6 +233,15 @@ def pareto_chart(points: list[dict], majority_val: float | None) -> alt.Chart:
         .encode(x=x, y=y, tooltip=tooltip)
     )
     layers = [front, dots]  # the front's circles and steps under the points
+    se = df[df["fitness_se"].notna()] if "fitness_se" in df else df.iloc[0:0]
+    if not se.empty:
+        se = se.assign(lo=se["val_macro_f1"] - se["fitness_se"], hi=se["val_macro_f1"] + se["fitness_se"])
+        bars = (
+            alt.Chart(se)
+            .mark_rule(color="grey", opacity=0.6)
+            .encode(x=x, y=alt.Y("lo:Q", title=FITNESS_TITLE), y2="hi:Q")
+        )
+        layers.insert(0, bars)
     if majority_val is not None:
         rule = pd.DataFrame({"val_macro_f1": [majority_val], "label": [f"majority class ({majority_val:.3f})"]})
         layers.insert(
@@ -262,11 +277,13 @@ def run_view(run_dir: Path) -> None:
             else str(max(prog.completed_generation, 0))
         )
         cols[1].metric("Generations done", gen_text if prog.completed_generation >= 0 else "seeds training")
-        top = max(trained, key=lambda i: (i.val_macro_f1, -i.params)) if trained else None
+        top = max(trained, key=lambda i: (i.f1, -i.size)) if trained else None
+        kind = fitness_kind(run_dir, people)
         cols[2].metric(
-            "Best val macro-F1",
-            _fmt(top.val_macro_f1) if top else "-",
-            delta=f"{top.val_macro_f1 - majority['val']:+.4f} vs majority" if top and majority else None,
+            "Best fitness (CV mean)" if "cross-validation" in kind else "Best fitness (val macro-F1)",
+            _fmt(top.f1) if top else "-",
+            delta=f"{top.f1 - majority['val']:+.4f} vs majority (val)" if top and majority else None,
+            help=f"{top.id}: fitness {fitness_cell(top)} ({kind}); test {_fmt(top.test_macro_f1)}" if top else None,
         )
         cols[3].metric(
             "Majority class (val / test)",
@@ -288,8 +305,20 @@ def run_view(run_dir: Path) -> None:
                 "Baselines (macro-F1): "
                 + "; ".join(f"{n} val {_fmt(s['val'])} / test {_fmt(s['test'])}" for n, s in base.items())
             )
+        evolve = (read_json(RunLayout(run_dir).summary) or {}).get("evolve") or {}
+        if evolve.get("candidates"):  # the run has ended: the verdict on fitness and on test
+            st.info(verdict(evolve))
         if people:
-            st.caption(f"Leaderboard: {len(people)} candidates, {len(trained)} trained ok")
+            screened = sum(i.stage == "screened" for i in people)
+            st.caption(
+                f"Leaderboard: {len(people)} candidates, {len(trained)} trained ok (fully evaluated)"
+                + (f", {screened} stopped by the cascade after stage 1" if screened else "")
+            )
+            st.caption(
+                f"Fitness: {kind}, mean val macro-F1 over the folds ± SE (folds: each fold's score; stage 1: the "
+                "score of a child the cascade stopped, not a fitness). Test: the kept (fold-0) model's, measured, "
+                "never used to choose."
+            )
             st.dataframe(pd.DataFrame(leaderboard(people)), hide_index=True, width="stretch")
         else:
             st.caption("No candidate finished yet (the seeds train first).")
@@ -324,11 +353,12 @@ def candidate_section(run_dir: Path, people: list, majority: dict) -> None:
     cols[0].metric("Status", i.status)
     cols[1].metric("Params", f"{i.params:,}" if i.params else "-")
     cols[2].metric(
-        "Val macro-F1",
-        _fmt(i.val_macro_f1),
-        delta=f"{i.val_macro_f1 - majority['val']:+.4f} vs majority"
-        if i.val_macro_f1 is not None and majority
+        "Fitness (CV mean)" if len(i.fold_f1) > 1 else "Fitness (val macro-F1)",
+        fitness_cell(i) or "-",
+        delta=f"{i.val_macro_f1 - majority['val']:+.4f} vs majority (val)"
+        if i.trained and i.val_macro_f1 is not None and majority
         else None,
+        help=f"folds: {folds_text(i.fold_f1)}" if i.fold_f1 else None,
     )
     cols[3].metric(
         "Test macro-F1",
@@ -339,6 +369,9 @@ def candidate_section(run_dir: Path, people: list, majority: dict) -> None:
     )
     st.caption(
         f"generation {i.generation}, operator {i.operator}, parents: {', '.join(i.parents) or 'none (seed)'}"
+        + (f"; stage {i.stage}" if i.stage else "")
+        + (f"; folds {folds_text(i.fold_f1)}" if i.fold_f1 else "")
+        + (f"; copy of {i.copy_of}" if i.copy_of else "")
         + (f"; majority class val {_fmt(majority.get('val'))} / test {_fmt(majority.get('test'))}" if majority else "")
         + (f"; {i.reason}" if i.reason else "")
     )

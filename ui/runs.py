@@ -1,5 +1,6 @@
-"""Read-only views of run folders for the GUI: runs, progress, leaderboard, Pareto data, code,
-diffs against parents and compression tables. Nothing here writes or imports Prefect."""
+"""Read-only views of run folders for the GUI: runs, progress, leaderboard (fitness ± SE over folds,
+per-fold scores, cascade stage, the kept model's test score), Pareto data, code, diffs against
+parents and compression tables. Nothing here writes or imports Prefect."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from evoformer.baselines import macro_f1_table
 from evoformer.candidates.job import METRICS_FILE, PROGRAM_FILE, Status
 from evoformer.compression.evaluate import CompressionReport, table_rows
 from evoformer.evolution.population import Individual, pareto_front
-from evoformer.evolution.report import leaderboard_rows, program_diff
+from evoformer.evolution.report import fitness_kind_text, fitness_text, folds_text, leaderboard_rows, program_diff
 from evoformer.evolution.state import load_population
 from evoformer.layout import RunLayout
 from evoformer.runs import StorageConfig
@@ -106,7 +107,8 @@ class Progress(BaseModel):
 
 
 def progress(run_dir: Path, total_generations: int | None = None) -> Progress:
-    """Generations done, per-generation counts (ok / not trained / failed, best val macro-F1)."""
+    """Generations done, per-generation counts (fully evaluated / stopped by the cascade / not
+    trained / failed, best fitness: the highest mean val macro-F1 over folds)."""
     run = RunLayout.of(run_dir)
     state = read_json(run.state) or {}
     summary = read_json(run.summary) or {}
@@ -122,15 +124,18 @@ def progress(run_dir: Path, total_generations: int | None = None) -> Progress:
                 "generation": i.generation,
                 "candidates": 0,
                 "ok": 0,
+                "screened": 0,
                 "not_trained": 0,
                 "failed": 0,
-                "best_val_macro_f1": None,
+                "best_fitness": None,
             },
         )
         row["candidates"] += 1
         if i.trained:
             row["ok"] += 1
-            row["best_val_macro_f1"] = max(row["best_val_macro_f1"] or 0.0, round(i.val_macro_f1, 4))
+            row["best_fitness"] = max(row["best_fitness"] or 0.0, round(i.f1, 4))
+        elif i.stage == "screened":
+            row["screened"] += 1
         elif i.status in Status.NOT_TRAINED:
             row["not_trained"] += 1
         else:
@@ -148,19 +153,35 @@ def progress(run_dir: Path, total_generations: int | None = None) -> Progress:
 
 
 def leaderboard(individuals: list[Individual]) -> list[dict[str, Any]]:
-    """Every candidate, trained ones first by val macro-F1 (the ``evolve-leaderboard`` artifact's rows)."""
+    """Every candidate, fully evaluated ones first by fitness, then those the cascade stopped (the
+    ``evolve-leaderboard`` artifact's rows: fitness ± SE, folds, stage, test), with ``front``."""
     front = {i.id for i in pareto_front(individuals)}
     return [row | {"front": row["id"] in front} for row in leaderboard_rows(individuals)]
 
 
+def fitness_kind(run_dir: Path, individuals: list[Individual]) -> str:
+    """How the run measures fitness, in words: from the evolve summary, else the most folds any
+    candidate has (``3-fold cross-validation over train + val`` or ``single val split``)."""
+    fitness = ((read_json(RunLayout.of(run_dir).summary) or {}).get("evolve") or {}).get("fitness")
+    if not fitness:
+        folds = max((len(i.fold_f1) for i in individuals), default=1)
+        fitness = {"kind": "cv" if folds > 1 else "split", "folds": folds}
+    return fitness_kind_text(fitness)
+
+
 def pareto_points(individuals: list[Individual]) -> list[dict[str, Any]]:
-    """Trained candidates as plot points: params, val / test macro-F1, generation, seed or child, on the front."""
+    """Fully evaluated candidates as plot points (the cascade's screened ones have no fitness): params,
+    fitness (``val_macro_f1``, the mean over folds) with its SE and text, folds, test macro-F1,
+    generation, seed or child, on the front."""
     front = {i.id for i in pareto_front(individuals)}
     return [
         {
             "id": i.id,
             "params": i.params,
-            "val_macro_f1": round(i.val_macro_f1, 4),
+            "val_macro_f1": round(i.f1, 4),
+            "fitness_se": None if i.fitness_se is None else round(i.fitness_se, 4),
+            "fitness": fitness_text(i.f1, i.fitness_se),
+            "folds": folds_text(i.fold_f1),
             "test_macro_f1": None if i.test_macro_f1 is None else round(i.test_macro_f1, 4),
             "generation": i.generation,
             "kind": "seed" if i.generation == 0 else "child",

@@ -1,9 +1,11 @@
-"""Views of the population: leaderboard rows, the best program as markdown, the Pareto plot."""
+"""Views of the population: leaderboard rows (fitness ± SE, folds, stage, test), the best program as
+markdown, the Pareto plot, and the verdict sentence an evolve run ends with."""
 
 from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import Any
 
 from evoformer.evolution.population import Individual, pareto_front
 
@@ -12,39 +14,121 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+def fitness_text(mean: float | None, se: float | None = None) -> str:
+    """``0.512 ± 0.011``; just the mean without an SE (one fold); empty without a fitness."""
+    if mean is None:
+        return ""
+    return f"{mean:.3f}" if se is None else f"{mean:.3f} ± {se:.3f}"
+
+
+def fitness_cell(individual: Individual) -> str:
+    """A candidate's fitness as the leaderboard shows it: ``mean ± SE`` when fully evaluated,
+    ``stage 1: F`` when the cascade stopped it (a stage-1 score, not a fitness), else empty."""
+    if individual.stage == "screened":
+        return "" if individual.screen_f1 is None else f"stage 1: {individual.screen_f1:.3f}"
+    if not individual.trained:
+        return ""
+    return fitness_text(individual.val_macro_f1, individual.fitness_se)
+
+
+def folds_text(fold_f1: list[float]) -> str:
+    """The per-fold val macro-F1, ``0.501 / 0.533 / 0.512``."""
+    return " / ".join(f"{f:.3f}" for f in fold_f1)
+
+
+def _order(individual: Individual) -> tuple[int, float, int, str]:
+    """Fully evaluated first by fitness, then the screened by stage-1 score, then the rest."""
+    if individual.trained:
+        return (0, -(individual.val_macro_f1 or 0.0), individual.params or 0, individual.id)
+    if individual.stage == "screened":
+        return (1, -(individual.screen_f1 or 0.0), individual.params or 0, individual.id)
+    return (2, 0.0, individual.params or 0, individual.id)
+
+
 def leaderboard_rows(individuals: list[Individual]) -> list[dict]:
-    """One row per candidate, trained ones first by val macro-F1, then the failures."""
-    ordered = sorted(individuals, key=lambda i: (not i.trained, -(i.val_macro_f1 or 0.0), i.params or 0, i.id))
+    """One row per candidate: fully evaluated ones first by fitness (mean val macro-F1 over the
+    folds, ``± SE``), then the ones the cascade stopped (their stage-1 score), then the rest. The
+    test score is the kept (fold-0) model's, measured and never used to choose."""
     return [
         {
             "id": i.id,
+            "status": i.status,
+            "stage": i.stage,
+            "fitness": fitness_cell(i),
+            "folds": folds_text(i.fold_f1) if i.trained else "",
+            "params": i.params,
+            "test_macro_f1": _round(i.test_macro_f1) if i.trained else None,
             "generation": i.generation,
             "parents": ", ".join(i.parents),
             "operator": i.operator,
-            "params": i.params,
-            "val_macro_f1": _round(i.val_macro_f1),
-            "test_macro_f1": _round(i.test_macro_f1),
-            "status": i.status,
             "reason": i.reason[:200],
+            "copy_of": i.copy_of,
         }
-        for i in ordered
+        for i in sorted(individuals, key=_order)
     ]
 
 
+def _brief_text(brief: dict[str, Any]) -> str:
+    fitness = brief.get("fitness") or {}
+    mean = fitness.get("mean") if fitness.get("mean") is not None else brief.get("val_macro_f1")
+    text = fitness_text(mean, fitness.get("se")) or "no fitness"
+    return f"{brief['id']}, fitness {text}"
+
+
+def verdict(summary: dict[str, Any]) -> str:
+    """The plain sentence an evolve run ends with: did the best evolved candidate beat the best
+    seed on fitness, and on test (measured, never used to choose)? ``summary``: an
+    :class:`~evoformer.summaries.EvolveSummary` as a dict."""
+    seed, evolved = summary.get("best_seed"), summary.get("best_evolved")
+    if not evolved or not seed:
+        missing = "evolved candidate" if not evolved else "seed"
+        return f"No {missing} was fully evaluated, so the best evolved candidate cannot be compared with the best seed."
+    beat = "beat" if summary.get("evolved_beats_best_seed") else "did not beat"
+    sentence = (
+        f"The best evolved candidate ({_brief_text(evolved)}) {beat} the best seed ({_brief_text(seed)}) on fitness"
+    )
+    on_test = summary.get("evolved_beats_best_seed_on_test")
+    if on_test is None or evolved.get("test_macro_f1") is None or seed.get("test_macro_f1") is None:
+        return sentence + "; on test (measured, not used to choose) there is no score for both."
+    test_beat = "beat it" if on_test else "did not beat it"
+    return (
+        f"{sentence}; on test (measured, not used to choose) it {test_beat}, "
+        f"{evolved['test_macro_f1']:.3f} vs {seed['test_macro_f1']:.3f}."
+    )
+
+
+FITNESS_KINDS = {"cv": "{folds}-fold cross-validation over train + val", "split": "single val split"}
+
+
+def fitness_kind_text(fitness: dict[str, Any] | None) -> str:
+    """How fitness was measured, in words (``3-fold cross-validation over train + val``)."""
+    if not fitness:
+        return "single val split"
+    template = FITNESS_KINDS.get(str(fitness.get("kind")), str(fitness.get("kind")))
+    return template.format(folds=fitness.get("folds", "?"))
+
+
+FITNESS_AXIS = "fitness (mean val macro-F1 over folds)"
+
+
 def best_program_markdown(individual: Individual, source: str) -> str:
-    """The best candidate's code under its metrics and lineage."""
+    """The best candidate's code under its metrics (fitness ± SE over folds, the kept model's
+    test score) and lineage."""
     lineage = ", ".join(individual.parents) or "seed"
+    test = "–" if individual.test_macro_f1 is None else f"{individual.test_macro_f1:.4f}"
     return (
         f"# Best candidate: `{individual.id}`\n\n"
-        f"| params | val macro-F1 | test macro-F1 | generation | parents | operator |\n|---|---|---|---|---|---|\n"
-        f"| {individual.params:,} | {individual.val_macro_f1:.4f} | {individual.test_macro_f1:.4f} | "
+        f"| params | {FITNESS_AXIS} | folds | test macro-F1 | generation | parents | operator |\n"
+        "|---|---|---|---|---|---|---|\n"
+        f"| {individual.params:,} | {fitness_cell(individual)} | {folds_text(individual.fold_f1)} | {test} | "
         f"{individual.generation} | {lineage} | {individual.operator} |\n\n"
         f"{individual.description}\n\n```python\n{source.strip()}\n```\n"
     )
 
 
 def plot_pareto(individuals: list[Individual], path: Path, majority_f1: float | None = None) -> Path:
-    """Params (log) against val macro-F1 for every trained candidate, seeds and front marked."""
+    """Params (log) against fitness for every fully evaluated candidate (the cascade's screened
+    ones have no fitness and are left out), with SE error bars; seeds and front marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,6 +139,20 @@ def plot_pareto(individuals: list[Individual], path: Path, majority_f1: float | 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     seeds = [i for i in trained if i.generation == 0]
     children = [i for i in trained if i.generation > 0]
+    for group, color in ((children, "tab:grey"), (seeds, "tab:red")):
+        with_se = [i for i in group if i.fitness_se is not None]
+        if with_se:
+            ax.errorbar(
+                [i.size for i in with_se],
+                [i.f1 for i in with_se],
+                yerr=[i.fitness_se or 0.0 for i in with_se],
+                fmt="none",
+                ecolor=color,
+                elinewidth=0.8,
+                capsize=2,
+                alpha=0.7,
+                zorder=1,
+            )
     if children:
         scatter = ax.scatter(
             [i.size for i in children],
@@ -63,9 +161,10 @@ def plot_pareto(individuals: list[Individual], path: Path, majority_f1: float | 
             cmap="viridis",
             s=30,
             label="children",
+            zorder=2,
         )
         fig.colorbar(scatter, ax=ax, label="generation", ticks=sorted({i.generation for i in children}))
-    ax.scatter([i.size for i in seeds], [i.f1 for i in seeds], marker="s", c="tab:red", s=40, label="seeds")
+    ax.scatter([i.size for i in seeds], [i.f1 for i in seeds], marker="s", c="tab:red", s=40, label="seeds", zorder=2)
     if front:
         ax.step(
             [i.size for i in front],
@@ -79,7 +178,9 @@ def plot_pareto(individuals: list[Individual], path: Path, majority_f1: float | 
         ax.axhline(majority_f1, ls="--", c="grey", lw=1, label=f"majority class ({majority_f1:.3f})")
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
-    ax.set_ylabel("val macro-F1")
+    ax.set_ylabel(FITNESS_AXIS)
+    if any(i.fitness_se is not None for i in trained):
+        ax.set_title("error bars: ± 1 SE over folds", fontsize=8, loc="right")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

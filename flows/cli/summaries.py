@@ -82,16 +82,62 @@ def format_synth_summary(summary: dict[str, Any]) -> str:
 
 
 def format_pipeline_summary(summary: dict[str, Any]) -> str:
-    """The data and baseline tables, the evolve summary, the compression tables, and where the report is."""
-    parts = [format_data_summary(summary["data"]), format_evolve_summary(summary["evolve"])]
+    """The data and baseline tables, the evolve summary, the compression tables, where the report
+    is, and last the verdict: did the best evolved candidate beat the best seed (fitness, test)?"""
+    from evoformer.evolution.report import verdict
+
+    parts = [format_data_summary(summary["data"]), format_evolve_summary(summary["evolve"], with_verdict=False)]
     if summary["compress"]:
         parts.append(format_compress_summary(summary["compress"]))
-    parts.append(f"report: {summary['report']}")
+    parts.append(f"report: {summary['report']}\n\n{verdict(summary['evolve'])}")
     return "\n\n".join(parts)
 
 
-def format_evolve_summary(summary: dict[str, Any]) -> str:
-    """Counts, best candidates and the final Pareto front next to the baselines."""
+def _children(n: int) -> str:
+    return f"{n} child" if n == 1 else f"{n} children"
+
+
+def _fitness_kind_line(summary: dict[str, Any]) -> str:
+    from evoformer.evolution.report import fitness_kind_text
+
+    fitness = summary.get("fitness")
+    line = f"fitness: {fitness_kind_text(fitness)} (mean val macro-F1 over the folds ± SE)"
+    if not fitness:
+        return line
+    line += f"; a gain must exceed {fitness['noise_se']:g} SE to dominate"
+    if fitness.get("cascade"):
+        line += (
+            f"\ncascade: {_children(fitness.get('screened_out', 0))} stopped after stage 1 (no fitness), "
+            f"{fitness.get('fully_evaluated', 0)} candidates fully evaluated"
+        )
+    else:
+        line += f"\ncascade: off, {fitness.get('fully_evaluated', 0)} candidates fully evaluated"
+    return line
+
+
+def candidate_line(label: str, entry: dict[str, Any]) -> str:
+    """``label  id  params  fitness 0.512 ± 0.011 (full, 3 folds), test 0.498`` of one candidate brief."""
+    from evoformer.evolution.report import fitness_text
+
+    fitness = entry.get("fitness") or {}
+    mean = fitness.get("mean") if fitness.get("mean") is not None else entry.get("val_macro_f1")
+    stage = fitness.get("stage") or "-"
+    folds = fitness.get("folds_done")
+    where = f"{stage}, {folds} fold{'s' if folds != 1 else ''}" if folds else stage
+    test = entry.get("test_macro_f1")
+    params = entry.get("params")
+    return (
+        f"{label:<16} {entry['id']:<22} {'-' if params is None else format(params, ','):>9} params  "
+        f"fitness {fitness_text(mean, fitness.get('se')) or '-'} ({where}), "
+        f"test {'-' if test is None else format(test, '.3f')}"
+    )
+
+
+def format_evolve_summary(summary: dict[str, Any], with_verdict: bool = True) -> str:
+    """Counts, how fitness was measured, best candidates (fitness ± SE, stage, test) and the final
+    Pareto front next to the baselines, ending with the verdict on fitness and on test."""
+    from evoformer.evolution.report import verdict
+
     c = summary["candidates"]
     lines = [
         f"run {summary['run_id']}  ->  {summary['run_dir']}",
@@ -99,8 +145,9 @@ def format_evolve_summary(summary: dict[str, Any]) -> str:
         f"generations: {summary['generations']}" + (f"  (stopped: {summary['stopped']})" if summary["stopped"] else ""),
         f"candidates: {c['total']} total, {c['ok']} ok, {c['rejected']} rejected before training, "
         f"{c['failed']} failed in training",
+        _fitness_kind_line(summary),
         "",
-        "                 id                      params  val_macro_f1  test_macro_f1",
+        "test is the kept (fold-0) model's macro-F1: measured, never used to choose.",
     ]
     for label, entry in (
         ("best", summary["best"]),
@@ -108,15 +155,10 @@ def format_evolve_summary(summary: dict[str, Any]) -> str:
         ("best evolved", summary["best_evolved"]),
     ):
         if entry:
-            lines.append(
-                f"{label:<16} {entry['id']:<22} {entry['params']:>9,} {entry['val_macro_f1']:>13.4f} "
-                f"{entry['test_macro_f1']:>14.4f}"
-            )
-    lines += ["", "final Pareto front (val macro-F1 against params):"]
+            lines.append(candidate_line(label, entry))
+    lines += ["", "final Pareto front (fitness against params):"]
     for entry in summary["front"]:
-        lines.append(
-            f"  {entry['id']:<22} {entry['params']:>9,} {entry['val_macro_f1']:>13.4f} {entry['test_macro_f1']:>14.4f}"
-        )
+        lines.append(candidate_line("", entry))
     lines += baseline_lines(summary["baselines"])
     llm = summary["llm"]
     if summary["operator"] == "llm":
@@ -125,6 +167,8 @@ def format_evolve_summary(summary: dict[str, Any]) -> str:
             f"{llm['tokens']:,} tokens, ${llm['cost']:.4f}"
         )
     lines.append(f"lineage: {summary['lineage']}   Pareto plot: {summary['pareto_plot']}")
+    if with_verdict:
+        lines += ["", verdict(summary)]
     return "\n".join(lines)
 
 
