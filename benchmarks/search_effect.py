@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300, help="search seconds per arm after the seeds")
     parser.add_argument("--time-budget", type=float, default=20, help="training seconds per candidate and fold")
     parser.add_argument("--children", type=int, default=4)
+    parser.add_argument("--source", help="data file (default: the shared Climate-FEVER file)")
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"))
     parser.add_argument("--prefix", default="search")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "search_effect.json"))
@@ -81,7 +82,8 @@ def main() -> None:
     home = tempfile.mkdtemp(prefix="evoformer-search-prefect-")
     env = dict(os.environ, PREFECT_HOME=home, DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env.pop("PREFECT_API_URL", None)
-    common = ["--runs-dir", args.runs_dir, "--operator", "offline", "--train.time_budget_s", str(args.time_budget)]
+    common = ["--runs-dir", args.runs_dir, *(["--source", args.source] if args.source else [])]
+    evolve = [*common, "--operator", "offline", "--train.time_budget_s", str(args.time_budget)]
     search = ["--children", str(args.children), "--generations", "99", "--search_budget_s", str(args.budget)]
     started = time.perf_counter()
     runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}
@@ -93,7 +95,7 @@ def main() -> None:
             run_id = f"{args.prefix}-{arm}-s{seed}"
             t0 = time.perf_counter()
             extra = [] if arm == "a-seeds" else search
-            summary = cli(["evolve", *common, *extra, *options, "--seed", str(seed), "--run-id", run_id], env)
+            summary = cli(["evolve", *evolve, *extra, *options, "--seed", str(seed), "--run-id", run_id], env)
             best = summary["best"]
             runs[arm].append(
                 {
@@ -123,7 +125,7 @@ def main() -> None:
                 tests = []
                 for train_seed in args.train_seeds:
                     out = cli(
-                        ["train", str(program), *common[:2], "--train.seed", str(train_seed),
+                        ["train", str(program), *common, "--train.seed", str(train_seed), "--limits.threads", "1",
                          "--train.time_budget_s", str(args.time_budget), "--run-id", f"{args.prefix}-retrain"],
                         env,
                     )  # fmt: skip

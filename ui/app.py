@@ -125,9 +125,14 @@ def new_run_form(runs_dir: str) -> None:
     c1.number_input(
         "Train pairs (0: all)", min_value=0, value=d.train.max_train_pairs or 0, step=100, key="max_train_pairs"
     )
-    c2.number_input("Trainings at once", min_value=1, value=d.max_parallel, step=1, key="max_parallel")
+    c2.number_input("Trainings at once", min_value=1, value=d.trainings_at_once(), step=1, key="max_parallel")
     c1.number_input("Latency repeats", min_value=3, value=d.train.latency_repeats, step=1, key="latency_repeats")
     c2.number_input("Seed (RNG)", value=d.seed, step=1, key="rng_seed")
+    c1.number_input(
+        "CV folds", min_value=1, max_value=10, value=d.evaluation.folds, step=1, key="folds",
+        help="Fitness is the mean val macro-F1 over folds of train + val; 1: the single val split.",
+    )  # fmt: skip
+    c2.checkbox("Cascade", value=d.evaluation.cascade.enabled, key="cascade", help="Screen children on one fold first.")
     with st.expander("Data and storage"):
         st.text_input(
             "Data file", key="source", placeholder="empty: $EVOFORMER_DATA, the shared Climate-FEVER file, then the hub"
@@ -157,6 +162,7 @@ def new_run_form(runs_dir: str) -> None:
                     "operator": {"kind": operator, "llm": {"base_url": _text("llm_base_url"), "model": ss.llm_model}},
                     "seed_folder": _text("seed_folder"),
                     "max_parallel": int(ss.max_parallel),
+                    "evaluation": {"folds": int(ss.folds), "cascade": {"enabled": bool(ss.cascade)}},
                     "train": {
                         "time_budget_s": float(ss.time_budget),
                         "max_epochs": int(ss.max_epochs),
