@@ -90,7 +90,7 @@ def _default_c_grid() -> list[float]:
 
     The previous default went on to 10 (19 values). On the default split's features val macro-F1 is
     highest at C <= 5e-4 for every feature set and falls for C > 0.05, while the six fits from 0.2
-    to 10 took about three quarters of the grid's time (docs/data.md, benchmarks/baselines_grid.py).
+    to 10 took about 70% of the grid's time (docs/data.md, benchmarks/baselines_grid.py).
     """
     return [float(f"{10 ** (-5 + i / 3):.1g}") for i in range(13)]
 
