@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+import warnings
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,9 @@ from pydantic import BaseModel
 from evoformer.config.data import BaselineConfig  # noqa: F401  (declared with the other settings)
 from evoformer.labels import LABEL_TO_ID
 from evoformer.metrics import ClassificationMetrics, classification_metrics
+
+Progress = Callable[[str], None]
+"""Receives one human-readable line per step (e.g. a Prefect run logger's ``info``)."""
 
 
 class BaselineResult(BaseModel):
@@ -40,36 +45,55 @@ def logreg_baseline(
     y_test: np.ndarray,
     config: BaselineConfig | None = None,
     features: str = "joint",
+    progress: Progress | None = None,
 ) -> BaselineResult:
     """Standardised logistic regression on pooled frozen features; C picked on val only.
 
-    ``features`` names the feature set, for the detail string (see :func:`run_baselines`).
+    The C grid is fitted in ascending order along one regularisation path: the scaler is fitted
+    once on train, and each fit starts from the previous C's coefficients (lbfgs ``warm_start``).
+    The objective is strictly convex, so every fit reaches the same optimum as a cold fit (to the
+    solver's tolerance) in fewer iterations. Ties on val macro-F1 go to the smaller C.
+    ``features`` names the feature set, for the detail string (see :func:`run_baselines`);
+    ``progress``, if given, receives one line per fit: C, its place in the grid, val macro-F1, seconds.
     """
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression  # imported here: slow to import, rarely needed
-    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     config = config or BaselineConfig()
-    best = None
-    for c in config.c_grid:
-        model = make_pipeline(
-            StandardScaler(),
-            LogisticRegression(
-                C=c, class_weight=config.class_weight, max_iter=config.max_iter, random_state=config.seed
-            ),
-        )
-        model.fit(x_train, y_train)
-        val = classification_metrics(y_val, model.predict(x_val))
-        if best is None or val.macro_f1 > best[1].macro_f1:
-            best = (c, val, model)
-    if best is None:
+    grid = sorted(set(config.c_grid))
+    if not grid:
         raise ValueError("baselines.c_grid is empty: no logistic regression to fit")
-    c, val, model = best
+    scaler = StandardScaler().fit(x_train)
+    train, val_x = scaler.transform(x_train), scaler.transform(x_val)
+    model = LogisticRegression(
+        class_weight=config.class_weight, max_iter=config.max_iter, random_state=config.seed, warm_start=True
+    )
+    best: tuple[float, ClassificationMetrics, np.ndarray, np.ndarray] | None = None
+    for i, c in enumerate(grid, 1):
+        started = time.perf_counter()
+        model.set_params(C=c)
+        with warnings.catch_warnings():
+            # a large C may stop at max_iter: still a point of the grid, judged on val; the line says so
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(train, y_train)
+        capped = ", stopped at max_iter" if int(np.max(model.n_iter_)) >= config.max_iter else ""
+        val = classification_metrics(y_val, model.predict(val_x))
+        if best is None or val.macro_f1 > best[1].macro_f1:
+            best = (c, val, model.coef_.copy(), model.intercept_.copy())
+        if progress is not None:
+            progress(
+                f"logreg {features} C={c:g} ({i}/{len(grid)}): val macro-F1 {val.macro_f1:.3f}, "
+                f"{time.perf_counter() - started:.1f} s{capped}"
+            )
+    assert best is not None  # grid is not empty
+    c, val, coef, intercept = best
+    model.coef_, model.intercept_ = coef, intercept
     return BaselineResult(
         name="logreg",
         detail=f"{features} features [u, v, |u-v|, u*v], C={c} (chosen on val)",
         val=val,
-        test=classification_metrics(y_test, model.predict(x_test)),
+        test=classification_metrics(y_test, model.predict(scaler.transform(x_test))),
     )
 
 
@@ -103,11 +127,13 @@ def run_baselines(
     labels: dict[str, list[str]],
     config: BaselineConfig | None = None,
     sentences_path: str | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, BaselineResult]:
     """Majority and logistic-regression baselines; labels are held by the caller.
 
     The logistic regression is fitted on every configured feature set (those needing sentence
     embeddings only when ``sentences_path`` is given); the one with the best val macro-F1 is kept.
+    ``progress`` receives one line per fit (see :func:`logreg_baseline`).
     """
     config = config or BaselineConfig()
     y = {name: label_ids(values) for name, values in labels.items()}
@@ -121,7 +147,7 @@ def run_baselines(
             if len(x[split]) != len(y[split]):
                 raise ValueError(f"{split}: {len(x[split])} feature rows but {len(y[split])} labels")
         result = logreg_baseline(
-            x["train"], y["train"], x["val"], y["val"], x["test"], y["test"], config, features=name
+            x["train"], y["train"], x["val"], y["val"], x["test"], y["test"], config, features=name, progress=progress
         )
         if best is None or result.val.macro_f1 > best.val.macro_f1:
             best = result

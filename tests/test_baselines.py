@@ -113,3 +113,56 @@ def test_logreg_feature_set_is_chosen_on_val(small_features, small_sentences, sm
     assert joint_only.detail.startswith("joint features") and joint_only.val.macro_f1 == pytest.approx(val["joint"])
     with pytest.raises(ValueError, match="needs sentence embeddings"):
         feature_set("sentences", str(small_features.path), None, "val")
+
+
+def _labels_of_a_cold_fit(x_train, y_train, x, c: float) -> np.ndarray:
+    """Predictions of an independent cold fit at C=c: labels for which C=c is right by construction."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    config = BaselineConfig()
+    model = make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=c, class_weight=config.class_weight, max_iter=config.max_iter, random_state=config.seed),
+    )
+    return model.fit(x_train, y_train).predict(x)
+
+
+def test_warm_started_grid_chooses_c_on_val_and_reports_each_fit() -> None:
+    rng = np.random.default_rng(3)
+    centers = rng.normal(size=(3, 20)) * 0.4  # weak signal: predictions change with C
+    y_train = rng.integers(0, 3, 300)
+    x_train = centers[y_train] + rng.normal(size=(300, 20))
+    x_val, x_test = rng.normal(size=(200, 20)), rng.normal(size=(200, 20))
+    # val agrees with C=0.01 exactly, test with C=1: choosing on val must give 0.01, on test 1
+    y_val = _labels_of_a_cold_fit(x_train, y_train, x_val, 0.01)
+    y_test = _labels_of_a_cold_fit(x_train, y_train, x_test, 1.0)
+    assert (y_val != _labels_of_a_cold_fit(x_train, y_train, x_val, 1.0)).sum() > 10
+    assert (y_val != _labels_of_a_cold_fit(x_train, y_train, x_val, 1e-4)).sum() > 10
+    lines: list[str] = []
+    config = BaselineConfig(c_grid=[1.0, 1e-4, 0.01])  # unsorted: fitted in ascending order
+    result = logreg_baseline(x_train, y_train, x_val, y_val, x_test, y_test, config, "demo", progress=lines.append)
+    assert "C=0.01 (chosen on val)" in result.detail
+    assert result.val.macro_f1 > 0.97 > result.test.macro_f1
+    assert [line.split(":")[0] for line in lines] == [
+        "logreg demo C=0.0001 (1/3)",
+        "logreg demo C=0.01 (2/3)",
+        "logreg demo C=1 (3/3)",
+    ]
+    assert all(" s" in line and "val macro-F1 " in line for line in lines)
+
+
+def test_run_baselines_reports_one_line_per_fit(small_features, small_sentences, small_splits) -> None:
+    labels = {name: frame["label"].tolist() for name, frame in small_splits.frames.items()}
+    config = BaselineConfig(c_grid=[0.01, 0.001])
+    lines: list[str] = []
+    run_baselines(str(small_features.path), labels, config, str(small_sentences.path), progress=lines.append)
+    assert [line.split(":")[0] for line in lines] == [
+        f"logreg {name} C={c} ({i}/2)"
+        for name in ("joint", "sentences", "joint+sentences")
+        for i, c in enumerate(("0.001", "0.01"), 1)
+    ]
+    lines.clear()
+    run_baselines(str(small_features.path), labels, config, progress=lines.append)  # no sentences: joint only
+    assert len(lines) == 2 and all(line.startswith("logreg joint ") for line in lines)

@@ -94,7 +94,12 @@ def test_key_changes_with_max_length_and_data(small_splits, tmp_path) -> None:
     from evoformer.data.splits import fingerprint
 
     fps = {name: fingerprint(frame) for name, frame in part.items()}
-    a = featurize_splits(part, fps, EncoderConfig(max_length=32), tmp_path, progress=False)
+    lines: list[str] = []
+    a = featurize_splits(part, fps, EncoderConfig(max_length=32), tmp_path, progress=False, log=lines.append)
+    assert [line for line in lines if "6/6 pairs (100%)" in line] == [
+        line for line in lines if line.startswith(tuple(f"featurize {s}: 6/6" for s in part))
+    ]
+    assert {line.split(":")[0] for line in lines if "6/6 pairs (100%)" in line} == {f"featurize {s}" for s in part}
     b = featurize_splits(part, fps, EncoderConfig(max_length=16), tmp_path, progress=False)
     assert not a.reused and not b.reused and a.path != b.path
     assert load_split_features(b.path, "train").lengths.max() <= 16
@@ -158,3 +163,17 @@ def test_local_encoder_folder_and_unknown_encoder(tmp_path) -> None:
     assert encoder_identity(str(folder)) == encoder_identity("all-MiniLM-L6-v2")
     with pytest.raises(EncoderNotFoundError, match="not a local Hugging Face model folder"):
         resolve_encoder_path(str(tmp_path))
+
+
+def test_progress_log_every_tenth_and_at_the_end() -> None:
+    from evoformer.features.featurize import _ProgressLog
+
+    lines: list[str] = []
+    report = _ProgressLog(lines.append, "featurize train", 100)
+    for _ in range(33):
+        report.advance(3)  # 99 pairs: a line at 12, 24, ..., 96
+    report.advance(1)
+    assert [line.split(": ")[1].split(" pairs")[0] for line in lines] == [f"{n}/100" for n in range(12, 97, 12)] + [
+        "100/100"
+    ]
+    _ProgressLog(None, "x", 10).advance(10)  # no log: nothing to call

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +57,13 @@ def featurize_splits(
     config: EncoderConfig,
     cache_dir: str | Path,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> FeaturizeResult:
-    """Return the feature folder for ``splits``, computing it only when no complete one exists."""
+    """Return the feature folder for ``splits``, computing it only when no complete one exists.
+
+    ``progress`` shows a tqdm bar; ``log``, if given, receives a line per split every ~10% of its
+    pairs or 30 s (for loggers that do not see the bar, e.g. Prefect's). Neither changes the features.
+    """
     encoder_id = encoder_identity(config.encoder)
     key = feature_key(fingerprints, encoder_id, config.max_length, config.layers)
     folder = feature_folder(Path(cache_dir), config, key)
@@ -72,7 +78,7 @@ def featurize_splits(
         split_manifests = {}
         for name, frame in splits.items():
             split_manifests[name] = _encode_split(
-                frame, tokenizer, model, config, tmp / name, desc=f"featurize {name}", progress=progress
+                frame, tokenizer, model, config, tmp / name, desc=f"featurize {name}", progress=progress, log=log
             )
             split_manifests[name].fingerprint = fingerprints[name]
         manifests.append(
@@ -96,7 +102,14 @@ def featurize_splits(
 
 
 def _encode_split(
-    frame, tokenizer, model, config: EncoderConfig, out: Path, desc: str, progress: bool
+    frame,
+    tokenizer,
+    model,
+    config: EncoderConfig,
+    out: Path,
+    desc: str,
+    progress: bool,
+    log: Callable[[str], None] | None = None,
 ) -> SplitManifest:
     """Encode one split in length-sorted batches with dynamic padding; write states in row order."""
     import torch
@@ -115,6 +128,7 @@ def _encode_split(
     order = np.argsort(lengths, kind="stable")
     batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
     pad_id = tokenizer.pad_token_id or 0
+    report = _ProgressLog(log, desc, len(frame))
     with torch.inference_mode():
         for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
             width = int(lengths[batch].max())
@@ -133,11 +147,33 @@ def _encode_split(
             hidden = token_states(model, inputs, config.layers).to(torch.float16).numpy()
             for row, i in enumerate(batch):
                 states[offsets[i] : offsets[i + 1]] = hidden[row, : lengths[i]]
+            report.advance(len(batch))
     states.flush()
     del states
     np.save(out / "lengths.npy", lengths)
     np.save(out / "claim_lengths.npy", _claim_segment_lengths(input_ids, token_type_ids, tokenizer.sep_token_id))
     return SplitManifest(fingerprint="", pairs=len(frame), tokens=int(offsets[-1]))
+
+
+class _ProgressLog:
+    """Calls ``log`` with ``"<desc>: done/total pairs (pct%), seconds"`` every ``fraction`` of the
+    total or ``seconds``, whichever comes first, and once at the end; does nothing without ``log``."""
+
+    def __init__(self, log: Callable[[str], None] | None, desc: str, total: int, fraction=0.1, seconds=30.0):
+        self.log, self.desc, self.total = log, desc, total
+        self.step, self.seconds = max(1, int(total * fraction)), seconds
+        self.done = self.last_done = 0
+        self.started = self.last_time = time.perf_counter()
+
+    def advance(self, n: int) -> None:
+        if self.log is None:
+            return
+        self.done += n
+        now = time.perf_counter()
+        if self.done >= self.total or self.done - self.last_done >= self.step or now - self.last_time >= self.seconds:
+            self.last_done, self.last_time = self.done, now
+            pct = 100 * self.done / max(self.total, 1)
+            self.log(f"{self.desc}: {self.done}/{self.total} pairs ({pct:.0f}%), {now - self.started:.0f} s")
 
 
 def token_states(model, inputs: dict, layers: int):
