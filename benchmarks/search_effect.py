@@ -10,9 +10,10 @@ after the seeds) and the same search seeds, all with the offline operator and th
     (d) cv:     evolution with 3-fold CV over train + val and the cascade (the defaults)
 
 Each arm's choice is its summary's ``best`` (highest fitness): nothing here looks at test to
-choose. The chosen program is then trained afresh on the train split with 3 training seeds
-(early stopping on val, as `evoformer train` does) and its test macro-F1 is the mean over those
-seeds. Paired differences (d - a, d - b, d - c) are over search seeds, with 95% t-intervals.
+choose. The chosen programs are then trained afresh on the train split with 3 training seeds (as
+the seeds of a 0-generation run: early stopping on val, two at a time) and each choice's test
+macro-F1 is the mean over those seeds. Paired differences (d - a, d - b, d - c) are over search
+seeds, with 95% t-intervals.
 Majority and logistic-regression test lines come from the same splits.
 
 Trainings are cached across arms (one Prefect home, the same feature folder), so the seeds train
@@ -75,19 +76,28 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=4)
     parser.add_argument("--source", help="data file (default: the shared Climate-FEVER file)")
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"))
+    parser.add_argument("--cache-dir", help="feature cache (default: the project's)")
     parser.add_argument("--prefix", default="search")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "search_effect.json"))
+    parser.add_argument("--searched", help="an earlier --out file: reuse its searches, only retrain and tabulate")
     args = parser.parse_args()
 
     home = tempfile.mkdtemp(prefix="evoformer-search-prefect-")
     env = dict(os.environ, PREFECT_HOME=home, DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env.pop("PREFECT_API_URL", None)
     common = ["--runs-dir", args.runs_dir, *(["--source", args.source] if args.source else [])]
+    common += ["--cache-dir", args.cache_dir] if args.cache_dir else []
     evolve = [*common, "--operator", "offline", "--train.time_budget_s", str(args.time_budget)]
     search = ["--children", str(args.children), "--generations", "99", "--search_budget_s", str(args.budget)]
     started = time.perf_counter()
     runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.searched:
+        runs = json.loads(Path(args.searched).read_text())["runs"]
     for arm, options in ARMS.items():
+        if args.searched:
+            break
         for seed in args.search_seeds:
             if arm == "a-seeds" and runs[arm]:  # no search seed changes the seeds' training: one run
                 runs[arm].append(dict(runs[arm][0], search_seed=seed))
@@ -115,29 +125,35 @@ def main() -> None:
             )
             print(f"{run_id}: chose {best['id']} fitness {best['fitness']} in {runs[arm][-1]['seconds']} s", flush=True)
 
-    retrained: dict[str, list[float]] = {}  # program text -> test macro-F1 per training seed
+    out.write_text(json.dumps({"args": vars(args), "runs": runs}, indent=2))  # the searches, before retraining
+    # Every distinct chosen program, trained afresh as a seed of a 0-generation run on the train
+    # split (early stopping on val, test measured), once per training seed, two at a time.
+    texts = sorted({Path(r["program"]).read_text() for arm_runs in runs.values() for r in arm_runs})
+    folder = Path(tempfile.mkdtemp(prefix="search-chosen-"))
+    for n, text in enumerate(texts):
+        (folder / f"chosen{n:02d}.py").write_text(text)
+    retrained: dict[str, list[float]] = {text: [] for text in texts}
+    for train_seed in args.train_seeds:
+        summary = cli(
+            ["evolve", *evolve, "--generations", "0", "--seed-folder", str(folder), "--train.seed", str(train_seed),
+             "--evaluation.folds", "1", "--evaluation.cascade.enabled", "false",
+             "--run-id", f"{args.prefix}-retrain-t{train_seed}"],
+            env,
+        )  # fmt: skip
+        lineage = {row["id"]: row for row in json.loads(Path(summary["lineage"]).read_text())}
+        for n, text in enumerate(texts):
+            row = lineage[f"seed-chosen{n:02d}"]
+            row = lineage.get(row.get("copy_of") or "", row)  # a near-copy of another choice: its result
+            retrained[text].append(row["test_macro_f1"] if row["test_macro_f1"] is not None else float("nan"))
     for arm_runs in runs.values():
         for run in arm_runs:
             text = Path(run["program"]).read_text()
-            if text not in retrained:
-                program = Path(tempfile.mkdtemp(prefix="search-chosen-")) / Path(run["program"]).name
-                program.write_text(text)
-                tests = []
-                for train_seed in args.train_seeds:
-                    out = cli(
-                        ["train", str(program), *common, "--train.seed", str(train_seed), "--limits.threads", "1",
-                         "--train.time_budget_s", str(args.time_budget), "--run-id", f"{args.prefix}-retrain"],
-                        env,
-                    )  # fmt: skip
-                    metrics = out.get("metrics") or {}
-                    tests.append(float(metrics.get("test", {}).get("macro_f1", float("nan"))))
-                retrained[text] = tests
             run["test_per_training_seed"] = retrained[text]
             run["test"] = statistics.mean(retrained[text])
 
     baselines = runs["a-seeds"][0]["baselines"]
     print(
-        "\n| arm | chosen (per search seed) | fitness | test macro-F1 (mean of 3 training seeds) | params | trained |"
+        "\n| arm | chosen (per search seed) | fitness | test macro-F1 (mean of {len(args.train_seeds)} training seeds) | params | trained |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
     for arm, arm_runs in runs.items():
@@ -157,8 +173,6 @@ def main() -> None:
         diffs = [x - y for x, y in zip(d, [r["test"] for r in runs[other]], strict=True)]
         print(f"  d-cv - {other}: {interval(diffs)}")
     print(f"\ntrained: fully evaluated + stopped by the cascade; total {time.perf_counter() - started:.0f} s")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "runs": runs}, indent=2))
     print(f"written: {out}")
 
