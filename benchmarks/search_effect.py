@@ -152,9 +152,8 @@ def main() -> None:
             run["test"] = statistics.mean(retrained[text])
 
     baselines = runs["a-seeds"][0]["baselines"]
-    print(
-        "\n| arm | chosen (per search seed) | fitness | test macro-F1 (mean of {len(args.train_seeds)} training seeds) | params | trained |"
-    )
+    seeds_note = f"mean of {len(args.train_seeds)} training seeds"
+    print(f"\n| arm | chosen (per search seed) | fitness | test macro-F1 ({seeds_note}) | params | trained |")
     print("| --- | --- | --- | --- | --- | --- |")
     for arm, arm_runs in runs.items():
         chosen = ", ".join(r["chosen"] for r in arm_runs)
