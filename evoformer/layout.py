@@ -12,6 +12,7 @@ and folder names are written; every flow, task, report and GUI view asks a :clas
     programs/<id>.py              the orchestrator's copy of every program, outside any sandbox folder
     evolution/state.json          the population after the last completed generation
     evolution/proposals-gNN.json  a generation's children, saved before they train
+    evolution/folds.npz           the cross-validation folds (index sets into train + val)
     lineage.json                  every candidate with its parents, operator and outcome
     pareto.png                    val macro-F1 against params
     report.html                   the self-contained run report
@@ -151,6 +152,12 @@ class RunLayout:
     def state(self) -> Path:
         """``evolution/state.json``."""
         return self.evolution_dir / self.STATE_FILE
+
+    @property
+    def folds_file(self) -> Path:
+        """``evolution/folds.npz``: the cross-validation folds of the run (the orchestrator's copy;
+        compression fine-tunes and stops on the kept model's fold)."""
+        return self.evolution_dir / "folds.npz"
 
     def proposals(self, generation: int) -> Path:
         """``evolution/proposals-gNN.json``."""

@@ -16,6 +16,7 @@ from evoformer.baselines import macro_f1_table
 from evoformer.compression.evaluate import CompressionError, CompressionReport, table_rows, variant_json
 from evoformer.compression.select import select_candidates
 from evoformer.config.compress import CompressParams, CompressTrigger  # noqa: F401  (declared in evoformer/config)
+from evoformer.data.folds import load_folds
 from evoformer.layout import RunLayout, run_layouts
 from evoformer.runs import StorageConfig, read_summary, update_summary
 from evoformer.summaries import CompressedCandidate, CompressSummary
@@ -70,6 +71,7 @@ def compress(params: CompressParams) -> dict[str, Any]:
             f"the features of run {params.run_id} are gone ({features_path}); run `evoformer data` again"
         )
     labels = split_labels(layout)
+    folds = load_folds(layout.folds_file)  # cross-validated: each kept model is its fold 0's
     chosen = select_candidates(layout, params.candidates, params.top_k)
     logger.info("compressing %s", ", ".join(f"{c.id} (val {c.val_macro_f1:.4f}, {c.params} params)" for c in chosen))
     reports = []
@@ -81,6 +83,7 @@ def compress(params: CompressParams) -> dict[str, Any]:
             str(layout.compression(candidate.id).resolve()),
             params.config,
             params.limits,
+            folds[0] if folds else None,
             return_state=True,
         )
         try:

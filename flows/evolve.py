@@ -23,7 +23,7 @@ from prefect.futures import as_completed
 
 from evoformer.baselines import macro_f1_table
 from evoformer.config.evolve import EvolveParams
-from evoformer.data.folds import run_folds
+from evoformer.data.folds import run_folds, save_folds
 from evoformer.evolution.children import add_generation, check_children, known_hashes, parent_views, train_seeds
 from evoformer.evolution.fitness import FitnessEvaluator
 from evoformer.evolution.inputs import EvolutionError, EvolutionInputs, load_seeds, read_prelude, settings_hash
@@ -180,6 +180,7 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     proposer = _Proposer(params, kind, inputs.prelude, client, ledger, layout, logger)
     setup = TrainingSetup(layout, data["features_path"], split_labels(layout), params.train, params.limits)
     folds = run_folds(layout, params.evaluation.folds, params.evaluation.seed)
+    save_folds(layout.folds_file, folds)
     publish = _Publisher(state, layout, baselines.get("majority", {}).get("val"), params.generations)
     at_once = params.trainings_at_once()
     logger.info(

@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from evoformer.candidates.job import PROGRAM_FILE, WEIGHTS_FILE, Status
 from evoformer.compression.config import CompressConfig
 from evoformer.compression.evaluate import CompressionReport, compress_candidate, table_rows
+from evoformer.data.folds import Fold
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.sandbox.runner import SandboxError
 from tasks.candidates import retry_only_on
@@ -37,6 +38,7 @@ def compression_key(_context: Any, parameters: dict[str, Any]) -> str:
         parameters["config"].model_dump_json(),
         parameters["limits"].model_dump_json(),
         str(Path(parameters["folder"]).resolve()),
+        parameters["fold"].digest() if parameters.get("fold") is not None else "",
     ):
         digest.update(part.encode())
     return "compress:" + digest.hexdigest()[:32]
@@ -58,9 +60,10 @@ def compress_candidate_task(
     folder: str,
     config: CompressConfig,
     limits: SandboxLimits,
+    fold: Fold | None = None,
 ) -> CompressionReport:
-    """Make and measure every variant of one trained candidate in the sandbox."""
-    report = compress_candidate(candidate_folder, features_path, labels, folder, config, limits)
+    """Make and measure every variant of one trained candidate in the sandbox (on its ``fold``)."""
+    report = compress_candidate(candidate_folder, features_path, labels, folder, config, limits, fold)
     if report.status in Status.TRANSIENT:
         raise TransientCompressionFailure(report)
     return report

@@ -226,3 +226,46 @@ def test_the_sandbox_trains_on_the_folds_rows_and_sees_only_their_labels(
         assert np.array_equal(saved["val_index"], fold.val_index)
     assert result.metrics.val.support == len(fold.val_index)  # scored on the fold's held-out rows
     assert result.metrics.test.support == len(load_split_features(Path(small_features.path), "test"))
+
+
+def test_folds_are_saved_for_the_orchestrator_and_read_back(tmp_path) -> None:
+    from evoformer.data.folds import load_folds, save_folds
+
+    folds = make_folds(_frame(30, 2, 0, "t"), _frame(10, 2, 1, "v"), 3)
+    save_folds(tmp_path / "evolution" / "folds.npz", folds)
+    again = load_folds(tmp_path / "evolution" / "folds.npz")
+    assert [f.digest() for f in again] == [f.digest() for f in folds] and again[2].count == 3
+    save_folds(tmp_path / "own.npz", [own_split()])  # the run's own split: nothing to save
+    assert load_folds(tmp_path / "own.npz") == []
+
+
+def test_compression_fine_tunes_on_the_kept_models_fold(small_features, small_splits, tmp_path) -> None:
+    """The kept model trained on fold 0's training rows, which include most of val: compression
+    must fine-tune and choose on the same fold, whose held-out rows the model never saw."""
+    from conftest import candidate_source
+
+    from evoformer.baselines import label_ids
+    from evoformer.compression.config import CompressConfig
+    from evoformer.compression.evaluate import compress_candidate
+
+    labels = {name: label_ids(frame["label"]) for name, frame in small_splits.frames.items()}
+    fold = make_folds(small_splits["train"], small_splits["val"], 2)[0]
+    program = CandidateProgram(name="linear", source=candidate_source("return M(input_dim, num_classes)"))
+    trained = evaluate_candidate(
+        program, small_features.path, labels, tmp_path / "cand", TrainConfig(max_epochs=1, latency_repeats=3), fold=fold
+    )
+    assert trained.status == Status.OK, trained.reason
+    config = CompressConfig(
+        sparsities=[0.5],
+        structured_ratios=[],
+        quantizers=[],
+        finetune=TrainConfig(max_epochs=1, patience=1),
+        latency_repeats=3,
+    )
+    report = compress_candidate(tmp_path / "cand", small_features.path, labels, tmp_path / "comp", config, fold=fold)
+    assert report.status == "ok", report.reason + report.stderr_tail
+    pool = np.concatenate([labels["train"], labels["val"]])
+    assert np.array_equal(np.load(tmp_path / "comp" / TRAIN_LABELS_FILE), pool[fold.train_index])
+    (reference,) = [v for v in report.variants if v.name == "fp32"]
+    assert reference.val is not None and reference.val.support == len(fold.val_index)
+    assert reference.val.macro_f1 == pytest.approx(trained.metrics.val.macro_f1)  # the same rows, the same model

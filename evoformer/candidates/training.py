@@ -42,7 +42,7 @@ def run(folder: Path, job: TrainJob) -> WorkerResult:
     np.random.seed(job.train.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     channel = Channel()
-    train, val = fit_sets(folder, job)
+    train, val = fit_sets(folder, job.features_path, job.fold)
     test = load_split_features(job.features_path, "test")
     y_train = np.load(folder / TRAIN_LABELS_FILE)
     source = (folder / PROGRAM_FILE).read_text()
@@ -76,11 +76,12 @@ def run(folder: Path, job: TrainJob) -> WorkerResult:
     )
 
 
-def fit_sets(folder: Path, job: TrainJob) -> tuple[SplitFeatures | PoolRows, SplitFeatures | PoolRows]:
-    """What trains and what validates: the train and val splits, or a fold's rows of both."""
-    train = load_split_features(job.features_path, "train")
-    val = load_split_features(job.features_path, "val")
-    if not job.fold:
+def fit_sets(folder: Path, features_path: str, fold: bool) -> tuple[SplitFeatures | PoolRows, SplitFeatures | PoolRows]:
+    """What trains and what validates: the train and val splits, or (``fold``) the rows of both
+    that ``FOLD_FILE`` in ``folder`` names."""
+    train = load_split_features(features_path, "train")
+    val = load_split_features(features_path, "val")
+    if not fold:
         return train, val
     with np.load(folder / FOLD_FILE) as index:
         return PoolRows([train, val], index["train_index"]), PoolRows([train, val], index["val_index"])

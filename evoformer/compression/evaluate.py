@@ -15,9 +15,18 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from evoformer.candidates.evaluate import EarlyStopping, parse_predictions, read_result
-from evoformer.candidates.job import JOB_FILE, METRICS_FILE, PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE, Status
+from evoformer.candidates.job import (
+    FOLD_FILE,
+    JOB_FILE,
+    METRICS_FILE,
+    PROGRAM_FILE,
+    TRAIN_LABELS_FILE,
+    WEIGHTS_FILE,
+    Status,
+)
 from evoformer.compression.config import CompressConfig
 from evoformer.compression.job import REFERENCE, CompressJob, CompressWorkerResult, VariantOutput
+from evoformer.data.folds import Fold
 from evoformer.errors import UserError
 from evoformer.files import write_text_atomic
 from evoformer.labels import LABELS
@@ -103,9 +112,12 @@ def compress_candidate(
     folder: str | Path,
     config: CompressConfig | None = None,
     limits: SandboxLimits | None = None,
+    fold: Fold | None = None,
 ) -> CompressionReport:
     """Compress the trained candidate in ``candidate_folder`` into ``folder`` (wiped first) and
-    write ``compression.json`` there."""
+    write ``compression.json`` there. ``labels`` are the run's; with the candidate's
+    cross-validation ``fold`` (its kept model's), fine-tuning trains on that fold's training rows
+    and "val" is its held-out rows, which the model never saw."""
     config, limits = config or CompressConfig(), limits or SandboxLimits()
     source_dir, folder = Path(candidate_folder).resolve(), Path(folder).resolve()
     _check_trained(source_dir)
@@ -114,9 +126,17 @@ def compress_candidate(
     folder.mkdir(parents=True)
     for name in (PROGRAM_FILE, WEIGHTS_FILE):
         shutil.copyfile(source_dir / name, folder / name, follow_symlinks=False)
+    sets = fold.index_sets if fold is not None else None
+    if fold is not None and sets is not None:
+        labels = fold.labels(labels)
+        np.savez(folder / FOLD_FILE, train_index=sets[0], val_index=sets[1])
     np.save(folder / TRAIN_LABELS_FILE, np.asarray(labels["train"], dtype=np.int64))
     job = CompressJob(
-        features_path=str(features_path), num_classes=len(LABELS), config=config, audit_hook=limits.audit_hook
+        features_path=str(features_path),
+        num_classes=len(LABELS),
+        config=config,
+        fold=sets is not None,
+        audit_hook=limits.audit_hook,
     )
     (folder / JOB_FILE).write_text(job.model_dump_json())
     stoppers = VariantStoppers(np.asarray(labels["val"]), config)

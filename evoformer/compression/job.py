@@ -20,6 +20,11 @@ class CompressJob(BaseModel):
     features_path: str
     num_classes: int
     config: CompressConfig
+    fold: bool = Field(
+        default=False,
+        description="Fine-tune and validate on the rows of train + val that FOLD_FILE names: the fold the "
+        "candidate's model was trained on (its held-out rows stay unseen).",
+    )
     audit_hook: bool = True
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from evoformer.candidates.job import PROGRAM_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE
-from evoformer.candidates.training import build, fit, measure_latency, predict, probe, tensors
+from evoformer.candidates.training import build, fit, fit_sets, measure_latency, predict, probe, tensors
 from evoformer.compression.config import QUANTIZER_LABELS, CompressConfig, structured_variant, unstructured_variant
 from evoformer.compression.job import REFERENCE, VARIANTS_DIR, CompressJob, CompressWorkerResult, VariantOutput
 from evoformer.features.store import load_split_features
@@ -202,7 +202,8 @@ def run(folder: Path, job: CompressJob) -> CompressWorkerResult:
     from evoformer.compression import techniques
 
     channel = Channel()
-    data = {split: load_split_features(job.features_path, split) for split in ("train", "val", "test")}
+    train, val = fit_sets(folder, job.features_path, job.fold)
+    data = {"train": train, "val": val, "test": load_split_features(job.features_path, "test")}
     y_train = np.load(folder / TRAIN_LABELS_FILE)
     source = (folder / PROGRAM_FILE).read_text()
     if job.audit_hook:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,6 +93,28 @@ def make_folds(train: pd.DataFrame, val: pd.DataFrame, count: int, seed: int = 0
             raise DataSourceError(f"fold {number} of {count} is empty: train + val are too small for {count} folds")
         folds.append(Fold(number, count, train_index=rows[~held_out], val_index=rows[held_out]))
     return folds
+
+
+def save_folds(path: Path, folds: list[Fold]) -> None:
+    """Write cross-validation folds (``count > 1``) to an ``.npz`` the orchestrator owns."""
+    arrays = {}
+    for fold in folds:
+        sets = fold.index_sets
+        if sets is not None:
+            arrays[f"train_{fold.number}"], arrays[f"val_{fold.number}"] = sets
+    if arrays:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save: Any = np.savez  # its stubs read ``**arrays`` as its keyword options
+        save(path, **arrays)
+
+
+def load_folds(path: Path) -> list[Fold]:
+    """The folds :func:`save_folds` wrote; empty when there is no file (a run on its own split)."""
+    if not path.is_file():
+        return []
+    with np.load(path) as saved:
+        count = len([name for name in saved.files if name.startswith("train_")])
+        return [Fold(n, count, train_index=saved[f"train_{n}"], val_index=saved[f"val_{n}"]) for n in range(count)]
 
 
 def run_folds(layout: RunLayout, count: int, seed: int = 0) -> list[Fold]:
