@@ -3,7 +3,14 @@
 from evoformer.llm.cache import CachedReply, ReplyCache, reply_key
 from evoformer.llm.client import LLMClient, LLMReply, open_client, retry_after_seconds
 from evoformer.llm.config import LLMConfig
-from evoformer.llm.errors import BudgetExhausted, LLMAuthError, LLMError, LLMRequestError, LLMUnavailableError
+from evoformer.llm.errors import (
+    BudgetExhausted,
+    LLMAuthError,
+    LLMContextLengthError,
+    LLMError,
+    LLMRequestError,
+    LLMUnavailableError,
+)
 from evoformer.llm.usage import UsageLedger, UsageSnapshot
 
 __all__ = [
@@ -11,6 +18,7 @@ __all__ = [
     "CachedReply",
     "LLMAuthError",
     "LLMClient",
+    "LLMContextLengthError",
     "LLMConfig",
     "LLMError",
     "LLMReply",

@@ -24,6 +24,11 @@ class LLMRequestError(UserError, LLMError):
         self.status = status
 
 
+class LLMContextLengthError(LLMRequestError):
+    """The prompt (with the reply's token allowance) does not fit the model's context (an HTTP 400
+    naming the context length). Not retried as is: the caller sends a shorter prompt."""
+
+
 class LLMUnavailableError(UserError, LLMError):
     """Retries ran out on transient failures (429, 5xx, connection errors, timeouts, malformed replies)."""
 
