@@ -105,6 +105,10 @@ class TrainJob(BaseModel):
         description="Train and validate on the rows of train + val that FOLD_FILE names (a cross-validation "
         "fold); else on the train and val splits.",
     )
+    smoke: bool = Field(
+        default=False,
+        description="Only build, one forward pass and one backward pass on a tiny batch (seconds), then stop.",
+    )
     threads: int = 2
     audit_hook: bool = True
 

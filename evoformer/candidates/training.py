@@ -52,6 +52,9 @@ def run(folder: Path, job: TrainJob) -> WorkerResult:
     model = build(source, train.dim, job.num_classes)
     probe(model, train, job.num_classes)
     setup_seconds = time.perf_counter() - setup_start
+    if job.smoke:
+        smoke_step(model, train, y_train, job.num_classes)
+        return WorkerResult(status="ok", timings_s={"setup": round(setup_seconds, 4)})
     fitted = fit(model, train, val, y_train, job.train, job.num_classes, channel)
     started = time.perf_counter()
     test_pred = predict(model, test, job.num_classes)
@@ -246,6 +249,36 @@ def probe(model, features, num_classes: int) -> None:
                 "runtime_error", f"forward failed: {type(exc).__name__}: {str(exc)[:500]}"
             ) from exc
     check_logits(logits, len(x), num_classes)
+
+
+SMOKE_BATCH = 8
+
+
+def smoke_step(model, features, y_train: np.ndarray, num_classes: int) -> None:
+    """One training-mode forward and backward pass on the first few examples: the loss must be
+    finite and reach at least one parameter with a finite gradient."""
+    import torch
+
+    batch = np.arange(min(SMOKE_BATCH, len(features)))
+    x, mask = tensors(features, batch)
+    model.train()
+    try:
+        loss = training_loss(torch.nn.CrossEntropyLoss(), model(x, mask), torch.from_numpy(y_train[batch]), num_classes)
+        loss.backward()
+    except Outcome:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        traceback.print_exc()
+        raise limit_outcome(exc) or Outcome(
+            "runtime_error", f"training step failed: {type(exc).__name__}: {str(exc)[:500]}"
+        ) from exc
+    if not torch.isfinite(loss):
+        raise Outcome("invalid_output", "the training loss is NaN or inf")
+    grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
+    if not grads:
+        raise Outcome("runtime_error", "the loss reaches no trainable parameter (no gradient)")
+    if not all(torch.isfinite(g).all() for g in grads):
+        raise Outcome("invalid_output", "a gradient is NaN or inf")
 
 
 def predict(model, features, num_classes: int) -> np.ndarray:

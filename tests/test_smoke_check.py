@@ -1,0 +1,70 @@
+"""The smoke check: build, one forward and one backward pass in the sandbox, in seconds, with the
+error a model can repair from."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import LINEAR_MODEL, candidate_source
+
+from evoformer.candidates.smoke import SmokeCheck
+from evoformer.candidates.static_check import StaticCheckConfig
+from evoformer.sandbox.limits import SandboxLimits
+
+EMBEDDING_ON_STATES = """
+import torch
+import torch.nn as nn
+
+class M(nn.Module):
+    def __init__(self, d, c):
+        super().__init__()
+        self.emb = nn.Embedding(1000, 32)
+        self.out = nn.Linear(32, c)
+    def forward(self, x, mask):
+        return self.out(self.emb(x).mean(dim=(1, 2)))
+
+def build_model(input_dim, num_classes):
+    return M(input_dim, num_classes)
+"""
+
+NO_GRADIENT = """
+import torch
+import torch.nn as nn
+
+class M(nn.Module):
+    def __init__(self, d, c):
+        super().__init__()
+        self.lin = nn.Linear(d, c)
+        self.c = c
+    def forward(self, x, mask):
+        return torch.zeros(x.shape[0], self.c) + x.sum() * 0.0
+
+def build_model(input_dim, num_classes):
+    return M(input_dim, num_classes)
+"""
+
+
+@pytest.fixture()
+def check(small_features, tmp_path) -> SmokeCheck:
+    return SmokeCheck("", StaticCheckConfig(), str(small_features.path), SandboxLimits(threads=1), tmp_path / "smoke")
+
+
+def test_a_working_program_passes_in_seconds(check) -> None:
+    started = time.perf_counter()
+    assert check(candidate_source("return M(input_dim, num_classes)")) is None
+    assert time.perf_counter() - started < 60
+
+
+def test_errors_name_the_failure_for_the_model_to_repair(check) -> None:
+    error = check(EMBEDDING_ON_STATES)
+    assert error is not None and error.startswith("runtime_error: forward failed")
+    assert 'File "program.py", line 11' in error and "self.emb(x)" in error  # where, in the program
+    assert "site-packages" not in error
+    error = check(NO_GRADIENT)
+    assert error is not None and error.startswith("runtime_error: training step failed") and "grad" in error
+    missing = check(LINEAR_MODEL)  # no build_model
+    assert missing is not None and "build_model" in missing
+    broken = check("def build_model(input_dim, num_classes):\n    return (\n")
+    assert broken is not None and broken.startswith("rejected by the static check")
+    assert sorted(p.name for p in check.folder.iterdir()) == ["0", "1"]  # static rejections ran nothing
