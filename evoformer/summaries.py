@@ -119,6 +119,14 @@ class LLMUsageSummary(BaseModel):
     cost: float = 0.0
     cache_hits: int = 0
     failures: int = 0
+    children: int = Field(default=0, description="Children the LLM was asked for (one request each, repairs aside).")
+    valid_children: int = Field(default=0, description="Of those, children that trained ok and are no copy.")
+    valid_rate: float | None = Field(default=None, description="valid_children / children.")
+    repairs: float | None = Field(default=None, description="Repair rounds per valid child.")
+    tokens_per_valid_child: float | None = None
+    seconds_per_valid_child: float | None = Field(
+        default=None, description="Wall clock of writing the children (LLM calls and smoke checks) per valid child."
+    )
 
 
 class EvolveSummary(Summary):

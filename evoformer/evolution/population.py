@@ -23,6 +23,8 @@ class Individual(BaseModel):
     temperature: float | None = None
     prompt_hash: str | None = None
     description: str = ""
+    repairs: int = Field(default=0, description="LLM repair rounds spent on this child before it was checked.")
+    proposal_seconds: float | None = Field(default=None, description="Wall clock of writing the child (LLM calls).")
     program_hash: str = ""
     status: Status = Field(description="A training status (ok, rejected, ...), or duplicate / proposal_failed.")
     reason: str = ""

@@ -65,8 +65,13 @@ def candidate_counts(people: list[Individual]) -> CandidateCounts:
     )
 
 
-def llm_usage(ledger: UsageLedger | None) -> LLMUsageSummary:
+def llm_usage(ledger: UsageLedger | None, people: list[Individual] | None = None) -> LLMUsageSummary:
+    """The ledger's counts, and how well the LLM's children fared: a valid child trained ok (a
+    screening counts) and is no copy."""
     usage = ledger.snapshot() if ledger else UsageSnapshot()
+    children = [i for i in people or [] if i.operator.startswith("llm-")]
+    valid = sum(i.status == Status.OK for i in children)
+    seconds = sum(i.proposal_seconds or 0.0 for i in children)
     return LLMUsageSummary(
         requests=usage.requests,
         retries=usage.retries,
@@ -74,6 +79,12 @@ def llm_usage(ledger: UsageLedger | None) -> LLMUsageSummary:
         cost=usage.cost_usd,
         cache_hits=usage.cache_hits,
         failures=usage.failures,
+        children=len(children),
+        valid_children=valid,
+        valid_rate=round(valid / len(children), 4) if children else None,
+        repairs=round(sum(i.repairs for i in children) / valid, 3) if valid else None,
+        tokens_per_valid_child=round(usage.tokens / valid, 1) if valid else None,
+        seconds_per_valid_child=round(seconds / valid, 1) if valid else None,
     )
 
 
@@ -115,7 +126,7 @@ def evolution_summary(
         evolved_beats_best_seed=bool(best_evolved and best_seed and best_evolved.f1 > best_seed.f1),
         evolved_beats_best_seed_on_test=on_test,
         seed_front_dominated=sum(any(dominates(e, s, noise_se) for e in evolved if e.trained) for s in seed_front),
-        llm=llm_usage(ledger),
+        llm=llm_usage(ledger, people),
         run_id=run_id,
         run_dir=str(layout.root),
         flow_run_id=None if flow_run_id is None else str(flow_run_id),
