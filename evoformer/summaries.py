@@ -67,7 +67,7 @@ class DataSummary(Summary):
     augmented: AugmentedInfo | None = None
     features_path: str
     features_cached: bool
-    sentences_path: str
+    sentences_path: str = Field(description="Empty when no baseline uses sentence embeddings.")
     sentences_cached: bool
     baselines: dict[str, BaselineSummary]
 

@@ -52,7 +52,9 @@ def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, A
     )
     features = features_state.result()
     features_path = features["path"]
-    sentences = sentences_task(splits, params.encoder, params.storage.cache_dir)
+    sentences: dict[str, Any] = {"path": None, "reused": False}
+    if params.baselines.needs_sentences():  # a second encoding pass of every sentence: only when a baseline uses it
+        sentences = sentences_task(splits, params.encoder, params.storage.cache_dir)
     baselines = baselines_task(features_path, splits, params.baselines, sentences["path"])
     split_summary = splits.summary()
     publish_data_artifacts(split_summary, baselines)
@@ -76,7 +78,7 @@ def prepare_data(params: PrepareDataParams = PrepareDataParams()) -> dict[str, A
         ),
         features_path=str(Path(features_path).resolve()),
         features_cached=features_state.name == "Cached" or features["reused"],
-        sentences_path=str(Path(sentences["path"]).resolve()),
+        sentences_path=str(Path(sentences["path"]).resolve()) if sentences["path"] else "",
         sentences_cached=sentences["reused"],
         baselines={
             name: BaselineSummary(val=result.val, test=result.test, detail=result.detail)

@@ -166,3 +166,11 @@ def test_run_baselines_reports_one_line_per_fit(small_features, small_sentences,
     lines.clear()
     run_baselines(str(small_features.path), labels, config, progress=lines.append)  # no sentences: joint only
     assert len(lines) == 2 and all(line.startswith("logreg joint ") for line in lines)
+
+
+def test_sentence_embeddings_are_needed_only_by_the_sentence_feature_sets() -> None:
+    from evoformer.config.data import BaselineConfig
+
+    assert BaselineConfig().needs_sentences()
+    assert not BaselineConfig(feature_sets=["joint"]).needs_sentences()
+    assert BaselineConfig(feature_sets=["joint+sentences"]).needs_sentences()

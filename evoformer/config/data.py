@@ -112,6 +112,10 @@ class BaselineConfig(BaseModel):
     max_iter: int = 2000
     seed: int = 0
 
+    def needs_sentences(self) -> bool:
+        """Whether a feature set uses the separate sentence embeddings (a second encoding pass)."""
+        return any("sentences" in name for name in self.feature_sets)
+
 
 class PrepareDataParams(BaseModel):
     """Everything `prepare_data` needs; rendered as a form in the Prefect UI."""
