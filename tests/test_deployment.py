@@ -147,7 +147,7 @@ def test_pipeline_deployment_has_the_demo_parameters_and_a_form() -> None:
     deployment = pipeline_deployment()
     assert deployment.name == DEPLOYMENT_NAME and deployment.flow_name == "pipeline"
     params = PipelineParams.model_validate(deployment.parameters["params"])
-    assert (params.evolve.generations, params.evolve.children, params.evolve.train.time_budget_s) == (2, 4, 30.0)
+    assert (params.evolve.generations, params.evolve.children, params.evolve.train.time_budget_s) == (2, 4, 15.0)
     assert params.compression.top_k == 1 and not params.synthesis.enabled
     assert params == load_params(PipelineParams, DEMO)  # configs/demo.yaml, as `make demo`
     _entrypoint_is_a_flow(ENTRYPOINT)
