@@ -173,6 +173,12 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     inputs = EvolutionInputs.load(params.seed_folder, params.prelude_path, params.static)  # checked before any work
     data = prepare_data(params.data)
     layout, baselines = RunLayout(data["run_dir"]), macro_f1_table(data["baselines"])
+    logger.info(
+        "run id %s (folder %s): `evoformer compress --run %s` compresses its candidates",
+        data["run_id"],
+        layout.root,
+        data["run_id"],
+    )
     state = load_state(layout, settings_hash(params, inputs.seeds, inputs.prelude, data["features_path"]), kind)
     if state.completed_generation >= 0:
         logger.info("resuming %s after generation %d", data["run_id"], state.completed_generation)
@@ -248,6 +254,7 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
         noise_se=params.selection.noise_se,
     )
     update_summary(layout, {"evolve": summary.section()})
+    logger.info("run %s done: %s", data["run_id"], layout.root)
     summary.report = write_report_task(str(layout.root))
     if params.compress.mode != "off":
         front = [member.id for member in summary.front]
