@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from evoformer import pyast
 
-SKELETON = '''import torch
+SKELETON = """import torch
 import torch.nn as nn
 
 
@@ -33,7 +33,7 @@ class Classifier(nn.Module):
 
 def build_model(input_dim: int, num_classes: int) -> nn.Module:
     return Classifier(input_dim, num_classes)
-'''
+"""
 
 SYSTEM_PROMPT = """You design small, accurate PyTorch text classifiers.
 
@@ -56,7 +56,9 @@ A minimal runnable program (a masked mean pool and a linear head):
 {reply_format}"""
 
 FULL_REPLY = "Reply with exactly one complete program in a single ```python code block."
-DIFF_REPLY = "Reply with SEARCH/REPLACE blocks when asked for them, else with one complete program in a ```python block."
+DIFF_REPLY = (
+    "Reply with SEARCH/REPLACE blocks when asked for them, else with one complete program in a ```python block."
+)
 
 PRELUDE_NOTE = (
     "This helper code is prepended to every program; you may use its names without redefining them:\n"
@@ -162,6 +164,14 @@ def build_messages(
         {"role": "system", "content": system_prompt(allowed_imports, prelude, "diff" if diff else "full")},
         {"role": "user", "content": "\n\n".join(parts)},
     ]
+
+
+def repair_message(error: str) -> str:
+    """The follow-up request of a repair round: what went wrong, and a request for the whole program."""
+    return (
+        f"{error.strip()}\n\nFix this and return the whole corrected program (build_model(input_dim, num_classes) "
+        "at module level, the contract above kept) in a single ```python code block."
+    )
 
 
 def compact_source(source: str) -> str:
