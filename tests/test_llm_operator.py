@@ -316,6 +316,10 @@ def test_a_prompt_that_never_fits_is_a_failed_proposal() -> None:
     proposal = propose(plan(), [view()], "llm", OperatorConfig(), IMPORTS, client=client)  # type: ignore[arg-type]
     assert proposal.status == "proposal_failed" and proposal.source is None and proposal.trimmed == 1
     assert "does not fit the model's context" in proposal.reason and "exceeds the available context" in proposal.reason
+    assert len(client.prompts) == 2
+    bare = FitsOnly(lambda prompt: False, fenced(CHILD))
+    propose(plan(), [view(source=compact_source(PARENT))], "llm", OperatorConfig(), IMPORTS, client=bare)  # type: ignore[arg-type]
+    assert len(bare.prompts) == 1  # nothing to compact: the same prompt is not sent again
 
 
 def test_the_scripted_server_s_context_error_gets_a_shorter_prompt(llm) -> None:

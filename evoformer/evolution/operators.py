@@ -132,11 +132,12 @@ def propose(
     API key raises, since every later request would fail the same way.
 
     LLM operator: a prompt too long for the model's context is sent again shorter (parents without
-    docstrings and comments, then only the first parent). ``check(source)`` returns None for a good
-    program or why it is not; then, for up to ``config.repair_rounds`` follow-up requests, the model
-    sees the conversation, its reply and the error, and returns the whole corrected program (a reply
-    without a program, and a copy of a parent, get such a round too). The child is the last program
-    extracted; the flow's own checks judge it."""
+    docstrings and comments, then only the first parent). ``check(source)`` (the program as written,
+    without the prelude) returns None for a good program or why it is not; then, for up to
+    ``config.repair_rounds`` follow-up requests, the model sees the conversation, its reply and the
+    error, and returns the whole corrected program (a reply without a program, and a copy of a
+    parent, get such a round too). The child is the last program extracted; the flow's own checks
+    judge it."""
     rng = random.Random(plan.rng_seed)
     if kind == "offline":
         operator = f"ast-{plan.kind}"
@@ -157,8 +158,12 @@ def propose(
     mode: EditMode = config.edit_mode if plan.kind == "mutation" else "full"
     levels = [(0, parents, False), (1, parents, True)] + ([(2, parents[:1], True)] if len(parents) > 1 else [])
     too_long: LLMContextLengthError | None = None
+    tried: list[list[dict[str, str]]] = []
     for trimmed, shown, compact in levels:
         messages = build_messages(shown, allowed_imports, prelude, mode, compact)
+        if messages in tried:  # nothing to remove: the same prompt would not fit either
+            continue
+        tried.append(messages)
         common: dict[str, Any] = dict(
             plan=plan, operator=operator, temperature=temperature, prompt_hash=prompt_hash(messages), trimmed=trimmed
         )
