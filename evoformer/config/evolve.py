@@ -33,6 +33,17 @@ class OperatorConfig(BaseModel):
         default=2, ge=0, description="Recent failed children of a parent shown in its prompt."
     )
     max_edits: int = Field(default=2, ge=1, description="Offline operator: AST edits per mutation.")
+    edit_mode: Literal["full", "diff"] = Field(
+        default="full",
+        description="LLM mutations: full, the whole program rewritten; diff, SEARCH/REPLACE blocks against the "
+        "parent (a reply with a whole program instead is used as one). Crossovers are always rewritten in full.",
+    )
+    repair_rounds: int = Field(
+        default=2,
+        ge=0,
+        description="LLM operator: follow-up requests that show the model why its program failed a check (or why "
+        "no program was found in its reply) and ask for the whole corrected program.",
+    )
     llm: LLMConfig = Field(default_factory=LLMConfig)
 
 

@@ -9,17 +9,29 @@ proposes the same children.
 from __future__ import annotations
 
 import random
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from evoformer import pyast
 from evoformer.candidates.job import Status
+from evoformer.candidates.program import CandidateProgram
 from evoformer.config.evolve import OperatorConfig, OperatorKind  # noqa: F401  (declared with the other settings)
 from evoformer.evolution.ast_operators import OperatorError, crossover, mutate
+from evoformer.evolution.diff_edits import DiffError, apply_blocks, parse_blocks
 from evoformer.evolution.extract import ExtractionError, extract_program
 from evoformer.evolution.population import Individual, SelectionConfig
-from evoformer.evolution.prompt import ParentView, build_messages, prompt_hash
-from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMError
+from evoformer.evolution.prompt import (
+    CHANGE_EXAMPLES,
+    EditMode,
+    ParentView,
+    build_messages,
+    prompt_hash,
+    repair_message,
+    shown_source,
+)
+from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMContextLengthError, LLMError
 
 
 def resolve_operator(config: OperatorConfig) -> tuple[Literal["llm", "offline"], str]:
@@ -72,6 +84,9 @@ def plan_children(
     return plans
 
 
+REPAIR_ERROR_CHARS = 300
+
+
 class Proposal(BaseModel):
     """A written child, or why none was written."""
 
@@ -83,6 +98,24 @@ class Proposal(BaseModel):
     temperature: float | None = None
     prompt_hash: str | None = None
     description: str = ""
+    edit: Literal["full", "diff", "diff-fallback"] = Field(
+        default="full",
+        description="How the first reply gave its program: a full program, SEARCH/REPLACE blocks applied to "
+        "program 1 (diff), or a whole program in a diff-mode reply whose blocks did not apply (diff-fallback).",
+    )
+    repairs: int = Field(default=0, description="Repair rounds used (follow-up requests showing an error).")
+    repair_errors: list[str] = Field(
+        default_factory=list, description=f"The error each repair round answered ({REPAIR_ERROR_CHARS} chars at most)."
+    )
+    trimmed: int = Field(
+        default=0,
+        description="How far the prompt was shortened to fit the model's context: 0 not; 1 the parents without "
+        "docstrings and comments; 2 also only the first parent (crossover).",
+    )
+
+
+_SENT_ERROR_CHARS = 2000  # the end of a longer error (a traceback's last lines) is what the model sees
+Check = Callable[[str], str | None]
 
 
 def propose(
@@ -93,9 +126,18 @@ def propose(
     allowed_imports: list[str],
     prelude: str = "",
     client: LLMClient | None = None,
+    check: Check | None = None,
 ) -> Proposal:
     """Write one child. Garbage and unavailable endpoints become ``proposal_failed``; a rejected
-    API key raises, since every later request would fail the same way."""
+    API key raises, since every later request would fail the same way.
+
+    LLM operator: a prompt too long for the model's context is sent again shorter (parents without
+    docstrings and comments, then only the first parent). ``check(source)`` (the program as written,
+    without the prelude) returns None for a good program or why it is not; then, for up to
+    ``config.repair_rounds`` follow-up requests, the model sees the conversation, its reply and the
+    error, and returns the whole corrected program (a reply without a program, and a copy of a
+    parent, get such a round too). The child is the last program extracted; the flow's own checks
+    judge it."""
     rng = random.Random(plan.rng_seed)
     if kind == "offline":
         operator = f"ast-{plan.kind}"
@@ -113,27 +155,141 @@ def propose(
     operator = f"llm-{plan.kind}"
     temperature = rng.choice(config.temperatures)
     request_seed = rng.randrange(2**31)  # varies per child: a fixed seed would make equal prompts give equal replies
-    messages = build_messages(parents, allowed_imports, prelude)
-    common = dict(plan=plan, operator=operator, temperature=temperature, prompt_hash=prompt_hash(messages))
-    try:
-        reply = client.complete(messages, temperature=temperature, sample_index=plan.index, seed=request_seed)
-    except BudgetExhausted as exc:
-        return Proposal(**common, status="budget_exhausted", reason=str(exc))
-    except LLMAuthError:
-        raise
-    except LLMError as exc:
-        return Proposal(**common, status="proposal_failed", reason=f"LLM request failed: {exc}")
-    try:
-        source = extract_program(reply.text)
-    except ExtractionError as exc:
-        return Proposal(**common, status="proposal_failed", reason=f"no program in the reply: {exc}")
-    except (RecursionError, MemoryError) as exc:
+    mode: EditMode = config.edit_mode if plan.kind == "mutation" else "full"
+    levels = [(0, parents, False), (1, parents, True)] + ([(2, parents[:1], True)] if len(parents) > 1 else [])
+    too_long: LLMContextLengthError | None = None
+    tried: list[list[dict[str, str]]] = []
+    for trimmed, shown, compact in levels:
+        messages = build_messages(shown, allowed_imports, prelude, mode, compact)
+        if messages in tried:  # nothing to remove: the same prompt would not fit either
+            continue
+        tried.append(messages)
+        common: dict[str, Any] = dict(
+            plan=plan, operator=operator, temperature=temperature, prompt_hash=prompt_hash(messages), trimmed=trimmed
+        )
+        try:
+            reply = client.complete(messages, temperature=temperature, sample_index=plan.index, seed=request_seed)
+            break
+        except LLMContextLengthError as exc:
+            too_long = exc
+        except BudgetExhausted as exc:
+            return Proposal(**common, status="budget_exhausted", reason=str(exc))
+        except LLMAuthError:
+            raise
+        except LLMError as exc:
+            return Proposal(**common, status="proposal_failed", reason=f"LLM request failed: {exc}")
+    else:
+        shorter = "without docstrings and comments" + (" and with only the first parent" if len(parents) > 1 else "")
         return Proposal(
             **common,
             status="proposal_failed",
-            reason=f"no program in the reply: cannot parse it ({type(exc).__name__})",
+            reason=f"the prompt does not fit the model's context even {shorter}: {too_long}",
         )
-    return Proposal(**common, source=source, description=f"{'cached ' if reply.cached else ''}reply at T={temperature}")
+    diff_base = shown_source(shown[0], compact) if mode == "diff" else None
+    source, edit_path, no_program = _program_of(reply.text, diff_base)
+    notes = [f"{'cached ' if reply.cached else ''}reply at T={temperature}"]
+
+    def problem(program: str) -> str | None:
+        copied = _copy_of_parent(program, parents, prelude)
+        if copied is not None:
+            return copied
+        return check(program) if check is not None else None
+
+    error = None
+    if config.repair_rounds > 0:
+        error = f"Your reply had no program: {no_program}" if source is None else problem(source)
+    conversation = list(messages)
+    text = reply.text
+    repair_errors: list[str] = []
+    while error is not None and len(repair_errors) < config.repair_rounds:
+        repair_errors.append(error[:REPAIR_ERROR_CHARS])
+        sent = error if len(error) <= _SENT_ERROR_CHARS else "..." + error[-_SENT_ERROR_CHARS:]
+        conversation += [{"role": "assistant", "content": text}, {"role": "user", "content": repair_message(sent)}]
+        try:
+            reply = client.complete(
+                conversation,
+                temperature=temperature,
+                sample_index=plan.index,
+                seed=(request_seed + len(repair_errors)) % 2**31,  # each round its own cache key
+            )
+        except LLMAuthError:
+            raise
+        except BudgetExhausted as exc:
+            if source is None:
+                return Proposal(
+                    **common,
+                    status="budget_exhausted",
+                    reason=str(exc),
+                    edit=edit_path,
+                    repairs=len(repair_errors),
+                    repair_errors=repair_errors,
+                )
+            notes.append(f"repair round {len(repair_errors)} not sent: {exc}")
+            break
+        except LLMError as exc:
+            notes.append(f"repair round {len(repair_errors)} failed: {str(exc)[:REPAIR_ERROR_CHARS]}")
+            break
+        text = reply.text
+        repaired, _, no_program_now = _program_of(text, None)  # repairs are full rewrites
+        if repaired is None:
+            error = f"Your reply had no program: {no_program_now}"
+            no_program = no_program or no_program_now
+            continue
+        source = repaired
+        error = problem(source) if len(repair_errors) < config.repair_rounds else None
+    extra = dict(edit=edit_path, repairs=len(repair_errors), repair_errors=repair_errors)
+    if repair_errors:
+        notes.append(f"{len(repair_errors)} repair round(s)")
+    if trimmed:
+        notes.append("prompt trimmed to fit the context" + (" (first parent only)" if trimmed == 2 else ""))
+    if source is None:
+        reason = f"no program in the reply: {no_program}"
+        if repair_errors:
+            reason += f" (none in {len(repair_errors)} repair round(s) either)"
+        return Proposal(**common, **extra, status="proposal_failed", reason=reason, description="; ".join(notes))
+    if edit_path != "full":
+        notes.append(f"{edit_path} edit")
+    return Proposal(**common, **extra, source=source, description="; ".join(notes))
+
+
+def _program_of(text: str, diff_base: str | None) -> tuple[str | None, Literal["full", "diff", "diff-fallback"], str]:
+    """The program of a reply, how it was obtained, and (no program) why not. With ``diff_base``
+    the reply's SEARCH/REPLACE blocks are applied to it; failing that a whole program in the reply is used."""
+    why_no_diff = ""
+    if diff_base is not None:
+        blocks = parse_blocks(text)
+        why_no_diff = "the reply has no SEARCH/REPLACE block"
+        if blocks:
+            try:
+                edited = apply_blocks(diff_base, blocks)
+                pyast.parse(edited)
+                return edited, "diff", ""
+            except DiffError as exc:
+                why_no_diff = str(exc)
+            except SyntaxError as exc:
+                why_no_diff = f"the edited program does not parse (line {exc.lineno}: {exc.msg})"
+            except (RecursionError, MemoryError, ValueError) as exc:
+                why_no_diff = f"the edited program cannot be parsed ({type(exc).__name__})"
+    path: Literal["full", "diff-fallback"] = "diff-fallback" if diff_base is not None else "full"
+    try:
+        return extract_program(text), path, ""
+    except ExtractionError as exc:
+        why = str(exc)
+    except (RecursionError, MemoryError) as exc:
+        why = f"cannot parse it ({type(exc).__name__})"
+    return None, path, f"{why_no_diff}, and no whole program: {why}" if why_no_diff else why
+
+
+def _copy_of_parent(source: str, parents: list[ParentView], prelude: str) -> str | None:
+    """Why ``source`` is rejected as a copy of a parent (the flow's near-copy test), or None."""
+    child = CandidateProgram(name="child", source=source, prelude=prelude).structure_hash()
+    for number, parent in enumerate(parents, 1):
+        if CandidateProgram(name=parent.id, source=parent.source, prelude=prelude).structure_hash() == child:
+            return (
+                f"Your program is a copy of program {number} (the same once docstrings, comments and names are "
+                f"ignored), and copies are rejected. Make one concrete change, for example {CHANGE_EXAMPLES}."
+            )
+    return None
 
 
 def recent_failures(individuals: list[Individual], parent_id: str, limit: int) -> list[str]:
