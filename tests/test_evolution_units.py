@@ -77,11 +77,11 @@ def test_prompt_shows_parents_with_metrics_then_the_target_line() -> None:
     messages = build_messages(parents, ["torch", "math"], prelude="PE = 1")
     system, user = messages[0]["content"], messages[1]["content"]
     assert "torch, math" in system and "PE = 1" in system
-    assert user.index("params 10,000 | val macro-F1 0.4000") < user.index("params 50,000 | val macro-F1 0.4500")
+    assert user.index("params 10,000 | fitness 0.4000") < user.index("params 50,000 | fitness 0.4500")
     assert "Cross over programs 1-2" in user and "timeout: too slow" in user
     target = Target.for_parents(parents)
     assert (target.params, round(target.val_macro_f1, 4)) == (9_000, 0.459)
-    assert user.rstrip().endswith("# Metrics: params 9,000 | val macro-F1 0.4590")
+    assert user.rstrip().endswith("# Metrics: params 9,000 | fitness 0.4590")
     one = build_messages(parents[:1], ["torch"])
     assert "Mutate program 1" in one[1]["content"] and "Program 2" not in one[1]["content"]
     assert prompt_hash(one) != prompt_hash(messages)
