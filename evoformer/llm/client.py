@@ -245,8 +245,10 @@ class LLMClient:
         """One chat completion: from the cache if there, else (budget permitting) from the endpoint.
 
         ``sample_index`` only selects a cache entry (several samples of one prompt); ``seed`` is
-        also sent to the server. Raises :class:`BudgetExhausted`, :class:`LLMAuthError`,
-        :class:`LLMRequestError` or :class:`LLMUnavailableError`. Empty replies are returned, not cached.
+        also sent to the server. The reply is streamed: ``timeout_s`` bounds the wait for its first chunk
+        and each gap between chunks, ``max_seconds`` the whole of it. Raises :class:`BudgetExhausted`,
+        :class:`LLMAuthError`, :class:`LLMRequestError` (:class:`LLMContextLengthError` when the prompt
+        does not fit the model's context) or :class:`LLMUnavailableError`. Empty replies are returned, not cached.
         """
         if not messages:
             raise ValueError("messages must not be empty")
