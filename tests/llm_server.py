@@ -17,6 +17,8 @@ step`` answers; without one the server answers 500 with a message saying the scr
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -46,6 +48,9 @@ class Reply:
     finish_reason: str = "stop"
     model: str | None = None
     delay_s: float = 0.0
+    chunks: int = 3
+    first_chunk_delay_s: float = 0.0
+    chunk_delay_s: float = 0.0
 
 
 @dataclass
@@ -69,6 +74,23 @@ class Raw:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+
+
+CONTEXT_LENGTH_MESSAGES = {
+    "openai": "This model's maximum context length is 16385 tokens. However, your messages resulted in "
+    "20000 tokens. Please reduce the length of the messages.",
+    "llama.cpp": "the request exceeds the available context size, try increasing it",
+    "vllm": "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens "
+    "(4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.",
+    "vllm-new": "The decoder prompt (length 9000) is longer than the model's context length (8192).",
+}
+
+
+def context_length_error(server: str = "llama.cpp") -> Error:
+    """The HTTP 400 that ``server`` (a key of ``CONTEXT_LENGTH_MESSAGES``) sends for a too-long prompt."""
+    kinds = {"llama.cpp": "exceed_context_size_error", "openai": "invalid_request_error"}
+    code = "context_length_exceeded" if server == "openai" else None
+    return Error(400, CONTEXT_LENGTH_MESSAGES[server], type=kinds.get(server, "BadRequestError"), code=code)
 
 
 Step = Reply | Error | Raw
@@ -121,6 +143,50 @@ def completion_body(step: Reply, request: dict[str, Any], created: int) -> dict[
     return body
 
 
+def split_content(content: str, pieces: int) -> list[str]:
+    """``content`` in ``pieces`` consecutive parts (fewer when it is shorter); [] for an empty content."""
+    if not content:
+        return []
+    pieces = max(1, min(pieces, len(content)))
+    size = -(-len(content) // pieces)
+    return [content[i : i + size] for i in range(0, len(content), size)]
+
+
+def chunk_bodies(step: Reply, request: dict[str, Any], created: int) -> list[dict[str, Any]]:
+    """The chat-completion chunks of ``step`` streamed in answer to ``request``."""
+    model = step.model or request.get("model") or DEFAULT_MODEL
+    options = request.get("stream_options")
+    with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+
+    def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": f"chatcmpl-scripted-{created}",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": choices,
+        }
+        if with_usage:
+            body["usage"] = None
+        return body
+
+    chunks: list[dict[str, Any]] = []
+    if step.choices:
+        pieces = split_content(step.content, step.chunks) if step.content is not None else [None]
+        for i, piece in enumerate(pieces):
+            delta: dict[str, Any] = {"content": piece}
+            if i == 0:
+                delta["role"] = "assistant"
+            chunks.append(chunk([{"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}]))
+        chunks.append(chunk([{"index": 0, "delta": {}, "finish_reason": step.finish_reason, "logprobs": None}]))
+    else:
+        chunks.append(chunk([]))
+    if with_usage and step.usage:
+        final = completion_body(step, request, created)
+        chunks.append(chunk([]) | {"usage": final["usage"]})
+    return chunks
+
+
 class ScriptedLLMServer:
     """An OpenAI-compatible HTTP server on 127.0.0.1 that answers from a script (a context manager)."""
 
@@ -130,11 +196,18 @@ class ScriptedLLMServer:
         *,
         default: Callable[[dict[str, Any]], StepLike] | None = None,
         model: str = DEFAULT_MODEL,
+        stream_supported: bool = True,
+        total_slots: int | None = None,
     ) -> None:
         self._steps: list[Step] = [as_step(s) for s in steps]
         self.default = default
         self.model = model
+        self.stream_supported = stream_supported
+        self.total_slots = total_slots
         self.requests: list[dict[str, Any]] = []
+        self.disconnects: list[int] = []  # requests whose client left before the reply was finished
+        self.finished: list[int] = []  # requests answered in full
+        self.gets: list[str] = []  # paths of GET requests
         self.request_headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -153,16 +226,22 @@ class ScriptedLLMServer:
         with self._lock:
             return len(self._steps)
 
-    def _next_step(self, request: dict[str, Any], headers: dict[str, str]) -> Step:
+    def _next_step(self, request: dict[str, Any], headers: dict[str, str]) -> tuple[int, Step]:
         with self._lock:
             self.requests.append(request)
             self.request_headers.append(headers)
+            index = len(self.requests) - 1
+            if request.get("stream") and not self.stream_supported:
+                return index, Error(400, "'stream' is not supported by this server", type="invalid_request_error")
             if self._steps:
-                return self._steps.pop(0)
-            earlier = len(self.requests) - 1
+                return index, self._steps.pop(0)
         if self.default is not None:
-            return as_step(self.default(request))
-        return Error(500, f"ScriptedLLMServer: script exhausted ({earlier} earlier request(s) served)")
+            return index, as_step(self.default(request))
+        return index, Error(500, f"ScriptedLLMServer: script exhausted ({index} earlier request(s) served)")
+
+    def _record(self, where: list[int], index: int) -> None:
+        with self._lock:
+            where.append(index)
 
     # -- lifecycle ----------------------------------------------------------------------------
     @property
@@ -208,7 +287,7 @@ def _handler_for(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the default stderr log
             pass
 
-        def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> bool:
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
@@ -217,14 +296,72 @@ def _handler_for(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
+                self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeout): nothing to answer
+                return False  # the client gave up (timeout): nothing to answer
+            return True
 
-        def _send_json(self, status: int, payload: object, headers: dict[str, str] | None = None) -> None:
-            self._send(status, json.dumps(payload).encode(), "application/json", headers)
+        def _send_json(self, status: int, payload: object, headers: dict[str, str] | None = None) -> bool:
+            return self._send(status, json.dumps(payload).encode(), "application/json", headers)
+
+        def _client_gone(self) -> bool:
+            """True once the client closed its end (EOF or reset on the socket)."""
+            sock: socket.socket = self.connection
+            try:
+                readable, _, _ = select.select([sock], [], [], 0)
+                return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+            except (OSError, ValueError):
+                return True
+
+        def _wait(self, seconds: float) -> bool:
+            """Wait ``seconds``; False (cut short) when the server closes or the client leaves."""
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                if server._closing.wait(min(0.02, left)):
+                    return False
+                if self._client_gone():
+                    return False
+            return True
+
+        def _stream(self, index: int, step: Reply, request: dict[str, Any]) -> None:
+            """Send ``step`` as server-sent events in chunked transfer encoding."""
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.flush()
+                events = [f"data: {json.dumps(c)}\n\n" for c in chunk_bodies(step, request, int(time.time()))]
+                events.append("data: [DONE]\n\n")
+                for i, event in enumerate(events):
+                    delay = step.first_chunk_delay_s if i == 0 else step.chunk_delay_s
+                    if (delay > 0 and not self._wait(delay)) or self._client_gone():
+                        raise ConnectionResetError("the client left")
+                    data = event.encode()
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                if not server._closing.is_set():
+                    server._record(server.disconnects, index)
+                self.close_connection = True
+                return
+            server._record(server.finished, index)
 
         def do_GET(self) -> None:  # noqa: N802 - http.server naming
-            if self.path.rstrip("/") != "/v1/models":
+            path = self.path.rstrip("/")
+            with server._lock:
+                server.gets.append(path)
+            slots = server.total_slots
+            if path in ("/props", "/slots") and slots is not None:
+                if path == "/props":
+                    self._send_json(200, {"total_slots": slots, "model_alias": server.model})
+                else:
+                    self._send_json(200, [{"id": i, "is_processing": False} for i in range(slots)])
+                return
+            if path != "/v1/models":
                 self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                 return
             model = {"id": server.model, "object": "model", "created": 0, "owned_by": "scripted"}
@@ -239,17 +376,24 @@ def _handler_for(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
                 request = json.loads(raw or b"{}")
             except ValueError:
                 request = {"_unparsed": raw.decode("utf-8", "replace")}
-            step = server._next_step(request, dict(self.headers.items()))
-            if step.delay_s > 0 and server._closing.wait(step.delay_s):
+            index, step = server._next_step(request, dict(self.headers.items()))
+            if step.delay_s > 0 and not self._wait(step.delay_s):
+                if not server._closing.is_set():
+                    server._record(server.disconnects, index)
+                self.close_connection = True
+                return
+            if isinstance(step, Reply) and isinstance(request, dict) and request.get("stream"):
+                self._stream(index, step, request)
                 return
             if isinstance(step, Reply):
-                self._send_json(200, completion_body(step, request, int(time.time())))
+                sent = self._send_json(200, completion_body(step, request, int(time.time())))
             elif isinstance(step, Error):
                 error = {"message": step.message, "type": step.type, "param": None, "code": step.code}
-                self._send_json(step.status, {"error": error}, step.headers)
+                sent = self._send_json(step.status, {"error": error}, step.headers)
             else:
                 body = step.body.encode() if isinstance(step.body, str) else step.body
-                self._send(step.status, body, step.content_type, step.headers)
+                sent = self._send(step.status, body, step.content_type, step.headers)
+            server._record(server.finished if sent else server.disconnects, index)
 
     return Handler
 

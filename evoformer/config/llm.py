@@ -26,7 +26,18 @@ class LLMConfig(BaseModel):
         description="Name of a Prefect Secret block holding the API key, resolved inside the flow (deployment runs); "
         "the key itself never enters the parameters.",
     )
-    timeout_s: float = Field(default=60, gt=0, description="Timeout of one HTTP attempt, in seconds.")
+    timeout_s: float = Field(
+        default=60,
+        gt=0,
+        description="Longest wait for the first token of a streamed reply (queue wait and prompt reading) "
+        "and between two chunks (a stall), in seconds; not the whole reply (see max_seconds).",
+    )
+    max_seconds: float = Field(
+        default=1800,
+        gt=0,
+        description="Longest time one whole reply may take (one attempt), in seconds; also the timeout of a "
+        "non-streaming request to a server that refuses streaming.",
+    )
     max_retries: int = Field(default=5, ge=0, description="Re-sends after transient errors (429, 5xx, network).")
     backoff_initial_s: float = Field(default=1.0, ge=0, description="First backoff wait; doubles each retry.")
     backoff_max_s: float = Field(default=30.0, ge=0, description="Largest backoff wait (before jitter).")
@@ -34,7 +45,15 @@ class LLMConfig(BaseModel):
         default=120.0, ge=0, description="Cap on a server-requested wait (Retry-After / retry-after-ms)."
     )
     max_tokens: int = Field(default=2048, gt=0, description="Most tokens a reply may hold.")
-    max_concurrency: int = Field(default=4, ge=1, description="Requests in flight at once (more wait; fewer 429s).")
+    max_concurrency: int = Field(
+        default=4, ge=1, description="Most requests this client has in flight at once (more wait; fewer 429s)."
+    )
+    max_concurrent: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests in flight at once; empty: what the server reports (llama.cpp /props total_slots, "
+        "at most max_concurrency), else max_concurrency (1 for a loopback server that reports nothing).",
+    )
     price_prompt_per_1k: float = Field(default=0.0, ge=0, description="USD per 1,000 prompt tokens.")
     price_completion_per_1k: float = Field(default=0.0, ge=0, description="USD per 1,000 completion tokens.")
     budget_usd: float | None = Field(
