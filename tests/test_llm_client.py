@@ -528,14 +528,15 @@ def test_a_stall_between_chunks_is_a_timeout(scripted_llm_server):
 
 
 def test_slow_but_streaming_reply_is_not_cut_by_timeout_s(scripted_llm_server):
-    # 12 chunks 0.2 s apart: about 2.6 s in all, far beyond timeout_s, but no gap reaches it
-    server = scripted_llm_server([Reply("x" * 12, chunks=12, chunk_delay_s=0.2, first_chunk_delay_s=0.2)])
-    client, waits = make_client(server, timeout_s=0.6, max_retries=0)
+    # 12 chunks 0.4 s apart: about 5 s in all, far beyond timeout_s, but no gap comes near it
+    # (a wide margin: the suite runs on busy cores)
+    server = scripted_llm_server([Reply("x" * 12, chunks=12, chunk_delay_s=0.4, first_chunk_delay_s=0.4)])
+    client, waits = make_client(server, timeout_s=2.0, max_retries=0)
 
     started = time.monotonic()
     reply = client.complete(MESSAGES, temperature=0.5)
 
-    assert time.monotonic() - started > 2.0
+    assert time.monotonic() - started > 4.0
     assert reply.text == "x" * 12 and reply.attempts == 1 and waits == []
     assert server.finished == [0] and server.disconnects == []
 
