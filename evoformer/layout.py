@@ -9,6 +9,7 @@ and folder names are written; every flow, task, report and GUI view asks a :clas
                                   the model it keeps (with folds, the first fold's)
     folds/<id>/fold-<k>/          the other folds' trainings of a cross-validated candidate
     screening/<id>/               the cascade's short first-stage training of a child
+    smoke/<id>/<n>/               the smoke runs (build, forward, backward) of an LLM child's drafts
     programs/<id>.py              the orchestrator's copy of every program, outside any sandbox folder
     evolution/state.json          the population after the last completed generation
     evolution/proposals-gNN.json  a generation's children, saved before they train
@@ -113,6 +114,10 @@ class RunLayout:
     def screening(self, candidate_id: str) -> Path:
         """``screening/<id>/``: the cascade's first-stage training."""
         return self.root / self.SCREENING_DIR / candidate_id
+
+    def smoke(self, candidate_id: str) -> Path:
+        """``smoke/<id>/``: the smoke runs of an LLM child's drafts (one sub-folder each)."""
+        return self.root / "smoke" / candidate_id
 
     def candidate_folders(self) -> list[Path]:
         """Every existing candidate folder, by name."""

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture, as_completed
 
 from evoformer.baselines import macro_f1_table
+from evoformer.candidates.smoke import SmokeCheck
 from evoformer.config.evolve import EvolveParams
 from evoformer.data.folds import run_folds, save_folds
 from evoformer.evolution.children import add_generation, check_children, known_hashes, parent_views, train_seeds
@@ -102,6 +103,7 @@ class _Proposer:
     ledger: UsageLedger | None
     layout: RunLayout
     logger: logging.LoggerAdapter
+    features_path: str
 
     def children(self, state: EvolutionState, pool: list[Individual], generation: int) -> list[Proposal] | None:
         """Those saved before an interruption, else newly proposed and saved before they train.
@@ -120,25 +122,40 @@ class _Proposer:
 
     def propose(self, state: EvolutionState, pool: list[Individual], generation: int) -> list[Proposal]:
         params = self.params
-        plans = plan_children(pool, generation, params.children, params.selection, params.seed)
-        futures = [
-            propose_child.submit(
-                plan,
-                parent_views(state, plan, self.layout, params.operator.feedback_failures),
-                self.kind,
-                params.operator,
-                params.static.allowed_imports,
-                self.prelude,
-                self.client,
-            )
-            for plan in plans
-        ]
+        pending = plan_children(pool, generation, params.children, params.selection, params.seed)
+        # As many requests in flight as the server serves at once (llama.cpp reports its slots):
+        # more would wait in its queue, and a client timeout spent there abandons a paid request.
+        at_once = self.client.concurrency() if self.client else len(pending)
+        running: list[PrefectFuture] = []
         proposals = []
-        for future in as_completed(futures):
+        while pending or running:
+            while pending and len(running) < at_once:
+                plan = pending.pop(0)
+                running.append(
+                    propose_child.submit(
+                        plan,
+                        parent_views(state, plan, self.layout, params.operator.feedback_failures),
+                        self.kind,
+                        params.operator,
+                        params.static.allowed_imports,
+                        self.prelude,
+                        self.client,
+                        self.check(plan.child_id),
+                    )
+                )
+            future = next(as_completed(running))
+            running.remove(future)
             proposals.append(future.result())
             if self.ledger:  # each paid reply is on the books before the next one lands
                 self.ledger.save(self.layout.llm_usage)
         return sorted(proposals, key=lambda p: p.plan.index)
+
+    def check(self, child_id: str) -> SmokeCheck | None:
+        """The LLM child's test of each draft: static check, then build, forward and backward in the sandbox."""
+        if self.kind != "llm":
+            return None
+        limits = self.params.limits
+        return SmokeCheck(self.prelude, self.params.static, self.features_path, limits, self.layout.smoke(child_id))
 
 
 def _llm_client(
@@ -183,7 +200,7 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     if state.completed_generation >= 0:
         logger.info("resuming %s after generation %d", data["run_id"], state.completed_generation)
     client, ledger = _llm_client(kind, params, layout)
-    proposer = _Proposer(params, kind, inputs.prelude, client, ledger, layout, logger)
+    proposer = _Proposer(params, kind, inputs.prelude, client, ledger, layout, logger, data["features_path"])
     setup = TrainingSetup(layout, data["features_path"], split_labels(layout), params.train, params.limits)
     folds = run_folds(layout, params.evaluation.folds, params.evaluation.seed)
     save_folds(layout.folds_file, folds)

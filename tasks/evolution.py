@@ -3,6 +3,7 @@ the generation's artifacts. Training reuses ``tasks.candidates.train_candidate``
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 from uuid import UUID
 
@@ -16,7 +17,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from evoformer.evolution.operators import ChildPlan, OperatorConfig, Proposal, propose
+from evoformer.evolution.operators import Check, ChildPlan, OperatorConfig, Proposal, propose
 from evoformer.evolution.population import Individual, best
 from evoformer.evolution.prompt import ParentView
 from evoformer.evolution.report import best_program_markdown, leaderboard_rows, plot_pareto
@@ -33,9 +34,13 @@ def propose_child(
     allowed_imports: list[str],
     prelude: str,
     client: LLMClient | None,
+    check: Check | None = None,
 ) -> Proposal:
-    """Write one child (not cached here: LLM replies are cached on disk by the client)."""
-    return propose(plan, parents, kind, config, allowed_imports, prelude, client)
+    """Write one child (not cached here: LLM replies are cached on disk by the client); ``check``
+    is the LLM's repair loop's test of each program (the static check and the sandboxed smoke run)."""
+    started = time.perf_counter()
+    proposal = propose(plan, parents, kind, config, allowed_imports, prelude, client, check)
+    return proposal.model_copy(update={"seconds": round(time.perf_counter() - started, 3)})
 
 
 def start_progress(total_generations: int) -> UUID:

@@ -278,7 +278,7 @@ def test_llm_evolution_against_a_scripted_server_with_faults(
         "llm-a",
         generations=1,
         children=6,
-        operator=OperatorConfig(kind="auto", llm=llm),
+        operator=OperatorConfig(kind="auto", llm=llm, repair_rounds=0),  # the faults, not the repairs
     )
     summary = evolve(params)
     assert summary["operator"] == "llm" and server.base_url in summary["operator_reason"]
@@ -312,6 +312,61 @@ def test_llm_evolution_against_a_scripted_server_with_faults(
     assert len(server.requests) == before
     assert again["llm"]["cache_hits"] >= 6 and again["llm"]["tokens"] == llm_usage["tokens"]
     assert _population(run_dir) == expected
+
+
+BROKEN_CHILD = """
+import torch
+import torch.nn as nn
+
+class Child(nn.Module):
+    def __init__(self, input_dim, num_classes):
+        super().__init__()
+        self.emb = nn.Embedding(1000, 32)
+        self.out = nn.Linear(32, num_classes)
+
+    def forward(self, x, mask):
+        return self.out(self.emb(x).mean(dim=(1, 2)))
+
+def build_model(input_dim, num_classes):
+    return Child(input_dim, num_classes)
+"""
+
+
+def test_llm_children_are_smoke_checked_and_repaired(
+    prefect_harness, small_climate_fever, feature_cache_dir, seed_folder, tmp_path, scripted_llm_server, monkeypatch
+) -> None:
+    """A child whose program fails the sandboxed smoke run is sent back with its error, and the
+    repaired program trains; the summary counts valid children and repairs."""
+    from flows.evolve import evolve
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server = scripted_llm_server(
+        [Reply(f"```python\n{BROKEN_CHILD}```"), Reply(_child_reply(200)), Reply(_child_reply(208))]
+    )
+    llm = LLMConfig(base_url=server.base_url, model="scripted-model", timeout_s=30, max_retries=0)
+    params = evolve_params(
+        small_climate_fever,
+        feature_cache_dir,
+        tmp_path / "runs",
+        seed_folder,
+        "llm-repair",
+        generations=1,
+        children=2,
+        operator=OperatorConfig(kind="llm", llm=llm),
+    )
+    summary = evolve(params)
+    # A loopback server that reports no slots gets one request at a time: c00 asks first.
+    assert len(server.requests) == 3
+    repair = server.requests[1]["messages"]
+    assert repair[-2]["role"] == "assistant" and "nn.Embedding" in repair[-2]["content"]
+    assert "forward failed" in repair[-1]["content"] and 'File "program.py"' in repair[-1]["content"]
+    lineage = {row["id"]: row for row in json.loads((Path(summary["run_dir"]) / "lineage.json").read_text())}
+    assert lineage["g01-c00"]["repairs"] == 1 and lineage["g01-c00"]["status"] == "ok"
+    assert lineage["g01-c01"]["repairs"] == 0 and lineage["g01-c01"]["status"] == "ok"
+    assert (tmp_path / "runs" / "llm-repair" / "smoke" / "g01-c00").is_dir()
+    usage = summary["llm"]
+    assert usage["children"] == 2 and usage["valid_children"] == 2 and usage["valid_rate"] == 1.0
+    assert usage["repairs"] == 0.5 and usage["seconds_per_valid_child"] > 0
 
 
 def test_llm_budget_stops_proposing(

@@ -90,6 +90,8 @@ def check_children(
             temperature=proposal.temperature,
             prompt_hash=proposal.prompt_hash,
             description=proposal.description,
+            repairs=proposal.repairs,
+            proposal_seconds=proposal.seconds,
             status=Status.PROPOSAL_FAILED,
             reason=proposal.reason,
         )

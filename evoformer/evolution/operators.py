@@ -104,6 +104,7 @@ class Proposal(BaseModel):
         "program 1 (diff), or a whole program in a diff-mode reply whose blocks did not apply (diff-fallback).",
     )
     repairs: int = Field(default=0, description="Repair rounds used (follow-up requests showing an error).")
+    seconds: float | None = Field(default=None, description="Wall clock of writing it (requests and checks).")
     repair_errors: list[str] = Field(
         default_factory=list, description=f"The error each repair round answered ({REPAIR_ERROR_CHARS} chars at most)."
     )
