@@ -27,6 +27,7 @@ from evoformer.evolution.report import (
     fitness_kind_text,
     folds_text,
     leaderboard_rows,
+    llm_quality_text,
     plot_pareto,
     program_diff,
     verdict,
@@ -148,6 +149,7 @@ def _headline(people: list[Individual], summary: dict[str, Any]) -> str:
     parts = [f"<b>Fitness: {escape(fitness_kind_text(fitness))}</b> (mean val macro-F1 over the folds ± SE)."]
     if evolve:
         parts.append(escape(verdict(evolve)))
+        parts.append(escape(llm_quality_text(evolve.get("llm") or {})))
     val, test = _majority(summary)
     if val is not None or test is not None:
         parts.append(f"Majority class: val {_f(val, 3)}, test {_f(test, 3)} (macro-F1).")

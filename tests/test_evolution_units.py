@@ -409,3 +409,21 @@ def test_cli_pipeline_summary_ends_with_the_verdict() -> None:
     assert lines[-1].startswith("The best evolved candidate (g01-c00, fitness 0.512 ± 0.011) did not beat")
     assert lines[-1].endswith("it beat it, 0.490 vs 0.460.") and "report: /runs/r1/report.html" in out
     assert "fitness: 3-fold cross-validation over train + val" in out and "baseline majority" in out
+
+
+def test_llm_quality_sentence() -> None:
+    from evoformer.evolution.report import llm_quality_text
+
+    assert llm_quality_text({}) == "" and llm_quality_text({"children": 0}) == ""
+    text = llm_quality_text(
+        {"children": 6, "valid_children": 3, "repairs": 0.667, "tokens_per_valid_child": 1234.4,
+         "seconds_per_valid_child": 161.0}
+    )  # fmt: skip
+    assert text == (
+        "LLM children: 3 of 6 valid (trained ok, no copy; 50%), 0.67 repair rounds, "
+        "1,234 tokens and 161 s per valid child."
+    )
+    assert (
+        llm_quality_text({"children": 4, "valid_children": 0})
+        == "LLM children: 0 of 4 valid (trained ok, no copy; 0%)."
+    )

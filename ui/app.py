@@ -19,7 +19,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from evoformer.compression.config import Quantizer
-from evoformer.evolution.report import fitness_cell, folds_text, verdict
+from evoformer.evolution.report import fitness_cell, folds_text, llm_quality_text, verdict
 from evoformer.layout import RunLayout
 from ui.launch import (
     DEFAULT_SECRET_BLOCK,
@@ -314,6 +314,8 @@ def run_view(run_dir: Path) -> None:
         evolve = (read_json(RunLayout(run_dir).summary) or {}).get("evolve") or {}
         if evolve.get("candidates"):  # the run has ended: the verdict on fitness and on test
             st.info(verdict(evolve))
+            if quality := llm_quality_text(evolve.get("llm") or {}):
+                st.caption(quality)
         if people:
             screened = sum(i.stage == "screened" for i in people)
             st.caption(

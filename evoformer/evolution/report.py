@@ -63,6 +63,7 @@ def leaderboard_rows(individuals: list[Individual]) -> list[dict]:
             "operator": i.operator,
             "reason": i.reason[:200],
             "copy_of": i.copy_of,
+            "repairs": i.repairs if i.operator.startswith("llm-") else None,
         }
         for i in sorted(individuals, key=_order)
     ]
@@ -98,6 +99,21 @@ def verdict(summary: dict[str, Any]) -> str:
 
 
 FITNESS_KINDS = {"cv": "{folds}-fold cross-validation over train + val", "split": "single val split"}
+
+
+def llm_quality_text(llm: dict[str, Any]) -> str:
+    """How well the LLM's children fared (the summary's ``llm`` section), one sentence; '' without LLM children."""
+    children = llm.get("children") or 0
+    if not children:
+        return ""
+    valid = llm.get("valid_children") or 0
+    text = f"LLM children: {valid} of {children} valid (trained ok, no copy; {100 * valid / children:.0f}%)"
+    if valid:
+        text += (
+            f", {llm.get('repairs') or 0:.2f} repair rounds, {llm.get('tokens_per_valid_child') or 0:,.0f} tokens and "
+            f"{llm.get('seconds_per_valid_child') or 0:,.0f} s per valid child"
+        )
+    return text + "."
 
 
 def fitness_kind_text(fitness: dict[str, Any] | None) -> str:

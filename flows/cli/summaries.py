@@ -136,7 +136,7 @@ def candidate_line(label: str, entry: dict[str, Any]) -> str:
 def format_evolve_summary(summary: dict[str, Any], with_verdict: bool = True) -> str:
     """Counts, how fitness was measured, best candidates (fitness ± SE, stage, test) and the final
     Pareto front next to the baselines, ending with the verdict on fitness and on test."""
-    from evoformer.evolution.report import verdict
+    from evoformer.evolution.report import llm_quality_text, verdict
 
     c = summary["candidates"]
     lines = [
@@ -166,6 +166,8 @@ def format_evolve_summary(summary: dict[str, Any], with_verdict: bool = True) ->
             f"LLM: {llm['requests']} requests, {llm['retries']} retries, {llm['cache_hits']} cached, "
             f"{llm['tokens']:,} tokens, ${llm['cost']:.4f}"
         )
+        if quality := llm_quality_text(llm):
+            lines.append(quality)
     lines.append(f"lineage: {summary['lineage']}   Pareto plot: {summary['pareto_plot']}")
     if with_verdict:
         lines += ["", verdict(summary)]
