@@ -94,6 +94,7 @@ class CandidateFitness(BaseModel):
 
 class CandidateBrief(BaseModel):
     id: str
+    status: str = ""
     params: int | None = None
     val_macro_f1: float | None = Field(default=None, description="The fitness mean (one fold: val macro-F1).")
     test_macro_f1: float | None = Field(default=None, description="Test macro-F1 of the model the candidate keeps.")
@@ -145,6 +146,9 @@ class EvolveSummary(Summary):
     best_seed: CandidateBrief | None = None
     best_evolved: CandidateBrief | None = None
     front: list[CandidateBrief] = Field(default_factory=list)
+    leaderboard: list[CandidateBrief] = Field(
+        default_factory=list, description="Every candidate, in the order of the leaderboard artifact."
+    )
     seed_front: list[CandidateBrief] = Field(default_factory=list)
     evolved_beats_best_seed: bool = Field(
         default=False, description="The best evolved candidate's fitness is higher than the best seed's."

@@ -167,6 +167,9 @@ def test_offline_evolution_runs_two_generations(
     assert all(row["stage"] == "full" for row in lineage if row["generation"] == 0)  # seeds always go on
     assert summary["best"]["val_macro_f1"] == max(r["val_macro_f1"] for r in full)
     assert summary["best"]["fitness"]["folds_done"] == 2 and summary["best"]["fitness"]["stage"] == "full"
+    board = summary["leaderboard"]  # every candidate, fully evaluated ones first, by fitness
+    assert len(board) == counts["total"] and board[0]["id"] == summary["best"]["id"]
+    assert {b["id"] for b in board} == {r["id"] for r in lineage}
     front_ids = [f["id"] for f in summary["front"]]
     assert front_ids and summary["best"]["id"] in front_ids
     assert (run_dir / "pareto.png").stat().st_size > 1000

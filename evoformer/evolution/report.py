@@ -36,7 +36,7 @@ def folds_text(fold_f1: list[float]) -> str:
     return " / ".join(f"{f:.3f}" for f in fold_f1)
 
 
-def _order(individual: Individual) -> tuple[int, float, int, str]:
+def leaderboard_order(individual: Individual) -> tuple[int, float, int, str]:
     """Fully evaluated first by fitness, then the screened by stage-1 score, then the rest."""
     if individual.trained:
         return (0, -(individual.val_macro_f1 or 0.0), individual.params or 0, individual.id)
@@ -65,7 +65,7 @@ def leaderboard_rows(individuals: list[Individual]) -> list[dict]:
             "copy_of": i.copy_of,
             "repairs": i.repairs if i.operator.startswith("llm-") else None,
         }
-        for i in sorted(individuals, key=_order)
+        for i in sorted(individuals, key=leaderboard_order)
     ]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from evoformer.candidates.job import Status
 from evoformer.evolution.population import Individual, best, dominates, pareto_front
+from evoformer.evolution.report import leaderboard_order
 from evoformer.evolution.state import EvolutionState
 from evoformer.layout import RunLayout
 from evoformer.llm import UsageLedger, UsageSnapshot
@@ -25,6 +26,7 @@ def brief(individual: Individual | None) -> CandidateBrief | None:
         return None
     return CandidateBrief(
         id=individual.id,
+        status=individual.status,
         params=individual.params,
         val_macro_f1=individual.val_macro_f1,
         test_macro_f1=individual.test_macro_f1,
@@ -122,6 +124,7 @@ def evolution_summary(
         best_seed=brief(best_seed),
         best_evolved=brief(best_evolved),
         front=[brief(i) for i in pareto_front(people, noise_se)],
+        leaderboard=[b for b in (brief(i) for i in sorted(people, key=leaderboard_order)) if b is not None],
         seed_front=[brief(i) for i in seed_front],
         evolved_beats_best_seed=bool(best_evolved and best_seed and best_evolved.f1 > best_seed.f1),
         evolved_beats_best_seed_on_test=on_test,
