@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from evoformer.candidates.job import TrainConfig
+from evoformer.fields import factory_field
 
 Quantizer = Literal["torch_ao", "torchao", "onnxruntime"]
 QUANTIZER_LABELS: dict[str, str] = {
@@ -32,31 +33,31 @@ def default_finetune() -> TrainConfig:
 class CompressConfig(BaseModel):
     """The variants made from one trained candidate, and how they are fine-tuned and measured."""
 
-    sparsities: list[float] = Field(
-        default_factory=lambda: [0.5, 0.8],
+    sparsities: list[float] = factory_field(
+        lambda: [0.5, 0.8],
         description="Global unstructured magnitude pruning levels (each fine-tuned, then made permanent).",
     )
-    structured_ratios: list[float] = Field(
-        default_factory=lambda: [0.25, 0.5],
+    structured_ratios: list[float] = factory_field(
+        lambda: [0.25, 0.5],
         description=(
             "Structured pruning: share of channels / FFN neurons / head dims removed by importance (Torch-Pruning)."
         ),
     )
-    quantizers: list[Quantizer] = Field(
-        default_factory=lambda: list[Quantizer](["torch_ao", "onnxruntime"]),
+    quantizers: list[Quantizer] = factory_field(
+        lambda: list[Quantizer](["torch_ao", "onnxruntime"]),
         description=(
             "Dynamic int8 paths: torch_ao (quantize_dynamic), torchao (Int8DynamicActivationInt8Weight), onnxruntime."
         ),
     )
-    onnx_int8_ops: list[str] = Field(
-        default_factory=lambda: ["MatMul", "Gemm"],
+    onnx_int8_ops: list[str] = factory_field(
+        lambda: ["MatMul", "Gemm"],
         description="ONNX op types quantized by onnxruntime (add Conv for smaller but, here, slower conv models).",
     )
     quantize_structured: bool = Field(default=True, description="Also quantize each structured-pruned variant.")
     onnx_fp32: bool = Field(
         default=True, description="Also measure the fp32 model under ONNX Runtime (runtime gain alone)."
     )
-    finetune: TrainConfig = Field(default_factory=default_finetune, description="Fine-tuning after each pruning.")
+    finetune: TrainConfig = factory_field(default_finetune, description="Fine-tuning after each pruning.")
     latency_repeats: int = Field(default=50, ge=3, description="Timed runs per batch size (median after warm-up).")
     threads: int = Field(
         default=1, ge=1, description="Fixed torch / ONNX Runtime threads for every latency measurement."

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from evoformer.compression.config import CompressConfig
+from evoformer.fields import factory_field
 from evoformer.runs import StorageConfig
 from evoformer.sandbox.limits import SandboxLimits
 
@@ -25,8 +26,8 @@ class CompressParams(BaseModel):
     )
     candidates: list[str] = Field(default_factory=list, description="Candidate ids (e.g. g03-c05); empty: the top_k.")
     top_k: int = Field(default=1, ge=1, description="Without candidate ids: the k best by val macro-F1.")
-    config: CompressConfig = Field(default_factory=CompressConfig)
-    limits: SandboxLimits = Field(default_factory=compress_limits)
+    config: CompressConfig = factory_field(CompressConfig)
+    limits: SandboxLimits = factory_field(compress_limits)
     storage: StorageConfig = Field(default_factory=StorageConfig)
 
 
@@ -37,4 +38,4 @@ class CompressTrigger(BaseModel):
         default="off", description="off; subflow (runs here, waits); deployment (run_deployment, returns at once)."
     )
     deployment: str = Field(default="compress/compress", description="'flow/deployment' name for mode=deployment.")
-    config: CompressConfig = Field(default_factory=CompressConfig)
+    config: CompressConfig = factory_field(CompressConfig)
