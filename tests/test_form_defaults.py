@@ -35,3 +35,12 @@ def test_a_factory_default_is_still_fresh_per_instance() -> None:
     first, second = CompressParams(run_id="a"), CompressParams(run_id="b")
     first.config.sparsities.append(0.9)
     assert second.config.sparsities == [0.5, 0.8]
+
+
+def test_the_evolve_form_shows_evolves_own_training_budget_and_threads() -> None:
+    from evoformer.config.evolve import EvolveParams
+    from flows.evolve import evolve
+
+    params = parameter_schema(evolve).model_dump()["definitions"]["EvolveParams"]["properties"]
+    assert params["train"]["default"]["time_budget_s"] == EvolveParams().train.time_budget_s == 120.0  # not 240
+    assert params["limits"]["default"]["threads"] == EvolveParams().limits.threads == 1  # not 2

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from evoformer import pyast
 from evoformer.candidates.program import ENTRY_POINT
+from evoformer.fields import factory_field
 
 DEFAULT_ALLOWED_IMPORTS = [
     "torch",
@@ -51,7 +52,7 @@ _ATTRIBUTE_FUNCTIONS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
 class StaticCheckConfig(BaseModel):
     """What a candidate may contain."""
 
-    allowed_imports: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_IMPORTS))
+    allowed_imports: list[str] = factory_field(lambda: list(DEFAULT_ALLOWED_IMPORTS))
     max_source_bytes: int = Field(default=64_000, ge=100)
 
 

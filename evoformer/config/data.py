@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from evoformer.fields import factory_field
 from evoformer.runs import StorageConfig
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
@@ -106,8 +107,8 @@ class BaselineConfig(BaseModel):
     embeddings are skipped when none are given.
     """
 
-    c_grid: list[float] = Field(default_factory=_default_c_grid)
-    feature_sets: list[FeatureSet] = Field(default_factory=_all_feature_sets)
+    c_grid: list[float] = factory_field(_default_c_grid)
+    feature_sets: list[FeatureSet] = factory_field(_all_feature_sets)
     class_weight: str | None = "balanced"
     max_iter: int = 2000
     seed: int = 0

@@ -15,6 +15,7 @@ from evoformer.config.fitness import FitnessConfig
 from evoformer.config.llm import LLMConfig
 from evoformer.config.runners import RunnerConfig
 from evoformer.evolution.population import SelectionConfig
+from evoformer.fields import factory_field
 from evoformer.sandbox.limits import SandboxLimits
 
 OperatorKind = Literal["auto", "llm", "offline"]
@@ -26,8 +27,8 @@ class OperatorConfig(BaseModel):
     kind: OperatorKind = Field(
         default="auto", description="auto: the LLM when an endpoint is configured, else offline."
     )
-    temperatures: list[float] = Field(
-        default_factory=lambda: [0.2, 0.6, 0.8, 1.0], min_length=1, description="Each LLM request draws one."
+    temperatures: list[float] = factory_field(
+        lambda: [0.2, 0.6, 0.8, 1.0], min_length=1, description="Each LLM request draws one."
     )
     feedback_failures: int = Field(
         default=2, ge=0, description="Recent failed children of a parent shown in its prompt."
@@ -69,12 +70,12 @@ class EvolveParams(BaseModel):
     )
     prelude_path: str | None = Field(default=None, description="Static helper code prepended to every program.")
     data: PrepareDataParams = Field(default_factory=PrepareDataParams)
-    train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(time_budget_s=120.0),
+    train: TrainConfig = factory_field(
+        lambda: TrainConfig(time_budget_s=120.0),
         description="Per-candidate training (default budget 120 s).",
     )
-    limits: SandboxLimits = Field(
-        default_factory=lambda: SandboxLimits(threads=1),
+    limits: SandboxLimits = factory_field(
+        lambda: SandboxLimits(threads=1),
         description="Sandbox limits of each training (default one thread: several small trainings side by side "
         "use the cores better than one with many threads).",
     )

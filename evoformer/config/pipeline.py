@@ -8,6 +8,7 @@ from evoformer.compression.config import CompressConfig
 from evoformer.config.compress import compress_limits
 from evoformer.config.evolve import EvolveParams
 from evoformer.config.synthesize import SynthesisSettings
+from evoformer.fields import factory_field
 from evoformer.sandbox.limits import SandboxLimits
 
 
@@ -22,7 +23,7 @@ class CompressionStep(BaseModel):
 
     top_k: int = Field(default=1, ge=0, description="Compress the k best candidates by val macro-F1 (0: skip).")
     config: CompressConfig = Field(default_factory=CompressConfig)
-    limits: SandboxLimits = Field(default_factory=compress_limits)
+    limits: SandboxLimits = factory_field(compress_limits)
 
 
 class PipelineParams(BaseModel):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from evoformer.config.data import PrepareDataParams
 from evoformer.config.llm import LLMConfig
+from evoformer.fields import factory_field
 from evoformer.labels import LABELS
 
 DEFAULT_TOPICS = [
@@ -42,11 +43,11 @@ class GenerationConfig(BaseModel):
     """How many examples to ask for, and how."""
 
     per_label: int = Field(default=0, ge=0, description="Examples to request per label; 0: no generation.")
-    labels: list[str] = Field(default_factory=lambda: list(LABELS), description="Target labels.")
+    labels: list[str] = factory_field(lambda: list(LABELS), description="Target labels.")
     examples_per_request: int = Field(default=5, ge=1, le=50)
     few_shot: int = Field(default=3, ge=0, le=20, description="Train examples of the target label shown per prompt.")
-    topics: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_TOPICS), min_length=1, description="Cycled across requests for diversity."
+    topics: list[str] = factory_field(
+        lambda: list(DEFAULT_TOPICS), min_length=1, description="Cycled across requests for diversity."
     )
     temperature: float = Field(default=0.9, ge=0, le=2)
     seed: int = Field(default=0, description="Seeds few-shot draws; sent to the server and part of the cache key.")
