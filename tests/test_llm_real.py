@@ -209,7 +209,6 @@ def _evolve(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen
         return subprocess.Popen(
             [sys.executable, "-m", "flows.cli", *args],
             env=env,
-            cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
