@@ -92,7 +92,8 @@ llm-server-stop:
 	$(LLM_PYTHON) scripts/llm_server.py stop
 
 ## The tests against a real LLM server (marker `llm`, tests/test_llm_real.py): starts the server if it is not
-## running (LLM_MODEL, default 1.5b; an already running one is used as is) and leaves it running.
+## running (LLM_MODEL, default 1.5b; one already running is used as is unless LLM_MODEL names another model,
+## which stops with an error) and leaves it running.
 test-llm: setup
-	LLM_MODEL=$${LLM_MODEL:-1.5b} $(LLM_PYTHON) scripts/llm_server.py start
+	$(LLM_PYTHON) scripts/llm_server.py start
 	$(PY) -m pytest -m llm -s tests/test_llm_real.py
