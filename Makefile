@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup system-deps demo lint test test-unit test-slow bench clean llm-server llm-server-stop
+.PHONY: setup system-deps demo lint test test-unit test-slow test-llm bench clean llm-server llm-server-stop
 
 setup: system-deps $(STAMP)
 
@@ -57,11 +57,11 @@ lint: setup
 
 ## The fast lane: tests that train no model and start no Prefect flow (marker `integration` marks those).
 test-unit: setup
-	$(PY) -m pytest -m "not slow and not integration and not browser" -q tests
+	$(PY) -m pytest -m "not slow and not integration and not browser and not llm" -q tests
 
 ## The default test suite (about 17 minutes on 2 cores).
 test: setup
-	$(PY) -m pytest -m "not slow" --durations=15 tests
+	$(PY) -m pytest -m "not slow and not llm" --durations=15 tests
 
 ## Heavier tests on the full shared data.
 test-slow: setup
@@ -90,3 +90,10 @@ llm-server:
 
 llm-server-stop:
 	$(LLM_PYTHON) scripts/llm_server.py stop
+
+## The tests against a real LLM server (marker `llm`, tests/test_llm_real.py): starts the server if it is not
+## running (LLM_MODEL, default 1.5b; one already running is used as is unless LLM_MODEL names another model,
+## which stops with an error) and leaves it running.
+test-llm: setup
+	$(LLM_PYTHON) scripts/llm_server.py start
+	$(PY) -m pytest -m llm -s tests/test_llm_real.py
