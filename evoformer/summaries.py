@@ -126,7 +126,9 @@ class LLMUsageSummary(BaseModel):
     repairs: float | None = Field(default=None, description="Repair rounds per valid child.")
     tokens_per_valid_child: float | None = None
     seconds_per_valid_child: float | None = Field(
-        default=None, description="Wall clock of writing the children (LLM calls and smoke checks) per valid child."
+        default=None,
+        description="Time spent writing the children (LLM calls, smoke checks), summed over children (they "
+        "overlap when several requests are in flight), per valid child.",
     )
 
 
