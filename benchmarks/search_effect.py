@@ -29,13 +29,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from cli_runs import ROOT, cli
+
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}  # two-sided 95% t quantiles by df
 
 ARMS: dict[str, list[str]] = {
@@ -44,19 +43,6 @@ ARMS: dict[str, list[str]] = {
     "c-split": ["--evaluation.folds", "1", "--evaluation.cascade.enabled", "false"],
     "d-cv": [],
 }
-
-
-def cli(args: list[str], env: dict[str, str]) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args, "--json", "--no-progress"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(args[:3])} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout)
 
 
 def interval(diffs: list[float]) -> str:

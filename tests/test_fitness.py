@@ -80,6 +80,8 @@ def test_pool_rows_read_the_same_states_as_the_splits_they_come_from() -> None:
     x, mask = rows.batch([0, 2])
     bx, bmask = b.batch([1, 0])
     assert np.array_equal(x, bx) and np.array_equal(mask, bmask)
+    assert np.array_equal(bx[0], b.states[2:6].astype(np.float32)) and np.array_equal(bx[1, :2], b.states[0:2])
+    assert bmask.tolist() == [[True] * 4, [True, True, False, False]] and not bx[1, 2:].any()
     x, _ = rows.batch([1])
     assert np.array_equal(x, a.batch([0])[0])
     with pytest.raises(ValueError, match="pool rows"):

@@ -40,6 +40,18 @@ class FeatureManifest(BaseModel):
     seconds: float
 
 
+def padded(spans: list[tuple[np.ndarray, int, int]], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Padded float32 states [B, T, D] and bool mask [B, T] (True = real token) of the token rows
+    ``states[start:end]`` of each span (one span per example)."""
+    width = max(int(end - start) for _, start, end in spans)
+    x = np.zeros((len(spans), width, dim), dtype=np.float32)
+    mask = np.zeros((len(spans), width), dtype=bool)
+    for row, (states, start, end) in enumerate(spans):
+        x[row, : end - start] = states[start:end]
+        mask[row, : end - start] = True
+    return x, mask
+
+
 @dataclass
 class SplitFeatures:
     """Token states of one split, memory-mapped."""
@@ -60,15 +72,7 @@ class SplitFeatures:
 
     def batch(self, indices: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Padded float32 states [B, T, D] and bool mask [B, T] (True = real token) for ``indices``."""
-        indices = np.asarray(indices)
-        width = int(self.lengths[indices].max())
-        x = np.zeros((len(indices), width, self.dim), dtype=np.float32)
-        mask = np.zeros((len(indices), width), dtype=bool)
-        for row, i in enumerate(indices):
-            start, end = self.offsets[i], self.offsets[i + 1]
-            x[row, : end - start] = self.states[start:end]
-            mask[row, : end - start] = True
-        return x, mask
+        return padded([(self.states, self.offsets[i], self.offsets[i + 1]) for i in np.asarray(indices)], self.dim)
 
     def mean_pooled(self) -> np.ndarray:
         """Mean of each pair's token states, float32 [pairs, dim] (the sentence-transformers pooling)."""
@@ -131,16 +135,11 @@ class PoolRows:
 
     def batch(self, indices: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Padded float32 states [B, T, D] and bool mask [B, T] for positions ``indices`` of this set."""
-        indices = np.asarray(indices)
-        width = int(self.lengths[indices].max())
-        x = np.zeros((len(indices), width, self.dim), dtype=np.float32)
-        mask = np.zeros((len(indices), width), dtype=bool)
-        for row, i in enumerate(indices):
-            part = self.parts[self.part_of[i]]
-            start, end = part.offsets[self.local[i]], part.offsets[self.local[i] + 1]
-            x[row, : end - start] = part.states[start:end]
-            mask[row, : end - start] = True
-        return x, mask
+        spans = []
+        for i in np.asarray(indices):
+            part, local = self.parts[self.part_of[i]], self.local[i]
+            spans.append((part.states, part.offsets[local], part.offsets[local + 1]))
+        return padded(spans, self.dim)
 
 
 def load_manifest(folder: str | Path) -> FeatureManifest:
