@@ -187,13 +187,21 @@ def build(source: str, input_dim: int, num_classes: int):
     except Outcome:
         raise
     except BaseException as exc:  # noqa: BLE001
-        traceback.print_exc()
-        raise limit_outcome(exc) or Outcome("build_error", f"{type(exc).__name__}: {str(exc)[:500]}") from exc
+        raise program_fault(exc, "build_error") from exc
     if not isinstance(model, torch.nn.Module):
         raise Outcome("build_error", f"{ENTRY_POINT} returned {type(model).__name__}, not torch.nn.Module")
     if not any(p.requires_grad for p in model.parameters()):
         raise Outcome("build_error", "the model has no trainable parameters")
     return model
+
+
+def program_fault(exc: BaseException, status: str, what: str = "") -> Outcome:
+    """The outcome of an exception the program raised: a limit's (memory, time) if it was one, else
+    ``status`` with ``what: Type: message``. The traceback goes to stderr, where the orchestrator
+    reads the program's own frames from."""
+    traceback.print_exc()
+    message = f"{type(exc).__name__}: {str(exc)[:500]}"
+    return limit_outcome(exc) or Outcome(status, f"{what}: {message}" if what else message)
 
 
 def tensors(features, batch):
@@ -244,10 +252,7 @@ def probe(model, features, num_classes: int) -> None:
         except Outcome:
             raise
         except BaseException as exc:  # noqa: BLE001
-            traceback.print_exc()
-            raise limit_outcome(exc) or Outcome(
-                "runtime_error", f"forward failed: {type(exc).__name__}: {str(exc)[:500]}"
-            ) from exc
+            raise program_fault(exc, "runtime_error", "forward failed") from exc
     check_logits(logits, len(x), num_classes)
 
 
@@ -268,10 +273,7 @@ def smoke_step(model, features, y_train: np.ndarray, num_classes: int) -> None:
     except Outcome:
         raise
     except BaseException as exc:  # noqa: BLE001
-        traceback.print_exc()
-        raise limit_outcome(exc) or Outcome(
-            "runtime_error", f"training step failed: {type(exc).__name__}: {str(exc)[:500]}"
-        ) from exc
+        raise program_fault(exc, "runtime_error", "training step failed") from exc
     if not torch.isfinite(loss):
         raise Outcome("invalid_output", "the training loss is NaN or inf")
     grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
