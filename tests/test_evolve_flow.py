@@ -103,6 +103,9 @@ def _population(run_dir: Path) -> list[dict]:
     return [{k: row[k] for k in keep} for row in json.loads((run_dir / "lineage.json").read_text())]
 
 
+CROSS_VALIDATED = FitnessConfig(folds=2, cascade=CascadeConfig(top_fraction=0.5, margin=0.0))
+
+
 def test_offline_evolution_runs_two_generations(
     prefect_harness, small_climate_fever, feature_cache_dir, seed_folder, tmp_path, monkeypatch
 ) -> None:
@@ -125,7 +128,7 @@ def test_offline_evolution_runs_two_generations(
         seed_folder,
         "offline-a",
         compress=CompressTrigger(mode="deployment"),
-        evaluation=FitnessConfig(folds=2, cascade=CascadeConfig(top_fraction=0.5, margin=0.0)),
+        evaluation=CROSS_VALIDATED,
     )
     summary = evolve(params)
     run_dir = Path(summary["run_dir"])
@@ -144,9 +147,11 @@ def test_offline_evolution_runs_two_generations(
         assert len(child["parents"]) == (2 if child["operator"] == "ast-crossover" else 1)
         assert all(by_id[p]["generation"] < child["generation"] and by_id[p]["retired"] for p in child["parents"])
         assert child["description"] and (run_dir / "programs" / f"{child['id']}.py").is_file()
-        if child["status"] == "ok":
+        if child["stage"] == "full":  # the model it keeps; one the cascade stopped keeps none
             folder = Path(child["folder"])
             assert (folder / "weights.safetensors").is_file() and (folder / "metrics.json").is_file()
+        elif child["stage"] == "screened":
+            assert not child["folder"] and (run_dir / "screening" / child["id"] / "metrics.json").is_file()
     gen2_parents = {p for row in children if row["generation"] == 2 for p in row["parents"]}
     assert all(by_id[p]["generation"] == 1 for p in gen2_parents), (
         "used parents are retired; generation 2 breeds from generation 1"
@@ -190,13 +195,22 @@ def test_offline_evolution_runs_two_generations(
 
     # Another run with the same settings gets every training from Prefect's cache, and copies the
     # files into its own folder; a cached training whose folder is gone is trained again.
-    gone = next(row for row in children if row["status"] == "ok")
+    gone = next(row for row in children if row["stage"] == "full")
     shutil.rmtree(gone["folder"])
-    other = evolve(evolve_params(small_climate_fever, feature_cache_dir, tmp_path / "runs", seed_folder, "offline-b"))
+    other = evolve(
+        evolve_params(
+            small_climate_fever,
+            feature_cache_dir,
+            tmp_path / "runs",
+            seed_folder,
+            "offline-b",
+            evaluation=CROSS_VALIDATED,
+        )
+    )
     other_dir = Path(other["run_dir"])
     assert _population(other_dir) == _population(run_dir)
     for row in json.loads((other_dir / "lineage.json").read_text()):
-        if row["status"] == "ok":
+        if row["stage"] == "full":
             folder = Path(row["folder"])
             assert folder.parent == other_dir / "candidates" and (folder / "weights.safetensors").is_file(), row["id"]
             assert json.loads((folder / "metrics.json").read_text())["folder"] == str(folder)
