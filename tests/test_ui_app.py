@@ -230,7 +230,7 @@ def test_form_defaults_come_from_demo_yaml() -> None:
     from ui.launch import form_defaults
 
     demo, form = load_params(PipelineParams, DEMO), form_defaults()
-    assert (form.evolve.generations, form.evolve.children, form.evolve.train.time_budget_s) == (2, 4, 30.0)
+    assert (form.evolve.generations, form.evolve.children, form.evolve.train.time_budget_s) == (2, 4, 15.0)
     assert form.evolve.train == demo.evolve.train and form.compression == demo.compression
     assert form.evolve.operator.kind == "offline" and not form.evolve.data.progress  # the GUI's own two settings
 
@@ -431,7 +431,7 @@ def test_evolve_button_starts_a_local_run_with_the_key_in_memory(app, tmp_path: 
         and params.data.storage.run_id == "ui-run"
     )
     assert (
-        params.children == 2 and params.train.time_budget_s == 30.0 and params.train.max_epochs == 12
+        params.children == 2 and params.train.time_budget_s == 15.0 and params.train.max_epochs == 12
     )  # the rest: demo.yaml's
     assert "sk-test-123" not in params.model_dump_json()
     assert app.sidebar.selectbox(key="run_select").value == "ui-run"  # the new run is shown at once
