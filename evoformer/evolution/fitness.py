@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +33,6 @@ from evoformer.config.fitness import CascadeConfig, FitnessConfig
 from evoformer.data.folds import Fold
 from evoformer.evolution.population import Individual, pareto_front
 from evoformer.evolution.training_queue import TrainingJob, TrainingQueue, TrainingRequest
-
-Stage = Literal["screened", "full"]
 
 
 def screening_config(train: TrainConfig, cascade: CascadeConfig) -> TrainConfig:
@@ -119,11 +117,6 @@ class FitnessEvaluator:
     queue: TrainingQueue[Any]
     folds: list[Fold]
     config: FitnessConfig
-
-    @property
-    def kind(self) -> str:
-        """``cv`` (folds of train + val) or ``split`` (the run's own train / val split)."""
-        return "cv" if len(self.folds) > 1 else "split"
 
     def evaluate(
         self, jobs: list[TrainingJob], reference: list[Individual], always_promote: bool = False
