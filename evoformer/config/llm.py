@@ -45,14 +45,12 @@ class LLMConfig(BaseModel):
         default=120.0, ge=0, description="Cap on a server-requested wait (Retry-After / retry-after-ms)."
     )
     max_tokens: int = Field(default=2048, gt=0, description="Most tokens a reply may hold.")
-    max_concurrency: int = Field(
-        default=4, ge=1, description="Most requests this client has in flight at once (more wait; fewer 429s)."
-    )
-    max_concurrent: int | None = Field(
+    max_concurrency: int | None = Field(
         default=None,
         ge=1,
-        description="Requests in flight at once; empty: what the server reports (llama.cpp /props total_slots, "
-        "at most max_concurrency), else max_concurrency (1 for a loopback server that reports nothing).",
+        description="Requests in flight at once. Empty: what the server reports (llama.cpp's slots, at most 4); "
+        "1 for a loopback server that reports nothing; 4 for a remote one. More requests wait in the client, "
+        "untimed, instead of in the server's queue where a client timeout would abandon them.",
     )
     price_prompt_per_1k: float = Field(default=0.0, ge=0, description="USD per 1,000 prompt tokens.")
     price_completion_per_1k: float = Field(default=0.0, ge=0, description="USD per 1,000 completion tokens.")

@@ -177,11 +177,11 @@ def _one(client: LLMClient, plan: RequestPlan, train: pd.DataFrame, config: Gene
 
 
 def generate(client: LLMClient, train: pd.DataFrame, config: GenerationConfig) -> Generated:
-    """Run every planned request (``llm.max_concurrency`` at once); stop cleanly at the budget."""
+    """Run every planned request (``client.concurrency()`` at once); stop cleanly at the budget."""
     plans = plan_requests(config)
     report = GenerationReport()
     examples: list[SyntheticExample] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=config.llm.max_concurrency) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=client.concurrency()) as pool:
         futures = [pool.submit(_one, client, plan, train, config) for plan in plans]
         for future in futures:  # one per plan, in plan order
             try:
