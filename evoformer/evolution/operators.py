@@ -18,6 +18,7 @@ from evoformer import pyast
 from evoformer.candidates.job import Status
 from evoformer.candidates.program import CandidateProgram
 from evoformer.config.evolve import OperatorConfig, OperatorKind  # noqa: F401  (declared with the other settings)
+from evoformer.errors import UserError
 from evoformer.evolution.ast_operators import OperatorError, crossover, mutate
 from evoformer.evolution.diff_edits import DiffError, apply_blocks, parse_blocks
 from evoformer.evolution.extract import ExtractionError, extract_program
@@ -31,7 +32,14 @@ from evoformer.evolution.prompt import (
     repair_message,
     shown_source,
 )
-from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMContextLengthError, LLMError
+from evoformer.llm import (
+    BudgetExhausted,
+    LLMAuthError,
+    LLMClient,
+    LLMContextLengthError,
+    LLMError,
+    LLMUnavailableError,
+)
 
 
 def resolve_operator(config: OperatorConfig) -> tuple[Literal["llm", "offline"], str]:
@@ -93,7 +101,11 @@ class Proposal(BaseModel):
     plan: ChildPlan
     operator: str
     source: str | None = None
-    status: Literal["proposed", "proposal_failed", "budget_exhausted"] = "proposed"
+    status: Literal["proposed", "proposal_failed", "budget_exhausted", "llm_unreachable"] = Field(
+        default="proposed",
+        description="llm_unreachable: no server answered (it died or was never up); the flow stops before "
+        "training the generation, so that a re-run proposes this child again from the cached replies.",
+    )
     reason: str = ""
     temperature: float | None = None
     prompt_hash: str | None = None
@@ -112,6 +124,29 @@ class Proposal(BaseModel):
         default=0,
         description="How far the prompt was shortened to fit the model's context: 0 not; 1 the parents without "
         "docstrings and comments; 2 also only the first parent (crossover).",
+    )
+
+
+class LLMServerLost(UserError):
+    """No LLM server answered some of a generation's requests: the run stops before training it."""
+
+
+def stop_if_unreachable(generation: int, proposals: list[Proposal], planned: int) -> None:
+    """Raise :class:`LLMServerLost` when any child is ``llm_unreachable``.
+
+    Training the others and recording the rest as failed would make the generation complete, and a
+    completed generation is never proposed again; stopping before it is saved lets the same command,
+    run again once the server is back, propose it afresh, with every reply already received coming
+    from the on-disk cache."""
+    lost = [p for p in proposals if p.status == "llm_unreachable"]
+    if not lost:
+        return
+    answered = sum(p.status != "llm_unreachable" for p in proposals)
+    raise LLMServerLost(
+        f"generation {generation}: no LLM server answered ({lost[0].reason}); {len(lost)} of {planned} children "
+        f"could not be written and nothing of generation {generation} was trained (earlier generations are "
+        f"saved). Start the server and run the same command again: the {answered} repl"
+        f"{'y' if answered == 1 else 'ies'} already received are cached and reused."
     )
 
 
@@ -177,6 +212,9 @@ def propose(
             return Proposal(**common, status="budget_exhausted", reason=str(exc))
         except LLMAuthError:
             raise
+        except LLMUnavailableError as exc:
+            status = "llm_unreachable" if exc.unreachable else "proposal_failed"
+            return Proposal(**common, status=status, reason=f"LLM request failed: {exc}")
         except LLMError as exc:
             return Proposal(**common, status="proposal_failed", reason=f"LLM request failed: {exc}")
     else:
@@ -226,6 +264,11 @@ def propose(
                     repair_errors=repair_errors,
                 )
             notes.append(f"repair round {len(repair_errors)} not sent: {exc}")
+            break
+        except LLMUnavailableError as exc:
+            if exc.unreachable:  # not a verdict on the program: propose it again when the server is back
+                return Proposal(**common, status="llm_unreachable", reason=f"LLM request failed: {exc}")
+            notes.append(f"repair round {len(repair_errors)} failed: {str(exc)[:REPAIR_ERROR_CHARS]}")
             break
         except LLMError as exc:
             notes.append(f"repair round {len(repair_errors)} failed: {str(exc)[:REPAIR_ERROR_CHARS]}")

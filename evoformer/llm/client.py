@@ -291,6 +291,7 @@ class LLMClient:
         while True:
             attempts += 1
             self.ledger.record_attempt()
+            unreachable = False  # set below only when this attempt found no server at all
             try:
                 return self._attempt(client, params, attempts)
             except openai.APIStatusError as err:
@@ -318,6 +319,7 @@ class LLMClient:
                 # APITimeoutError included: no first token (or a stall) within timeout_s
                 cause = f" ({err.__cause__})" if err.__cause__ is not None and str(err.__cause__) else ""
                 last_error, asked = f"{type(err).__name__}: {err}{cause}"[:_MAX_MESSAGE], None
+                unreachable = not isinstance(err, (openai.APITimeoutError, httpx2.TimeoutException))
             except openai.APIError as err:  # an error event in the middle of a stream
                 message = str(err.message or err)[:_MAX_MESSAGE]
                 if is_context_length_message(message):
@@ -332,6 +334,7 @@ class LLMClient:
                     f"{self.endpoint} unavailable: gave up after {attempts} attempt(s); last error: {last_error}",
                     attempts,
                     last_error,
+                    unreachable,
                 )
             wait = self._backoff(retries, asked)
             log.warning(
