@@ -6,14 +6,15 @@ Each form is walked as the UI renders it from the deployment's parameter schema:
 ``$ref`` is merged under the property's own keys (its title and description win over the
 definition's), and a model's fields are sorted by ``position`` (the V2 UI sorts by ``position ?? 0``,
 the V1 UI by ``position ?? Infinity``, both stably: without positions, the schema's order).
-Add a deployment to ``DEPLOYMENTS`` and every check covers its form.
+Add a deployment to ``DEPLOYMENTS`` (or a flow without one to ``FLOWS``) and every check covers
+its form.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,12 @@ import flows  # noqa: F401  (telemetry off before Prefect loads)
 from deployments.compress import compress_deployment
 from deployments.evolve import evolve_deployment
 from deployments.pipeline import pipeline_deployment
+from flows.data import prepare_data
+from flows.synthesize import synthesize
+from flows.train import train_program
 
 DEPLOYMENTS: list[Callable[[], Any]] = [evolve_deployment, compress_deployment, pipeline_deployment]
+FLOWS: list[Any] = [prepare_data, train_program, synthesize]  # no deployment, but a form once deployed
 
 MARKUP = re.compile(r"`|:[a-z]+:|\*\*")  # rst literals and roles, markdown code and bold
 CLASS_NAME = re.compile(r"^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+$")  # TrainConfig, LLMConfig, SandboxLimits
@@ -42,9 +47,9 @@ class FormField:
     positioned: bool  # has a `position`, so both UIs order it the same way
 
 
-def deployment_schema(make_deployment: Callable[[], Any]) -> dict[str, Any]:
+def deployment_schema(deployment: Any) -> dict[str, Any]:
     """The parameter schema a deployment registers (RunnerDeployment.apply sends exactly this)."""
-    return make_deployment()._parameter_openapi_schema.model_dump(exclude_unset=True)
+    return deployment._parameter_openapi_schema.model_dump(exclude_unset=True)
 
 
 def _definition(schema: dict[str, Any], ref: str) -> tuple[str, dict[str, Any]]:
@@ -96,16 +101,17 @@ def form_fields(schema: dict[str, Any]) -> list[FormField]:
     return fields
 
 
-def forms(deployments: list[Callable[[], Any]]) -> list[tuple[str, list[FormField], set[str]]]:
-    """(deployment name, its fields in UI order, the names of its schema's definitions) per deployment."""
-    result = []
-    for make in deployments:
-        schema = deployment_schema(make)
-        result.append((make().name, form_fields(schema), set(schema.get("definitions", {}))))
-    return result
+def forms(
+    deployments: list[Callable[[], Any]], flow_list: Sequence[Any] = ()
+) -> list[tuple[str, list[FormField], set[str]]]:
+    """(name, its fields in UI order, the names of its schema's definitions) per deployment, then per
+    flow (the schema Prefect builds for a flow's deployments, ``flow.parameters``)."""
+    schemas = [(deployment.name, deployment_schema(deployment)) for deployment in (make() for make in deployments)]
+    schemas += [(flow.name, flow.parameters.model_dump(exclude_unset=True)) for flow in flow_list]
+    return [(name, form_fields(schema), set(schema.get("definitions", {}))) for name, schema in schemas]
 
 
-FORMS = forms(DEPLOYMENTS)
+FORMS = forms(DEPLOYMENTS, FLOWS)
 IDS = [name for name, _, _ in FORMS]
 
 

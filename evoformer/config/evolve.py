@@ -90,7 +90,7 @@ class EvolveParams(BaseModel):
     seed: int = Field(
         default=0,
         title="Search seed",
-        description="Seeds parent draws and operator choices (training has its own seed).",
+        description="Seeds parent draws and operator choices (training has its own, train.seed).",
     )
     operator: OperatorConfig = Field(
         default_factory=OperatorConfig,
@@ -141,7 +141,8 @@ class EvolveParams(BaseModel):
         default=None,
         ge=1,
         title="Trainings at once",
-        description="Trainings at once; empty: the cores this process may use divided by the sandbox's threads.",
+        description="Trainings at once; empty: the cores this process may use divided by the threads per sandbox "
+        "(limits.threads).",
     )
     runner: RunnerConfig = Field(
         default_factory=RunnerConfig,
