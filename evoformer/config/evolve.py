@@ -1,7 +1,8 @@
 """The operator that writes children, and :class:`EvolveParams`, the parameter model of flow ``evolve``.
 
-The evolve form lists what users change first first (generations, children, operator, the
-training budget, trainings at once, data); ``form_schema`` orders it without reordering fields."""
+The evolve form starts with what users change most (generations, children, operator, the training
+budget, trainings at once, data): ``form_schema`` orders the form, not the fields, so dumps and the
+keys made from them keep their order."""
 
 from __future__ import annotations
 
