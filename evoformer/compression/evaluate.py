@@ -196,8 +196,9 @@ def compress_candidate(
     run = run_sandboxed(WORKER_MODULE, folder, limits, on_message=stoppers, read_only=[Path(features_path)])
     report = _report(run, folder, source_dir.name, labels, config, limits)
     write_text_atomic(folder / COMPRESSION_REPORT_FILE, report.model_dump_json(indent=2))
-    for line in report_lines(report) if progress is not None else []:
-        progress(line)
+    if progress is not None:
+        for line in report_lines(report):
+            progress(line)
     return report
 
 
