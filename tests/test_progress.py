@@ -203,6 +203,15 @@ def test_epoch_progress_reports_epochs_throttled_and_the_stop() -> None:
         "seed: epoch 4/12: val macro-F1 0.167 (best 1.000 at epoch 2), 90 s, stopping",
     ]
 
+    def broken(line: str) -> None:
+        raise OSError("log handler gone")
+
+    quiet = EpochProgress(EarlyStopping(Y_VAL, patience=1, max_epochs=1), broken)
+    assert quiet({"type": "epoch", "val_pred": PERFECT}) == {
+        "best": True,
+        "stop": True,
+    }  # a log failure is no protocol error
+
 
 def _save_weights(path: Path) -> None:
     from safetensors.numpy import save_file
