@@ -7,7 +7,7 @@ import time
 from typing import Literal
 from uuid import UUID
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import (
     create_link_artifact,
     create_markdown_artifact,
@@ -38,9 +38,13 @@ def propose_child(
 ) -> Proposal:
     """Write one child (not cached here: LLM replies are cached on disk by the client); ``check``
     is the LLM's repair loop's test of each program (the static check and the sandboxed smoke run)."""
+    logger = get_run_logger()
     started = time.perf_counter()
-    proposal = propose(plan, parents, kind, config, allowed_imports, prelude, client, check)
-    return proposal.model_copy(update={"seconds": round(time.perf_counter() - started, 3)})
+    proposal = propose(plan, parents, kind, config, allowed_imports, prelude, client, check, progress=logger.info)
+    seconds = round(time.perf_counter() - started, 3)
+    outcome = proposal.status + (f": {proposal.reason[:200]}" if proposal.reason else "")
+    logger.info("%s: %s in %.1f s (%d repair round(s))", plan.child_id, outcome, seconds, proposal.repairs)
+    return proposal.model_copy(update={"seconds": seconds})
 
 
 def start_progress(total_generations: int) -> UUID:

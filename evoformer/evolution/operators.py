@@ -40,6 +40,7 @@ from evoformer.llm import (
     LLMError,
     LLMUnavailableError,
 )
+from evoformer.progress import Progress
 
 
 def resolve_operator(config: OperatorConfig) -> tuple[Literal["llm", "offline"], str]:
@@ -163,6 +164,7 @@ def propose(
     prelude: str = "",
     client: LLMClient | None = None,
     check: Check | None = None,
+    progress: Progress | None = None,
 ) -> Proposal:
     """Write one child. Garbage and unavailable endpoints become ``proposal_failed``; a rejected
     API key raises, since every later request would fail the same way.
@@ -173,7 +175,8 @@ def propose(
     ``config.repair_rounds`` follow-up requests, the model sees the conversation, its reply and the
     error, and returns the whole corrected program (a reply without a program, and a copy of a
     parent, get such a round too). The child is the last program extracted; the flow's own checks
-    judge it."""
+    judge it. ``progress`` gets a line per LLM request (a reply can take minutes on a small local server)."""
+    say = progress or (lambda line: None)
     rng = random.Random(plan.rng_seed)
     if kind == "offline":
         operator = f"ast-{plan.kind}"
@@ -203,6 +206,7 @@ def propose(
         common: dict[str, Any] = dict(
             plan=plan, operator=operator, temperature=temperature, prompt_hash=prompt_hash(messages), trimmed=trimmed
         )
+        say(f"{plan.child_id}: asking the LLM for a {plan.kind} (T={temperature}, prompt level {trimmed})")
         try:
             reply = client.complete(messages, temperature=temperature, sample_index=plan.index, seed=request_seed)
             break
@@ -243,6 +247,8 @@ def propose(
     while error is not None and len(repair_errors) < config.repair_rounds:
         repair_errors.append(error[:REPAIR_ERROR_CHARS])
         sent = error if len(error) <= _SENT_ERROR_CHARS else "..." + error[-_SENT_ERROR_CHARS:]
+        first_line = error.strip().splitlines()[0][:160] if error.strip() else ""
+        say(f"{plan.child_id}: repair round {len(repair_errors)}/{config.repair_rounds}: {first_line}")
         conversation += [{"role": "assistant", "content": text}, {"role": "user", "content": repair_message(sent)}]
         try:
             reply = client.complete(
