@@ -57,19 +57,26 @@ class RunFilesHandler(SimpleHTTPRequestHandler):
         pass  # one line per request on stderr would drown the serving process's log
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a tab closed mid-answer is no error
+            super().handle_error(request, client_address)
+
+
 def start_file_server(root: str | Path, port: int = 0, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     """Serve ``root`` on ``host:port`` (0: a free port) from a daemon thread; port busy: a free one.
 
     The caller stops it with ``server.shutdown()``; the bound port is ``server.server_address[1]``."""
     handler = partial(RunFilesHandler, directory=str(Path(root).resolve()))
     try:
-        server = ThreadingHTTPServer((host, port), handler)
+        server = _Server((host, port), handler)
     except OSError as error:
         if error.errno != errno.EADDRINUSE or port == 0:
             raise
-        server = ThreadingHTTPServer((host, 0), handler)
+        server = _Server((host, 0), handler)
         print(f"port {port} is in use; serving run files on {server.server_address[1]}", file=sys.stderr)
-    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="run-files", daemon=True).start()
     return server
 
