@@ -22,6 +22,7 @@ from evoformer.runs import StorageConfig
 FILES_URL_ENV = "EVOFORMER_FILES_URL"
 FILES_ROOT_ENV = "EVOFORMER_FILES_ROOT"
 FILES_PORT_ENV = "EVOFORMER_FILES_PORT"
+RUNS_ENV = "EVOFORMER_RUNS"  # the runs root, as StorageConfig reads it
 DEFAULT_PORT = 4201  # next to Prefect's 4200; fixed, so that older artifacts' links keep working
 MAX_EMBED_BYTES = 2_000_000  # a larger image would bloat every artifact version in the database
 
@@ -52,8 +53,8 @@ class FilesSettings(BaseModel):
         values: dict[str, object] = {}
         if env.get(FILES_URL_ENV):
             values["url"] = env[FILES_URL_ENV].rstrip("/")
-        if env.get(FILES_ROOT_ENV):
-            values["root"] = env[FILES_ROOT_ENV]
+        if env.get(FILES_ROOT_ENV) or env.get(RUNS_ENV):  # else StorageConfig's default, from os.environ
+            values["root"] = env.get(FILES_ROOT_ENV) or env[RUNS_ENV]
         port = env.get(FILES_PORT_ENV, "").strip().lower()
         if port in ("off", "none", "no", "false"):
             values["port"] = None

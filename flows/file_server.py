@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import shlex
 import sys
 import threading
 from functools import partial
@@ -109,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=defaults.port or 0, help="port (default: 4201)")
     args = parser.parse_args(argv)
     server = start_file_server(args.root, args.port)
-    print(f"export {FILES_URL_ENV}={server_url(server)} {FILES_ROOT_ENV}={Path(args.root).resolve()}", flush=True)
+    # One shell line (`evoformer ui` reads it back with shlex): what a worker's environment needs.
+    url, root = shlex.quote(server_url(server)), shlex.quote(str(Path(args.root).resolve()))
+    print(f"export {FILES_URL_ENV}={url} {FILES_ROOT_ENV}={root}", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -155,3 +155,25 @@ def test_busy_port_falls_back_to_a_free_one(tmp_path: Path) -> None:
     finally:
         first.shutdown()
         first.server_close()
+
+
+def test_evoformer_ui_serves_the_runs_folder_beside_the_gui(tmp_path: Path) -> None:
+    from flows.cli.ui import serve_run_files_beside
+
+    runs = tmp_path / "runs dir"
+    (runs / "r1").mkdir(parents=True)
+    (runs / "r1" / "report.html").write_text("<h1>report r1</h1>")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVOFORMER_FILES")}
+    assert serve_run_files_beside(env | {FILES_PORT_ENV: "off"}) is None
+    assert serve_run_files_beside(env | {FILES_URL_ENV: "http://elsewhere"}) is None
+    env |= {"EVOFORMER_RUNS": str(runs), FILES_PORT_ENV: "0"}
+    child = serve_run_files_beside(env)
+    assert child is not None
+    try:
+        assert env[FILES_ROOT_ENV] == str(runs.resolve())
+        url = served_url(runs / "r1" / "report.html", FilesSettings.from_env(env))
+        assert url is not None and url.startswith(env[FILES_URL_ENV])
+        assert _get(int(env[FILES_URL_ENV].rsplit(":", 1)[1]), "/r1/report.html") == (200, b"<h1>report r1</h1>")
+    finally:
+        child.terminate()
+        child.wait(timeout=20)
