@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evoformer.run_files import FilesSettings
+from evoformer.run_files import FILES_URL_ENV, FilesSettings
 
 
 def ui_parser() -> argparse.ArgumentParser:
@@ -76,6 +76,7 @@ def serve_run_files_beside(env: dict[str, str]) -> subprocess.Popen | None:
         child.kill()
         return None
     env.update(word.split("=", 1) for word in shlex.split(line)[1:])
+    print(f"run files (Pareto plots, reports) on {env[FILES_URL_ENV]}/", file=sys.stderr, flush=True)
     return child
 
 
