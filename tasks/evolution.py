@@ -9,7 +9,6 @@ from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.artifacts import (
-    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
@@ -23,6 +22,7 @@ from evoformer.evolution.prompt import ParentView
 from evoformer.evolution.report import best_program_markdown, leaderboard_rows, plot_pareto
 from evoformer.layout import RunLayout
 from evoformer.llm import LLMClient
+from evoformer.run_files import plot_markdown
 
 
 @task(name="propose-child", task_run_name="propose-{plan.child_id}", cache_policy=NO_CACHE)
@@ -78,10 +78,9 @@ def publish_generation(individuals: list[Individual], generation: int, run_dir: 
             description=f"Best candidate by fitness (mean val macro-F1 over folds) after generation {generation}.",
         )
     plot = plot_pareto(individuals, layout.pareto_plot, majority_f1)
-    create_link_artifact(
+    create_markdown_artifact(
         key="evolve-pareto",
-        link=plot.resolve().as_uri(),
-        link_text="Pareto front (PNG)",
+        markdown=plot_markdown(plot, "Pareto front (PNG)"),
         description=f"Fitness (mean val macro-F1 over folds, ± SE) against params after generation {generation}.",
     )
     return str(plot)
