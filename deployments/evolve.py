@@ -2,9 +2,9 @@
 
 Two ways to run it:
 - ``python -m deployments.evolve`` serves it, with the ``compress`` deployment that its
-  ``compress.mode=deployment`` hands the final front to and the ``pipeline`` deployment, from this
-  process (no work pool needed);
-- ``python -m deployments.register`` registers all three on the ``evoformer-process`` work pool,
+  ``compress.mode=deployment`` hands the final front to, the ``pipeline`` deployment and the
+  ``retrain`` deployment, from this process (no work pool needed);
+- ``python -m deployments.register`` registers all four on the ``evoformer-process`` work pool,
   for ``prefect worker start --pool evoformer-process`` (the schedule starts inactive there).
 """
 
@@ -49,5 +49,6 @@ if __name__ == "__main__":
 
     from deployments.compress import compress_deployment
     from deployments.pipeline import pipeline_deployment
+    from deployments.retrain import retrain_deployment
 
-    serve(evolve_deployment(), compress_deployment(), pipeline_deployment())
+    serve(evolve_deployment(), compress_deployment(), pipeline_deployment(), retrain_deployment())
