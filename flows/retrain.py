@@ -70,7 +70,7 @@ def retrain(params: RetrainParams) -> dict[str, Any]:
             evaluator = FitnessEvaluator(queue, folds, settings.evaluation, refresh=True)
             others = [i for i in state.individuals if i.id not in ids]
             retrained = evaluator.evaluate(jobs, others, always_promote=True)
-        apply_retrained(layout, state, retrained, note)
+        retrained = apply_retrained(layout, state, retrained, note)
         for individual in retrained:
             logger.info("%s: now %s %s", individual.id, individual.status, individual.reason[:300])
 

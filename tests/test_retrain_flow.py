@@ -1,8 +1,9 @@
 """Failed trainings are Failed task runs; the retrain flow trains chosen candidates of a run again,
 in place, and a resumed evolve builds on them.
 
-One tiny evolve run (module fixture): two seeds, ``tiny`` and ``slow``; ``slow`` spends longer in
-``build_model`` than the run's sandbox wall clock allows, so it times out while ``tiny`` trains.
+One tiny evolve run (module fixture): two seeds, ``tiny`` and ``slow``; ``slow`` reserves more
+memory in ``build_model`` than the run's sandbox allows (its address-space cap), so it is killed
+for memory on every try while ``tiny`` trains. No clock is involved.
 """
 
 from __future__ import annotations
@@ -24,19 +25,19 @@ from evoformer.evolution.retrain import (
     overridden,
     reset,
     retrain_hint,
+    suggested_overrides,
 )
 from evoformer.sandbox.limits import SandboxLimits
 
 pytestmark = pytest.mark.integration  # trains in the sandbox and runs flows
 
-# About 20 s of matrix products before the model exists (more on a busy machine): over SHORT_WALL_S,
-# well under what the retrain allows. ``tiny`` needs a few seconds in all.
+# 2.5 GB of address space (never touched) beside the model: over SMALL_MEMORY_MB, which ``tiny``
+# trains within, and under the default cap the retrain restores.
 SLOW_SEED = TINY_SEED.replace("import torch.nn as nn", "import torch\nimport torch.nn as nn").replace(
     "    return Tiny(input_dim, num_classes)",
-    "    x = torch.ones(256, 256)\n    for _ in range(5000):\n        x = torch.tanh(x @ x)\n"
-    "    return Tiny(input_dim, num_classes)",
+    "    scratch = torch.empty(625_000_000)\n    return Tiny(input_dim + 0 * scratch.dim(), num_classes)",
 )
-SHORT_WALL_S = 20.0
+SMALL_MEMORY_MB = 1536
 RUN_ID = "retrain-me"
 
 
@@ -55,8 +56,8 @@ def _params(small_climate_fever: Path, feature_cache_dir: Path, tmp_path: Path, 
         generations=generations,
         children=1,
         max_parallel=1,  # the seeds one after the other: tiny is not slowed by slow's products
-        train=TrainConfig(max_epochs=1, patience=1, time_budget_s=60, latency_repeats=2),
-        limits=SandboxLimits(timeout_s=SHORT_WALL_S),
+        train=TrainConfig(max_epochs=1, patience=1, time_budget_s=60, latency_repeats=3),
+        limits=SandboxLimits(memory_mb=SMALL_MEMORY_MB),
         # Every child is a crossover of the two seeds: it names slow as a parent only once slow trained.
         selection=SelectionConfig(crossover_rate=1.0, parents_k=2),
     )
@@ -64,7 +65,7 @@ def _params(small_climate_fever: Path, feature_cache_dir: Path, tmp_path: Path, 
 
 @pytest.fixture(scope="module")
 def failed_run(prefect_harness, small_climate_fever, feature_cache_dir, tmp_path_factory):
-    """The seeds-only evolve run in which ``slow`` timed out: its summary and its folder."""
+    """The seeds-only evolve run in which ``slow`` failed: its summary and its folder."""
     from flows.evolve import evolve
 
     tmp = tmp_path_factory.mktemp("retrain")
@@ -86,18 +87,20 @@ def test_a_failed_training_is_a_failed_task_run_in_a_completed_flow_run(failed_r
 
     summary, _ = failed_run
     statuses = {b["id"]: b["status"] for b in summary["leaderboard"]}
-    assert statuses == {"tiny": "ok", "slow": "timeout"}, statuses
+    assert statuses == {"seed-tiny": "ok", "seed-slow": "killed"}, statuses
     with get_client(sync_client=True) as client:
         assert client.read_flow_run(summary["flow_run_id"]).state.is_completed()
     runs = _task_runs(summary["flow_run_id"])
-    failed, trained = runs["train-slow"].state, runs["train-tiny"].state
-    assert failed.is_failed() and failed.name == "TimedOut"
-    assert failed.message.startswith("timeout: wall-clock limit of 20 s")
-    assert RETRAIN_DEPLOYMENT in failed.message and '"candidates": ["slow"]' in failed.message
-    assert '"timeout_s": 40.0' in failed.message  # the hint suggests twice the wall clock
+    failed, trained = runs["train-seed-slow"].state, runs["train-seed-tiny"].state
+    assert failed.is_failed() and failed.name == "Killed"
+    assert failed.message.startswith("killed: memory limit reached") and "allocate" in failed.message
+    assert RETRAIN_DEPLOYMENT in failed.message and '"candidates": ["seed-slow"]' in failed.message
+    assert '"memory_mb": 3072' in failed.message  # the hint suggests twice the memory
     assert trained.is_completed()
-    # The sandboxed training itself completed: Prefect cached it, so a resume reuses the timeout.
-    assert runs["sandbox-slow"].state.is_completed()
+    # A transient failure: the sandboxed training was tried three times (never cached), the
+    # orchestrator's task run failed once with its result.
+    sandbox = runs["sandbox-seed-slow"]
+    assert sandbox.state.is_failed() and sandbox.run_count == 3 and runs["train-seed-slow"].run_count == 1
 
 
 def test_retrain_makes_a_failed_candidate_ok_and_a_resumed_evolve_breeds_from_it(
@@ -114,22 +117,22 @@ def test_retrain_makes_a_failed_candidate_ok_and_a_resumed_evolve_breeds_from_it
     summary, tmp = failed_run
     run_dir = Path(summary["run_dir"])
     params = RetrainParams(
-        run_id=RUN_ID, failed=True, limits={"timeout_s": 600}, storage=StorageConfig(runs_dir=str(tmp / "runs"))
+        run_id=RUN_ID, failed=True, limits={"memory_mb": 6144}, storage=StorageConfig(runs_dir=str(tmp / "runs"))
     )
     state = retrain(params, return_state=True)
     assert state.is_completed()
     result = state.result()
     (retrained,) = result["candidates"]
-    assert retrained["id"] == "slow" and retrained["status"] == "ok", retrained
-    assert "limits.timeout_s=600" in retrained["reason"]
+    assert retrained["id"] == "seed-slow" and retrained["status"] == "ok", retrained
+    assert "limits.memory_mb=6144" in retrained["reason"]
 
     saved = {i["id"]: i for i in json.loads((run_dir / "evolution" / "state.json").read_text())["individuals"]}
     lineage = {i["id"]: i for i in json.loads((run_dir / "lineage.json").read_text())}
-    for record in (saved["slow"], lineage["slow"]):
+    for record in (saved["seed-slow"], lineage["seed-slow"]):
         assert record["status"] == "ok" and record["stage"] == "full" and record["val_macro_f1"] is not None
     recorded = json.loads((run_dir / "summary.json").read_text())
     assert recorded["evolve"]["candidates"]["ok"] == 2 and recorded["evolve"]["flow_run_id"] == summary["flow_run_id"]
-    assert recorded["retrain"]["limits"] == {"timeout_s": 600}
+    assert recorded["retrain"]["limits"] == {"memory_mb": 6144}
     with get_client(sync_client=True) as client:
         (board,) = client.read_artifacts(
             artifact_filter=ArtifactFilter(
@@ -138,13 +141,13 @@ def test_retrain_makes_a_failed_candidate_ok_and_a_resumed_evolve_breeds_from_it
             )
         )
     rows = json.loads(board.data) if isinstance(board.data, str) else board.data
-    assert {r["id"]: r["status"] for r in rows}["slow"] == "ok"
+    assert {r["id"]: r["status"] for r in rows}["seed-slow"] == "ok"
 
     # The same parameters and one more generation: evolve resumes the retrained population.
     resumed = evolve(_params(small_climate_fever, feature_cache_dir, tmp, generations=1))
     assert resumed["generations"] == 1
     children = [i for i in json.loads((run_dir / "lineage.json").read_text()) if i["generation"] == 1]
-    assert children and all(sorted(c["parents"]) == ["slow", "tiny"] for c in children), children
+    assert children and all(sorted(c["parents"]) == ["seed-slow", "seed-tiny"] for c in children), children
 
 
 def _individual(id_: str, status: Status, **extra) -> Individual:
@@ -202,3 +205,7 @@ def test_the_hint_names_the_deployment_and_parameters_to_paste(tmp_path) -> None
     from evoformer.config.retrain import RetrainParams
 
     assert RetrainParams.model_validate(parameters["params"]).limits == {"memory_mb": 2048}
+    timed_out = result.model_copy(update={"status": Status.TIMEOUT, "reason": "wall-clock limit of 30 s reached"})
+    assert suggested_overrides(timed_out, TrainConfig(), SandboxLimits(timeout_s=30)) == {"limits": {"timeout_s": 60.0}}
+    broken = result.model_copy(update={"status": Status.BUILD_ERROR, "reason": "NameError: x"})
+    assert suggested_overrides(broken, TrainConfig(), SandboxLimits()) == {}

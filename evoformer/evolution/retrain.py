@@ -42,6 +42,8 @@ RETRAIN_DEPLOYMENT = "retrain/retrain"
 """The ``flow/deployment`` name of the served and registered retrain deployment."""
 
 SETTINGS_FILE = "settings.json"
+OUT_OF_MEMORY = ("can't allocate memory", "MemoryError", "out of memory")
+"""What a failure's reason says when an allocation hit the sandbox's memory cap."""
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -140,17 +142,20 @@ def retrain_jobs(layout: RunLayout, chosen: list[Individual], prelude: str) -> l
     return jobs
 
 
-def apply_retrained(layout: RunLayout, state: EvolutionState, retrained: list[Individual], note: str) -> None:
+def apply_retrained(
+    layout: RunLayout, state: EvolutionState, retrained: list[Individual], note: str
+) -> list[Individual]:
     """Replace the records of ``retrained`` in ``state`` (``note``, e.g. the overrides, becomes the
-    reason of those that now train ok) and save state and lineage."""
+    reason of those that now train ok), save state and lineage, and return the records as saved."""
     new = {i.id: i for i in retrained}
     for n, individual in enumerate(state.individuals):
         if individual.id in new:
             record = new[individual.id]
             if record.status == Status.OK and note:
                 record = record.model_copy(update={"reason": f"{record.reason}; {note}" if record.reason else note})
-            state.individuals[n] = record
+            state.individuals[n] = new[individual.id] = record
     save_state(layout, state)
+    return [new[i.id] for i in retrained]
 
 
 def overrides_note(limits: dict[str, Any], train: dict[str, Any]) -> str:
@@ -174,10 +179,11 @@ class RetrainTarget(BaseModel):
 
 
 def suggested_overrides(result: CandidateResult, train: TrainConfig, limits: SandboxLimits) -> dict[str, Any]:
-    """Overrides worth trying for a failure: more wall clock after a timeout, more memory after a kill."""
+    """Overrides worth trying for a failure: more wall clock after a timeout, more memory after a
+    kill or an allocation that failed (the address-space cap makes it an error in the program)."""
     if result.status == Status.TIMEOUT:
         return {"limits": {"timeout_s": round(limits.timeout_s * 2, 1)}}
-    if result.status == Status.KILLED:
+    if result.status == Status.KILLED or any(s in result.reason for s in OUT_OF_MEMORY):
         return {"limits": {"memory_mb": limits.memory_mb * 2}}
     return {}
 
