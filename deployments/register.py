@@ -22,15 +22,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def work_pool_deployments(pool: str = WORK_POOL, root: Path = ROOT) -> list:
-    """The three deployments for ``pool``, with the flows loaded from ``root`` (not yet applied)."""
+    """The four deployments for ``pool``, with the flows loaded from ``root`` (not yet applied)."""
     from prefect.schedules import Cron
 
     from deployments import compress as compress_module
     from deployments import evolve as evolve_module
     from deployments import pipeline as pipeline_module
+    from deployments import retrain as retrain_module
     from flows.compress import compress
     from flows.evolve import evolve
     from flows.pipeline import pipeline
+    from flows.retrain import retrain
 
     def from_here(flow, module, **extra):
         return flow.from_source(str(root), module.ENTRYPOINT).to_deployment(
@@ -41,6 +43,7 @@ def work_pool_deployments(pool: str = WORK_POOL, root: Path = ROOT) -> list:
         from_here(evolve, evolve_module, schedules=[Cron(evolve_module.CRON, timezone="UTC", active=False)]),
         from_here(compress, compress_module),
         from_here(pipeline, pipeline_module),
+        from_here(retrain, retrain_module),
     ]
 
 

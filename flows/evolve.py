@@ -30,6 +30,7 @@ from evoformer.evolution.fitness import FitnessEvaluator
 from evoformer.evolution.inputs import EvolutionError, EvolutionInputs, load_seeds, read_prelude, settings_hash
 from evoformer.evolution.operators import Proposal, plan_children, resolve_operator, stop_if_unreachable
 from evoformer.evolution.population import Individual, parent_pool
+from evoformer.evolution.retrain import RunSettings, save_run_settings
 from evoformer.evolution.state import EvolutionState, load_proposals, load_state, save_proposals, save_state
 from evoformer.evolution.summary import evolution_summary, fitness_summary
 from evoformer.evolution.training_queue import TrainingQueue, TrainingSetup
@@ -208,6 +209,16 @@ def evolve(params: EvolveParams = EvolveParams()) -> dict[str, Any]:
     setup = TrainingSetup(layout, data["features_path"], split_labels(layout), params.train, params.limits)
     folds = run_folds(layout, params.evaluation.folds, params.evaluation.seed)
     save_folds(layout.folds_file, folds)
+    save_run_settings(  # what the retrain flow trains this run's candidates with
+        layout,
+        RunSettings(
+            train=params.train,
+            limits=params.limits,
+            evaluation=params.evaluation,
+            prelude=inputs.prelude,
+            noise_se=params.selection.noise_se,
+        ),
+    )
     publish = _Publisher(state, layout, baselines.get("majority", {}).get("val"), params.generations)
     at_once = params.trainings_at_once()
     logger.info(

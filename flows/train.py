@@ -15,7 +15,7 @@ from evoformer.config.train import TrainProgramParams  # noqa: F401  (declared i
 from evoformer.layout import SPLITS, RunLayout
 from evoformer.runs import update_summary
 from flows.data import prepare_data
-from tasks.candidates import result_of, train_candidate
+from tasks.candidates import candidate_training, result_of
 
 
 def split_labels(run_dir: Path | RunLayout) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def train_program(params: TrainProgramParams) -> dict[str, Any]:
     layout = RunLayout(data["run_dir"])
     program = CandidateProgram.from_file(params.program_path, params.prelude_path)
     folder = layout.candidate(f"{program.name}-{program.program_hash()[:8]}")
-    state = train_candidate(
+    state = candidate_training(
         program,
         data["features_path"],
         split_labels(layout),

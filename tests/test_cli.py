@@ -326,3 +326,15 @@ def test_help_loads_neither_torch_nor_prefect() -> None:
         and "--time-budget" in done.stdout
         and "--config FILE.yaml" in done.stdout
     )
+
+
+def test_retrain_parses_candidates_failed_and_overrides() -> None:
+    params = parse(
+        "retrain", ["--run", "r1", "--candidate", "g01-c02", "--all-failed", "--limits", '{"timeout_s": 1800}']
+    )[0]
+    assert (params.run_id, params.candidates, params.failed, params.limits) == (
+        "r1",
+        ["g01-c02"],
+        True,
+        {"timeout_s": 1800},
+    )

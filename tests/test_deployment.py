@@ -55,11 +55,14 @@ def test_no_prefect_yaml_and_the_work_pool_deployments_match_the_served_ones() -
     from deployments.evolve import CRON, evolve_deployment
     from deployments.pipeline import pipeline_deployment
     from deployments.register import work_pool_deployments
+    from deployments.retrain import retrain_deployment
 
     assert not (ROOT / "prefect.yaml").exists()  # the deployments are declared once, in Python
     registered = {d.name: d for d in work_pool_deployments()}
-    served = {d.name: d for d in (evolve_deployment(), compress_deployment(), pipeline_deployment())}
-    assert set(registered) == set(served) == {"evolve-nightly", "compress", "pipeline"}
+    served = {
+        d.name: d for d in (evolve_deployment(), compress_deployment(), pipeline_deployment(), retrain_deployment())
+    }
+    assert set(registered) == set(served) == {"evolve-nightly", "compress", "pipeline", "retrain"}
     for name, deployment in registered.items():
         assert deployment.work_pool_name == WORK_POOL and deployment.flow_name == served[name].flow_name
         assert deployment.parameters == served[name].parameters and deployment.tags == served[name].tags
@@ -67,6 +70,22 @@ def test_no_prefect_yaml_and_the_work_pool_deployments_match_the_served_ones() -
     (schedule,) = registered["evolve-nightly"].schedules
     assert schedule.schedule.cron == CRON and schedule.schedule.timezone == "UTC" and schedule.active is False
     assert not registered["compress"].schedules and not registered["pipeline"].schedules
+    assert not registered["retrain"].schedules
+
+
+def test_retrain_deployment_renders_a_form() -> None:
+    from prefect.utilities.callables import parameter_schema
+
+    from deployments.retrain import DEPLOYMENT_NAME, ENTRYPOINT, retrain_deployment
+    from evoformer.evolution.retrain import RETRAIN_DEPLOYMENT
+    from flows.retrain import retrain
+
+    deployment = retrain_deployment()
+    assert f"{deployment.flow_name}/{deployment.name}" == RETRAIN_DEPLOYMENT == f"retrain/{DEPLOYMENT_NAME}"
+    schema = json.dumps(parameter_schema(retrain.fn).model_dump())
+    for field in ("run_id", "candidates", "failed", "limits", "train", "runs_dir"):
+        assert f'"{field}"' in schema, field
+    _entrypoint_is_a_flow(ENTRYPOINT)
 
 
 def test_register_creates_the_deployments_on_a_server(prefect_harness) -> None:

@@ -150,6 +150,20 @@ def test_a_finished_training_in_the_run_folder_is_reused_without_submitting(tmp_
     assert people[0].status == Status.OK and people[0].val_macro_f1 == 0.7
 
 
+def test_a_refreshing_evaluator_trains_a_finished_training_again(tmp_path) -> None:
+    """A retrain: the finished training in the folder is not reused, and every request names its candidate."""
+    setup = _setup(tmp_path / "run")
+    job = _job("g01-c00")
+    folder = setup.layout.candidate(job.id)
+    _trained_folder(folder, _result(job.id, folder, f1=0.7), _key(setup, job))
+    trainer = FakeTrainer(f1=0.4)
+    config = FitnessConfig(folds=1, cascade=CascadeConfig(enabled=False))
+    queue = TrainingQueue(setup, trainer, 1)
+    (person,) = FitnessEvaluator(queue, [own_split()], config, refresh=True).evaluate([job], [])
+    (request,) = trainer.requests
+    assert request.refresh and request.candidate == job.id and person.val_macro_f1 == 0.4
+
+
 def test_a_folder_trained_under_another_key_is_trained_again(tmp_path) -> None:
     setup = _setup(tmp_path / "run")
     job = _job("g01-c00")

@@ -112,11 +112,13 @@ def promising(screened: list[Individual], reference: list[Individual], cascade: 
 
 @dataclass
 class FitnessEvaluator:
-    """Evaluates new candidates on ``folds`` through ``queue``, with the cascade of ``config``."""
+    """Evaluates new candidates on ``folds`` through ``queue``, with the cascade of ``config``.
+    ``refresh``: train every time, never reusing a finished training (a retrain)."""
 
     queue: TrainingQueue[Any]
     folds: list[Fold]
     config: FitnessConfig
+    refresh: bool = False
 
     def evaluate(
         self, jobs: list[TrainingJob], reference: list[Individual], always_promote: bool = False
@@ -155,4 +157,6 @@ class FitnessEvaluator:
         else:
             folder = layout.fold_training(job.id, fold)
             label = f"{job.id}-fold{fold}" if len(self.folds) > 1 else job.id
-        return self.queue.setup.request(job.program, folder, label, train, self.folds[fold])
+        return self.queue.setup.request(
+            job.program, folder, label, train, self.folds[fold], candidate=job.id, refresh=self.refresh
+        )

@@ -12,6 +12,8 @@ train nothing at all). Per training, in order:
    been trained in another run's folder: those files are copied into this run's folder.
 3. When that other folder no longer holds this very training (deleted, or trained again under
    another key), the training is submitted once more with ``refresh=True`` (bypass the cache).
+
+A request made with ``refresh=True`` (a retrain) skips step 1 and the cache: it always trains.
 """
 
 from __future__ import annotations
@@ -66,17 +68,31 @@ class TrainingSetup:
         label: str,
         train: TrainConfig | None = None,
         fold: Fold | None = None,
+        candidate: str = "",
+        refresh: bool = False,
     ) -> TrainingRequest:
-        """One training of ``program`` into ``folder`` (on ``fold``, with ``train`` or the run's config)."""
+        """One training of ``program`` into ``folder`` (on ``fold``, with ``train`` or the run's
+        config) for the candidate ``candidate``; ``refresh``: train even if a finished one exists."""
         train = train or self.train
         key = training_key(program, self.features_path, train, self.limits, fold)
-        return TrainingRequest(program=program, folder=folder, key=key, setup=self, label=label, train=train, fold=fold)
+        return TrainingRequest(
+            program=program,
+            folder=folder,
+            key=key,
+            setup=self,
+            label=label,
+            train=train,
+            fold=fold,
+            candidate=candidate,
+            refresh=refresh,
+        )
 
 
 @dataclass(frozen=True)
 class TrainingRequest:
     """One training to run: ``program`` into ``folder``. ``refresh``: never answer from a cache.
-    ``label`` names it in logs and task runs (``g01-c02``, ``g01-c02-fold1``, ``g01-c02-screen``)."""
+    ``label`` names it in logs and task runs (``g01-c02``, ``g01-c02-fold1``, ``g01-c02-screen``);
+    ``candidate`` is the id of the candidate it evaluates (empty outside an evolution run)."""
 
     program: CandidateProgram
     folder: Path
@@ -86,6 +102,7 @@ class TrainingRequest:
     train: TrainConfig = field(default_factory=TrainConfig)
     fold: Fold | None = None
     refresh: bool = False
+    candidate: str = ""
 
 
 class Trainer(Protocol[Handle]):
@@ -140,7 +157,7 @@ class TrainingQueue(Generic[Handle]):
         done: dict[int, CandidateResult] = {}
         pending: list[tuple[int, TrainingRequest]] = []
         for n, request in enumerate(requests):
-            previous = finished_training(request.folder, request.key)
+            previous = None if request.refresh else finished_training(request.folder, request.key)
             if previous is not None:
                 self.logger.info("%s: reusing the finished training in %s", request.label, request.folder)
                 done[n] = previous

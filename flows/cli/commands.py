@@ -218,6 +218,20 @@ COMMANDS: dict[str, Command] = {
             ],
         ),
         Command(
+            "retrain",
+            "train chosen (or all failed) candidates of a run again, in place, with other limits (flow retrain)",
+            "evoformer.config.retrain:RetrainParams",
+            f"{_CLI}:run_retrain",
+            f"{_FMT}:format_retrain_summary",
+            [
+                value("--run", "run_id"),
+                append("--candidate", "candidates"),
+                const("--all-failed", "failed", "true"),
+                value("--runs-dir", "storage.runs_dir"),
+            ],
+            "evoformer retrain --run demo-1 --all-failed --limits '{\"timeout_s\": 1800}'",
+        ),
+        Command(
             "synth",
             "import / generate synthetic examples, gate them, write an augmented train set (flow synthesize)",
             "evoformer.config.synthesize:SynthesizeParams",

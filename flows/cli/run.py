@@ -37,6 +37,14 @@ def run_compress(params) -> dict[str, Any]:
     return summary | {"status": "failed" if failed else "ok"}
 
 
+def run_retrain(params) -> dict[str, Any]:
+    from flows.retrain import retrain
+
+    summary = retrain(params)
+    failed = [c["id"] for c in summary["candidates"] if c["status"] != "ok"]
+    return summary | {"status": "failed" if failed else "ok"}
+
+
 def run_synth(params) -> dict[str, Any]:
     from flows.synthesize import synthesize
 

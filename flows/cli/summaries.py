@@ -15,6 +15,21 @@ def baseline_lines(baselines: dict[str, dict[str, float]]) -> list[str]:
     ]
 
 
+def format_retrain_summary(summary: dict[str, Any]) -> str:
+    """Each retrained candidate's new outcome."""
+    lines = [f"run {summary['run_id']}  ->  {summary['run_dir']}"]
+    for entry in summary["candidates"] or [
+        {"id": "(none)", "status": "nothing failed", "reason": "", "val_macro_f1": None}
+    ]:
+        f1 = entry["val_macro_f1"]
+        lines.append(
+            f"{entry['id']}: {entry['status']}"
+            + (f"  fitness {f1:.4f}" if f1 is not None else "")
+            + (f"  ({entry['reason']})" if entry["reason"] else "")
+        )
+    return "\n".join(lines + [f"report: {summary['report']}"])
+
+
 def format_compress_summary(summary: dict[str, Any]) -> str:
     """The comparison table of every compressed candidate (ratios against its fp32 model)."""
     import pandas as pd
