@@ -97,7 +97,9 @@ def train_candidate(
 ) -> CandidateResult:
     """Train and evaluate one program in the sandbox (on ``fold`` of train + val, if given);
     raise only on transient failures."""
-    result = evaluate_candidate(program, features_path, labels, folder, train, limits, fold=fold)
+    result = evaluate_candidate(
+        program, features_path, labels, folder, train, limits, fold=fold, progress=get_run_logger().info
+    )
     if result.transient:
         raise TransientCandidateFailure(result)
     return result

@@ -39,7 +39,7 @@ def _in_flow(fn):
 
 
 def test_train_candidate_caches_by_program_data_and_config(
-    prefect_harness, small_features, small_splits, tmp_path
+    prefect_harness, small_features, small_splits, tmp_path, capfd
 ) -> None:
     from tasks.candidates import train_candidate
 
@@ -58,6 +58,9 @@ def test_train_candidate_caches_by_program_data_and_config(
     assert first.result().status == "ok"
     assert same.name == "Cached" and same.result().metrics == first.result().metrics
     assert other.name != "Cached"
+    # The training reports its epochs as they arrive (a training can take minutes).
+    logged = capfd.readouterr().err  # Prefect's console handler: what a user sees in the task run's log
+    assert "linear: epoch 1/1: val macro-F1" in logged, logged[-2000:]
 
 
 def test_only_transient_failures_are_retried(prefect_harness, small_features, small_splits, tmp_path) -> None:
