@@ -3,7 +3,9 @@
 Two ways to run it:
 - ``python -m deployments.evolve`` serves it, with the ``compress`` deployment that its
   ``compress.mode=deployment`` hands the final front to, the ``pipeline`` deployment and the
-  ``retrain`` deployment, from this process (no work pool needed);
+  ``retrain`` deployment, from this process (no work pool needed), and serves the runs folder over
+  loopback HTTP so that the dashboard's artifacts open the Pareto plot and ``report.html``
+  (``flows/file_server.py``);
 - ``python -m deployments.register`` registers all four on the ``evoformer-process`` work pool,
   for ``prefect worker start --pool evoformer-process`` (the schedule starts inactive there).
 """
@@ -50,5 +52,7 @@ if __name__ == "__main__":
     from deployments.compress import compress_deployment
     from deployments.pipeline import pipeline_deployment
     from deployments.retrain import retrain_deployment
+    from flows.file_server import serve_run_files
 
+    serve_run_files()  # before serve(): the flow runs it starts inherit $EVOFORMER_FILES_URL
     serve(evolve_deployment(), compress_deployment(), pipeline_deployment(), retrain_deployment())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -13,9 +13,7 @@ from pydantic import BaseModel
 from evoformer.config.data import BaselineConfig  # noqa: F401  (declared with the other settings)
 from evoformer.labels import LABEL_TO_ID
 from evoformer.metrics import ClassificationMetrics, classification_metrics
-
-Progress = Callable[[str], None]
-"""Receives one human-readable line per step (e.g. a Prefect run logger's ``info``)."""
+from evoformer.progress import Progress
 
 
 class BaselineResult(BaseModel):

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from evoformer.fields import form_schema
 from evoformer.files import write_text_atomic
 from evoformer.layout import RunLayout
 
@@ -26,14 +27,21 @@ def _env_path(name: str, default: str) -> str:
 class StorageConfig(BaseModel):
     """Where runs and caches live."""
 
+    model_config = ConfigDict(json_schema_extra=form_schema())
+
     runs_dir: str = Field(
-        default_factory=lambda: _env_path("EVOFORMER_RUNS", "runs"), description="Root of run folders."
+        default_factory=lambda: _env_path("EVOFORMER_RUNS", "runs"),
+        title="Runs folder",
+        description="Root of run folders.",
     )
     cache_dir: str = Field(
         default_factory=lambda: _env_path("EVOFORMER_CACHE", ".cache/evoformer"),
+        title="Cache folder",
         description="Shared cache (features), reused across runs.",
     )
-    run_id: str | None = Field(default=None, description="Reuse a run folder (resume); empty: a new id.")
+    run_id: str | None = Field(
+        default=None, title="Run to resume", description="Reuse a run folder (resume); empty: a new id."
+    )
 
 
 def new_run_id() -> str:

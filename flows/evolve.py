@@ -28,7 +28,7 @@ from evoformer.data.folds import run_folds, save_folds
 from evoformer.evolution.children import add_generation, check_children, known_hashes, parent_views, train_seeds
 from evoformer.evolution.fitness import FitnessEvaluator
 from evoformer.evolution.inputs import EvolutionError, EvolutionInputs, load_seeds, read_prelude, settings_hash
-from evoformer.evolution.operators import Proposal, plan_children, resolve_operator
+from evoformer.evolution.operators import Proposal, plan_children, resolve_operator, stop_if_unreachable
 from evoformer.evolution.population import Individual, parent_pool
 from evoformer.evolution.retrain import RunSettings, save_run_settings
 from evoformer.evolution.state import EvolutionState, load_proposals, load_state, save_proposals, save_state
@@ -115,7 +115,9 @@ class _Proposer:
                 "generation %d: reusing the %d children proposed before the interruption", generation, len(proposals)
             )
             return proposals
-        proposals = [p for p in self.propose(state, pool, generation) if p.status != "budget_exhausted"]
+        written = self.propose(state, pool, generation)
+        stop_if_unreachable(generation, written, self.params.children)
+        proposals = [p for p in written if p.status != "budget_exhausted"]
         if not proposals:
             return None
         save_proposals(self.layout, generation, proposals)
@@ -147,6 +149,8 @@ class _Proposer:
             future = next(as_completed(running))
             running.remove(future)
             proposals.append(future.result())
+            if proposals[-1].status == "llm_unreachable":
+                pending.clear()  # the server is gone: the rest would only fail after their retries
             if self.ledger:  # each paid reply is on the books before the next one lands
                 self.ledger.save(self.layout.llm_usage)
         return sorted(proposals, key=lambda p: p.plan.index)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -62,8 +62,11 @@ def compress_candidate_task(
     limits: SandboxLimits,
     fold: Fold | None = None,
 ) -> CompressionReport:
-    """Make and measure every variant of one trained candidate in the sandbox (on its ``fold``)."""
-    report = compress_candidate(candidate_folder, features_path, labels, folder, config, limits, fold)
+    """Make and measure every variant of one trained candidate in the sandbox (on its ``fold``);
+    logs the plan, the fine-tuning epochs as they arrive, each variant's outcome and the time."""
+    report = compress_candidate(
+        candidate_folder, features_path, labels, folder, config, limits, fold, progress=get_run_logger().info
+    )
     if report.status in Status.TRANSIENT:
         raise TransientCompressionFailure(report)
     return report

@@ -64,8 +64,8 @@ def featurize_task(splits: DataSplits, encoder: EncoderConfig, cache_dir: str, p
 @task(name="sentence-embeddings", cache_policy=NO_CACHE)
 def sentences_task(splits: DataSplits, encoder: EncoderConfig, cache_dir: str) -> dict[str, Any]:
     """Separate claim and evidence embeddings (cached on disk by split fingerprints and encoder);
-    returns the folder's path and whether it was reused."""
-    result = embed_sentences(splits.frames, splits.fingerprints, encoder, cache_dir)
+    returns the folder's path and whether it was reused. Logs the size, progress and time."""
+    result = embed_sentences(splits.frames, splits.fingerprints, encoder, cache_dir, progress=get_run_logger().info)
     return {"path": str(result.path), "reused": result.reused}
 
 

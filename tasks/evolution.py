@@ -7,9 +7,8 @@ import time
 from typing import Literal
 from uuid import UUID
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import (
-    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
@@ -23,6 +22,7 @@ from evoformer.evolution.prompt import ParentView
 from evoformer.evolution.report import best_program_markdown, leaderboard_rows, plot_pareto
 from evoformer.layout import RunLayout
 from evoformer.llm import LLMClient
+from evoformer.run_files import plot_markdown
 
 
 @task(name="propose-child", task_run_name="propose-{plan.child_id}", cache_policy=NO_CACHE)
@@ -38,9 +38,13 @@ def propose_child(
 ) -> Proposal:
     """Write one child (not cached here: LLM replies are cached on disk by the client); ``check``
     is the LLM's repair loop's test of each program (the static check and the sandboxed smoke run)."""
+    logger = get_run_logger()
     started = time.perf_counter()
-    proposal = propose(plan, parents, kind, config, allowed_imports, prelude, client, check)
-    return proposal.model_copy(update={"seconds": round(time.perf_counter() - started, 3)})
+    proposal = propose(plan, parents, kind, config, allowed_imports, prelude, client, check, progress=logger.info)
+    seconds = round(time.perf_counter() - started, 3)
+    outcome = proposal.status + (f": {proposal.reason[:200]}" if proposal.reason else "")
+    logger.info("%s: %s in %.1f s (%d repair round(s))", plan.child_id, outcome, seconds, proposal.repairs)
+    return proposal.model_copy(update={"seconds": seconds})
 
 
 def start_progress(total_generations: int) -> UUID:
@@ -74,10 +78,9 @@ def publish_generation(individuals: list[Individual], generation: int, run_dir: 
             description=f"Best candidate by fitness (mean val macro-F1 over folds) after generation {generation}.",
         )
     plot = plot_pareto(individuals, layout.pareto_plot, majority_f1)
-    create_link_artifact(
+    create_markdown_artifact(
         key="evolve-pareto",
-        link=plot.resolve().as_uri(),
-        link_text="Pareto front (PNG)",
+        markdown=plot_markdown(plot, "Pareto front (PNG)"),
         description=f"Fitness (mean val macro-F1 over folds, ± SE) against params after generation {generation}.",
     )
     return str(plot)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -29,8 +29,9 @@ def import_task(config: ImportConfig) -> Imported:
 
 @task(name="generate-synthetic", cache_policy=NO_CACHE)
 def generate_task(client: LLMClient, train: pd.DataFrame, config: GenerationConfig) -> Generated:
-    """Ask the LLM for examples per label and topic (few-shot from train)."""
-    return generate(client, train, config)
+    """Ask the LLM for examples per label and topic (few-shot from train); logs the plan, the
+    requests' progress and the time."""
+    return generate(client, train, config, progress=get_run_logger().info)
 
 
 @task(name="quality-gates", cache_policy=NO_CACHE)
@@ -43,9 +44,13 @@ def gates_task(
     cache_dir: str,
     client: LLMClient | None = None,
 ) -> GateOutcome:
-    """Every gate, with frozen-encoder embeddings cached under ``cache_dir``."""
+    """Every gate, with frozen-encoder embeddings cached under ``cache_dir``; logs the sizes, the
+    embedding and judge progress, each gate's counts and the time."""
+    log = get_run_logger().info
     judge = (lambda claim, evidence: judge_label(client, claim, evidence)) if client is not None else None
-    return run_gates(examples, schema, splits, config, lambda texts: embed_texts(texts, encoder, cache_dir), judge)
+    return run_gates(
+        examples, schema, splits, config, lambda texts: embed_texts(texts, encoder, cache_dir, log), judge, log
+    )
 
 
 @task(name="publish-synthetic-artifacts", cache_policy=NO_CACHE)

@@ -15,6 +15,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # A fresh Prefect home per session: results persisted by earlier sessions must not leak in.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="evoformer-prefect-home-")
 os.environ.pop("PREFECT_API_URL", None)
+# Artifacts name files by path unless a test serves the runs folder itself.
+os.environ.pop("EVOFORMER_FILES_URL", None)
 
 SHARED_CLIMATE_FEVER = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "climate-fever" / "climate-fever.jsonl"

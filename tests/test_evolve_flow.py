@@ -440,6 +440,57 @@ def test_rejected_api_key_stops_the_run_with_a_clear_message(
     assert len(server.requests) == 1
 
 
+def test_a_server_lost_mid_generation_stops_the_run_and_the_rerun_reuses_its_replies(
+    prefect_harness, small_climate_fever, feature_cache_dir, tmp_path, scripted_llm_server, monkeypatch
+) -> None:
+    """The server dies while its third reply is on the way (requests go one at a time to a loopback
+    server): the run stops with one readable error before training generation 1, and the same
+    command against a live server proposes it again, two replies from the disk cache."""
+    import threading
+
+    from evoformer.evolution.operators import LLMServerLost
+    from flows.evolve import evolve
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "tiny.py").write_text(TINY_SEED)
+    dying = scripted_llm_server([Reply(_child_reply(24)), Reply(_child_reply(32)), Reply(_child_reply(40), delay_s=30)])
+
+    def kill_on_the_third_request() -> None:
+        while len(dying.requests) < 3:
+            time.sleep(0.01)
+        dying.close()  # cuts the delayed reply short; the retry then finds nothing listening
+
+    threading.Thread(target=kill_on_the_third_request, daemon=True).start()
+    llm = LLMConfig(base_url=dying.base_url, model="scripted", max_retries=1, backoff_initial_s=0.05, backoff_max_s=0.1)
+    params = evolve_params(
+        small_climate_fever,
+        feature_cache_dir,
+        tmp_path / "runs",
+        seeds,
+        "server-lost",
+        generations=1,
+        children=3,
+        operator=OperatorConfig(kind="llm", llm=llm, repair_rounds=0),
+        selection=SelectionConfig(crossover_rate=0.0),
+    )
+    with pytest.raises(LLMServerLost, match=r"generation 1: no LLM server answered .* 1 of 3 children .* 2 replies"):
+        evolve(params)
+    run_dir = tmp_path / "runs" / "server-lost"
+    assert not (run_dir / "evolution" / "proposals-g01.json").exists()
+    assert json.loads((run_dir / "evolution" / "state.json").read_text())["completed_generation"] == 0
+    assert len(list((run_dir / "llm" / "cache").glob("*.json"))) == 2
+
+    live = scripted_llm_server(default=lambda request: Reply(_child_reply(48)))
+    params.operator.llm.base_url = live.base_url
+    summary = evolve(params)
+    assert summary["generations"] == 1 and summary["llm"]["cache_hits"] == 2
+    assert len(live.requests) == 1  # only the child whose reply was lost
+    children = [row for row in json.loads((run_dir / "lineage.json").read_text()) if row["generation"] == 1]
+    assert len(children) == 3 and all(row["status"] != "proposal_failed" for row in children), children
+
+
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "flows.cli", *args],

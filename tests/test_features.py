@@ -166,10 +166,10 @@ def test_local_encoder_folder_and_unknown_encoder(tmp_path) -> None:
 
 
 def test_progress_log_every_tenth_and_at_the_end() -> None:
-    from evoformer.features.featurize import _ProgressLog
+    from evoformer.progress import ProgressLog as _ProgressLog  # featurize's progress lines
 
     lines: list[str] = []
-    report = _ProgressLog(lines.append, "featurize train", 100)
+    report = _ProgressLog(lines.append, "featurize train", 100, seconds=0.0)  # no time floor: every tenth
     for _ in range(33):
         report.advance(3)  # 99 pairs: a line at 12, 24, ..., 96
     report.advance(1)

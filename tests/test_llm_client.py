@@ -640,16 +640,16 @@ def test_concurrency_from_props_is_asked_once(scripted_llm_server):
     assert server.gets == ["/props"]
 
 
-def test_concurrency_from_props_is_capped_by_max_concurrency(scripted_llm_server):
+def test_concurrency_from_props_is_capped(scripted_llm_server):
     server = scripted_llm_server([], total_slots=16)
-    client, _ = make_client(server, max_concurrency=6)
-    assert client.concurrency() == 6
+    client, _ = make_client(server)
+    assert client.concurrency() == 4
 
 
-def test_concurrency_from_max_concurrent_asks_nothing(scripted_llm_server):
+def test_concurrency_from_max_concurrency_asks_nothing(scripted_llm_server):
     server = scripted_llm_server([], total_slots=3)
-    client, _ = make_client(server, max_concurrent=2)
-    assert client.concurrency() == 2 and server.gets == []
+    client, _ = make_client(server, max_concurrency=6)
+    assert client.concurrency() == 6 and server.gets == []
 
 
 def test_concurrency_of_a_loopback_server_that_reports_nothing_is_one(scripted_llm_server):
@@ -679,7 +679,7 @@ def test_concurrency_from_slots_and_remote_fallback(monkeypatch):
 
     asked.clear()
     remote, _ = make_client("https://llm.example.com/api/v1")
-    assert remote.concurrency() == 4  # max_concurrency
+    assert remote.concurrency() == 4  # DEFAULT_CONCURRENCY
     assert asked == ["https://llm.example.com/api/props", "https://llm.example.com/api/slots"]
 
     asked.clear()

@@ -235,6 +235,25 @@ def test_repair_rounds_run_out_and_keep_the_last_program(llm) -> None:
     assert proposal.repair_errors == ["error one", "error two"] and proposal.source == bad[2]
 
 
+def test_each_request_and_repair_round_is_reported_as_progress(llm) -> None:
+    _, client = llm([Reply(fenced(PARENT.replace("128", "10"))), Reply(fenced(CHILD))])
+    errors = iter(["NameError: name 'proj' is not defined\n  more lines", None])
+    lines: list[str] = []
+    propose(
+        plan(),
+        [view()],
+        "llm",
+        OperatorConfig(repair_rounds=2),
+        IMPORTS,
+        client=client,
+        check=lambda s: next(errors),
+        progress=lines.append,
+    )
+    child = plan().child_id
+    assert lines[0].startswith(f"{child}: asking ") and "T=" in lines[0]
+    assert lines[1:] == [f"{child}: repair round 1/2: NameError: name 'proj' is not defined"]
+
+
 def test_no_repair_round_when_repair_rounds_is_zero(llm) -> None:
     server, client = llm([Reply(fenced(CHILD)), Reply(fenced(OTHER))])
     calls = []

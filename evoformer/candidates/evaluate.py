@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,6 +38,7 @@ from evoformer.candidates.static_check import StaticCheckConfig, check_source
 from evoformer.data.folds import Fold
 from evoformer.labels import LABELS
 from evoformer.metrics import ClassificationMetrics, classification_metrics
+from evoformer.progress import Progress, Throttle, say
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.sandbox.result import WorkerOutcome
 from evoformer.sandbox.runner import SandboxRun, run_sandboxed
@@ -98,6 +101,35 @@ class EarlyStopping:
         return {"best": best, "stop": self.stopped}
 
 
+class EpochProgress:
+    """The sandbox's ``on_message`` hook: ``stopper`` answers each epoch, then ``progress`` hears of
+    it, as ``"<desc>epoch 3/12: val macro-F1 0.410 (best 0.430 at epoch 2), 45 s"`` (epochs counted
+    from 1, seconds since this object was made), every ~10% of ``max_epochs`` or 30 s, whichever
+    is rarer, and always at the stop. The answers are the stopper's, unchanged."""
+
+    def __init__(
+        self, stopper: EarlyStopping, progress: Progress, desc: str = "", clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.stopper, self.progress, self.desc = stopper, progress, desc
+        self.throttle = Throttle(stopper.max_epochs, clock=clock)
+
+    def __call__(self, message: dict) -> dict:
+        reply = self.stopper(message)
+        s = self.stopper
+        epochs = len(s.history)
+        if self.throttle.due(epochs) or s.stopped:
+            line = (
+                f"{self.desc}epoch {epochs}/{s.max_epochs}: val macro-F1 {s.history[-1]:.3f} "
+                f"(best {s.best_f1:.3f} at epoch {s.best_epoch + 1}), {self.throttle.elapsed():.0f} s"
+                + (", stopping" if s.stopped else "")
+            )
+            try:
+                self.progress(line)
+            except Exception:  # noqa: BLE001 - the runner would count a raising hook as the sandbox's protocol error
+                pass
+        return reply
+
+
 def training_key(
     program: CandidateProgram,
     features_path: str | Path,
@@ -126,13 +158,16 @@ def evaluate_candidate(
     static: StaticCheckConfig | None = None,
     static_check: bool = True,
     fold: Fold | None = None,
+    progress: Progress | None = None,
 ) -> CandidateResult:
     """Check, then train and evaluate ``program`` in the sandbox; write ``metrics.json`` beside it.
 
     ``labels`` are the run's ``{train, val, test}`` label ids. With a cross-validation ``fold`` the
     sandbox trains on the fold's training rows of train + val and gets only their labels; the
     metrics' ``val`` is then the fold's held-out rows. ``static_check=False`` exists only to test
-    that the sandbox holds on its own.
+    that the sandbox holds on its own. ``progress``, if given, gets a start line (epochs, sizes,
+    limits), the epochs as the sandbox reports them (:class:`EpochProgress`) and an end line with
+    the outcome and the time; it changes nothing else.
     """
     train, limits = train or TrainConfig(), limits or SandboxLimits()
     folder = Path(folder).resolve()
@@ -141,6 +176,7 @@ def evaluate_candidate(
     report = check_source(source, static)
     _prepare_folder(folder, source)
     if static_check and not report.ok:
+        say(progress, f"{program.name}: rejected by the static check: {'; '.join(report.reasons)[:300]}")
         return _finish(folder, CandidateResult(**base, status="rejected", reason="; ".join(report.reasons)))
 
     sets = fold.index_sets if fold is not None else None
@@ -158,16 +194,36 @@ def evaluate_candidate(
     )
     (folder / JOB_FILE).write_text(job.model_dump_json())
     stopper = EarlyStopping(np.asarray(labels["val"]), train.patience, train.max_epochs)
+    hook: Callable[[dict], dict] = stopper
+    if progress is not None:
+        progress(
+            f"{program.name}: training up to {train.max_epochs} epochs (patience {train.patience}, budget "
+            f"{train.time_budget_s:.0f} s) on {len(labels['train'])} pairs, val {len(labels['val'])}; "
+            f"sandbox limit {limits.timeout_s:.0f} s"
+        )
+        hook = EpochProgress(stopper, progress, f"{program.name}: ")
     run = run_sandboxed(
         WORKER_MODULE,
         folder,
         limits,
-        on_message=stopper,
+        on_message=hook,
         read_only=[Path(features_path)],
         outputs=[RESULT_FILE, WEIGHTS_FILE],
     )
     result = _classify(run, folder, limits, stopper, labels, base)
+    say(progress, _outcome_line(result, run.wall_s))
     return _finish(folder, result)
+
+
+def _outcome_line(result: CandidateResult, wall_s: float) -> str:
+    """The end line of a training: status, the kept epoch's val macro-F1 (epochs from 1), seconds."""
+    if result.metrics is None:
+        return f"{result.name}: {result.status}: {result.reason[:300]}, {wall_s:.0f} s"
+    m = result.metrics
+    return (
+        f"{result.name}: ok, val macro-F1 {m.val.macro_f1:.3f} (epoch {m.best_epoch + 1} of {m.epochs}), "
+        f"{m.params} params, {wall_s:.0f} s"
+    )
 
 
 def _prepare_folder(folder: Path, source: str) -> None:

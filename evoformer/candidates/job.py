@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evoformer.fields import form_schema
 from evoformer.sandbox.result import WorkerOutcome
 
 
@@ -80,18 +81,33 @@ METRICS_FILE = "metrics.json"
 class TrainConfig(BaseModel):
     """How a candidate is trained: AdamW, class-weighted cross-entropy, early stopping on val macro-F1."""
 
-    max_epochs: int = Field(default=12, ge=1)
+    # The budget first in the form; the field order itself stays, as training_key hashes model_dump_json.
+    model_config = ConfigDict(json_schema_extra=form_schema("time_budget_s", "max_epochs", "patience"))
+
+    max_epochs: int = Field(default=12, ge=1, title="Max epochs", description="Most epochs of one training.")
     time_budget_s: float = Field(
-        default=240.0, gt=0, description="Training budget: no epoch starts past it, and a running epoch stops at it."
+        default=240.0,
+        gt=0,
+        title="Time budget per training (s)",
+        description="Training budget: no epoch starts past it, and a running epoch stops at it.",
     )
-    batch_size: int = Field(default=64, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0)
-    weight_decay: float = Field(default=0.01, ge=0)
+    batch_size: int = Field(default=64, ge=1, title="Training batch size", description="Pairs per optimizer step.")
+    learning_rate: float = Field(default=1e-3, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(default=0.01, ge=0, description="AdamW weight decay.")
     patience: int = Field(default=3, ge=1, description="Epochs without a better val macro-F1 before stopping.")
-    grad_clip: float = Field(default=1.0, gt=0)
-    seed: int = 0
-    max_train_pairs: int | None = Field(default=None, ge=1, description="Subsample train (smoke runs).")
-    latency_repeats: int = Field(default=20, ge=3)
+    grad_clip: float = Field(
+        default=1.0, gt=0, title="Gradient clip", description="Largest gradient norm (gradients are clipped to it)."
+    )
+    seed: int = Field(default=0, title="Training seed", description="Seeds weight init, shuffling and dropout.")
+    max_train_pairs: int | None = Field(
+        default=None, ge=1, title="Max train pairs", description="Subsample train (smoke runs); empty: all of it."
+    )
+    latency_repeats: int = Field(
+        default=20,
+        ge=3,
+        title="Latency repeats (trained model)",
+        description="Timed runs per batch size when the trained model's latency is measured (median after warm-up).",
+    )
 
 
 class TrainJob(BaseModel):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import ast
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from evoformer import pyast
 from evoformer.candidates.program import ENTRY_POINT
-from evoformer.fields import factory_field
+from evoformer.fields import factory_field, form_schema
 
 DEFAULT_ALLOWED_IMPORTS = [
     "torch",
@@ -52,8 +52,16 @@ _ATTRIBUTE_FUNCTIONS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
 class StaticCheckConfig(BaseModel):
     """What a candidate may contain."""
 
-    allowed_imports: list[str] = factory_field(lambda: list(DEFAULT_ALLOWED_IMPORTS))
-    max_source_bytes: int = Field(default=64_000, ge=100)
+    model_config = ConfigDict(json_schema_extra=form_schema())
+
+    allowed_imports: list[str] = factory_field(
+        lambda: list(DEFAULT_ALLOWED_IMPORTS),
+        title="Allowed imports",
+        description="Modules a candidate may import (torch, math...); any other import fails the check.",
+    )
+    max_source_bytes: int = Field(
+        default=64_000, ge=100, title="Largest program (bytes)", description="Largest candidate source accepted."
+    )
 
 
 class StaticReport(BaseModel):

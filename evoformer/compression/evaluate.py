@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from evoformer.candidates.evaluate import EarlyStopping, parse_predictions, read_result
+from evoformer.candidates.evaluate import EarlyStopping, EpochProgress, parse_predictions, read_result
 from evoformer.candidates.job import (
     FOLD_FILE,
     JOB_FILE,
@@ -32,6 +32,7 @@ from evoformer.files import write_text_atomic
 from evoformer.labels import LABELS
 from evoformer.layout import COMPRESSION_REPORT_FILE
 from evoformer.metrics import ClassificationMetrics, classification_metrics
+from evoformer.progress import Progress, say
 from evoformer.sandbox.limits import SandboxLimits
 from evoformer.sandbox.runner import SandboxRun, run_sandboxed
 
@@ -88,21 +89,68 @@ class CompressionReport(BaseModel):
 
 
 class VariantStoppers:
-    """Early stopping per fine-tuned variant, on val labels that never leave this process."""
+    """Early stopping per fine-tuned variant, on val labels that never leave this process.
+    With ``progress``, each variant's fine-tuning epochs are reported as they arrive
+    (:class:`~evoformer.candidates.evaluate.EpochProgress`, prefixed ``"<desc><variant> fine-tune "``)."""
 
-    def __init__(self, y_val: np.ndarray, config: CompressConfig) -> None:
-        self.y_val, self.config = y_val, config
+    def __init__(
+        self, y_val: np.ndarray, config: CompressConfig, progress: Progress | None = None, desc: str = ""
+    ) -> None:
+        self.y_val, self.config, self.progress, self.desc = y_val, config, progress, desc
         self.allowed = config.finetuned_variants()
         self.stoppers: dict[str, EarlyStopping] = {}
+        self.hooks: dict[str, EarlyStopping | EpochProgress] = {}
 
     def __call__(self, message: dict) -> dict:
         name = message.get("variant")
         if name not in self.allowed:
             raise ValueError(f"no fine-tuning was asked for variant {name!r}")
-        stopper = self.stoppers.setdefault(
-            name, EarlyStopping(self.y_val, self.config.finetune.patience, self.config.finetune.max_epochs)
-        )
-        return stopper(message)
+        if name not in self.hooks:
+            stopper = EarlyStopping(self.y_val, self.config.finetune.patience, self.config.finetune.max_epochs)
+            self.stoppers[name] = stopper
+            self.hooks[name] = (
+                stopper
+                if self.progress is None
+                else EpochProgress(stopper, self.progress, f"{self.desc}{name} fine-tune ")
+            )
+        return self.hooks[name](message)
+
+
+def plan_line(candidate: str, config: CompressConfig, limits: SandboxLimits) -> str:
+    """The start line of a compression: which variants the sandbox will make, and its time limit."""
+    parts = ["fp32 reference", *(f"int8 {q}" for q in config.quantizers)]
+    if config.onnx_fp32:
+        parts.append("onnx-fp32")
+    parts += [f"unstructured {s:.0%}" for s in config.sparsities]
+    parts += [
+        f"structured {r:.0%}" + (" (+ int8)" if config.quantize_structured else "") for r in config.structured_ratios
+    ]
+    tuned = len(config.sparsities) + len(config.structured_ratios)
+    return (
+        f"compress {candidate}: {', '.join(parts)}; {tuned} pruned variant(s) fine-tuned up to "
+        f"{config.finetune.max_epochs} epochs each; latency {config.latency_repeats} runs per batch size; "
+        f"sandbox limit {limits.timeout_s:.0f} s"
+    )
+
+
+def report_lines(report: CompressionReport) -> list[str]:
+    """The end lines of a compression: one per variant (status, val macro-F1, batch-1 latency,
+    seconds), then the outcome, the best variant and the wall time."""
+    lines = []
+    for r in report.variants:
+        if r.status == "ok" and r.val is not None:
+            lines.append(
+                f"compress {report.candidate} {r.name}: val macro-F1 {r.val.macro_f1:.3f}, "
+                f"{r.latency_ms.get('batch1', float('nan')):.2f} ms at batch 1, {r.seconds:.0f} s"
+            )
+        else:
+            lines.append(f"compress {report.candidate} {r.name}: {r.status} {r.reason[:200]}")
+    ok = sum(r.status == "ok" for r in report.variants)
+    lines.append(
+        f"compress {report.candidate}: {report.status} {report.reason[:300]}".rstrip()
+        + f"; {ok}/{len(report.variants)} variants ok, best {report.best}, {report.wall_seconds:.0f} s"
+    )
+    return lines
 
 
 def compress_candidate(
@@ -113,11 +161,14 @@ def compress_candidate(
     config: CompressConfig | None = None,
     limits: SandboxLimits | None = None,
     fold: Fold | None = None,
+    progress: Progress | None = None,
 ) -> CompressionReport:
     """Compress the trained candidate in ``candidate_folder`` into ``folder`` (wiped first) and
     write ``compression.json`` there. ``labels`` are the run's; with the candidate's
     cross-validation ``fold`` (its kept model's), fine-tuning trains on that fold's training rows
-    and "val" is its held-out rows, which the model never saw."""
+    and "val" is its held-out rows, which the model never saw. ``progress``, if given, gets the
+    plan (:func:`plan_line`), each fine-tuning epoch as the sandbox reports it (the only messages
+    it sends while it works) and the outcome per variant (:func:`report_lines`)."""
     config, limits = config or CompressConfig(), limits or SandboxLimits()
     source_dir, folder = Path(candidate_folder).resolve(), Path(folder).resolve()
     _check_trained(source_dir)
@@ -139,11 +190,15 @@ def compress_candidate(
         audit_hook=limits.audit_hook,
     )
     (folder / JOB_FILE).write_text(job.model_dump_json())
-    stoppers = VariantStoppers(np.asarray(labels["val"]), config)
+    stoppers = VariantStoppers(np.asarray(labels["val"]), config, progress, f"compress {source_dir.name} ")
     limits = limits.model_copy(update={"threads": config.threads})
+    say(progress, plan_line(source_dir.name, config, limits))
     run = run_sandboxed(WORKER_MODULE, folder, limits, on_message=stoppers, read_only=[Path(features_path)])
     report = _report(run, folder, source_dir.name, labels, config, limits)
     write_text_atomic(folder / COMPRESSION_REPORT_FILE, report.model_dump_json(indent=2))
+    if progress is not None:
+        for line in report_lines(report):
+            progress(line)
     return report
 
 

@@ -18,6 +18,7 @@ from evoformer import pyast
 from evoformer.candidates.job import Status
 from evoformer.candidates.program import CandidateProgram
 from evoformer.config.evolve import OperatorConfig, OperatorKind  # noqa: F401  (declared with the other settings)
+from evoformer.errors import UserError
 from evoformer.evolution.ast_operators import OperatorError, crossover, mutate
 from evoformer.evolution.diff_edits import DiffError, apply_blocks, parse_blocks
 from evoformer.evolution.extract import ExtractionError, extract_program
@@ -31,7 +32,15 @@ from evoformer.evolution.prompt import (
     repair_message,
     shown_source,
 )
-from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMContextLengthError, LLMError
+from evoformer.llm import (
+    BudgetExhausted,
+    LLMAuthError,
+    LLMClient,
+    LLMContextLengthError,
+    LLMError,
+    LLMUnavailableError,
+)
+from evoformer.progress import Progress
 
 
 def resolve_operator(config: OperatorConfig) -> tuple[Literal["llm", "offline"], str]:
@@ -93,7 +102,11 @@ class Proposal(BaseModel):
     plan: ChildPlan
     operator: str
     source: str | None = None
-    status: Literal["proposed", "proposal_failed", "budget_exhausted"] = "proposed"
+    status: Literal["proposed", "proposal_failed", "budget_exhausted", "llm_unreachable"] = Field(
+        default="proposed",
+        description="llm_unreachable: no server answered (it died or was never up); the flow stops before "
+        "training the generation, so that a re-run proposes this child again from the cached replies.",
+    )
     reason: str = ""
     temperature: float | None = None
     prompt_hash: str | None = None
@@ -115,6 +128,29 @@ class Proposal(BaseModel):
     )
 
 
+class LLMServerLost(UserError):
+    """No LLM server answered some of a generation's requests: the run stops before training it."""
+
+
+def stop_if_unreachable(generation: int, proposals: list[Proposal], planned: int) -> None:
+    """Raise :class:`LLMServerLost` when any child is ``llm_unreachable``.
+
+    Training the others and recording the rest as failed would make the generation complete, and a
+    completed generation is never proposed again; stopping before it is saved lets the same command,
+    run again once the server is back, propose it afresh, with every reply already received coming
+    from the on-disk cache."""
+    lost = [p for p in proposals if p.status == "llm_unreachable"]
+    if not lost:
+        return
+    answered = sum(p.status != "llm_unreachable" for p in proposals)
+    raise LLMServerLost(
+        f"generation {generation}: no LLM server answered ({lost[0].reason}); {len(lost)} of {planned} children "
+        f"could not be written and nothing of generation {generation} was trained (earlier generations are "
+        f"saved). Start the server and run the same command again: the {answered} repl"
+        f"{'y' if answered == 1 else 'ies'} already received are cached and reused."
+    )
+
+
 _SENT_ERROR_CHARS = 2000  # the end of a longer error (a traceback's last lines) is what the model sees
 Check = Callable[[str], str | None]
 
@@ -128,6 +164,7 @@ def propose(
     prelude: str = "",
     client: LLMClient | None = None,
     check: Check | None = None,
+    progress: Progress | None = None,
 ) -> Proposal:
     """Write one child. Garbage and unavailable endpoints become ``proposal_failed``; a rejected
     API key raises, since every later request would fail the same way.
@@ -138,7 +175,8 @@ def propose(
     ``config.repair_rounds`` follow-up requests, the model sees the conversation, its reply and the
     error, and returns the whole corrected program (a reply without a program, and a copy of a
     parent, get such a round too). The child is the last program extracted; the flow's own checks
-    judge it."""
+    judge it. ``progress`` gets a line per LLM request (a reply can take minutes on a small local server)."""
+    say = progress or (lambda line: None)
     rng = random.Random(plan.rng_seed)
     if kind == "offline":
         operator = f"ast-{plan.kind}"
@@ -168,6 +206,7 @@ def propose(
         common: dict[str, Any] = dict(
             plan=plan, operator=operator, temperature=temperature, prompt_hash=prompt_hash(messages), trimmed=trimmed
         )
+        say(f"{plan.child_id}: asking the LLM for a {plan.kind} (T={temperature}, prompt level {trimmed})")
         try:
             reply = client.complete(messages, temperature=temperature, sample_index=plan.index, seed=request_seed)
             break
@@ -177,6 +216,9 @@ def propose(
             return Proposal(**common, status="budget_exhausted", reason=str(exc))
         except LLMAuthError:
             raise
+        except LLMUnavailableError as exc:
+            status = "llm_unreachable" if exc.unreachable else "proposal_failed"
+            return Proposal(**common, status=status, reason=f"LLM request failed: {exc}")
         except LLMError as exc:
             return Proposal(**common, status="proposal_failed", reason=f"LLM request failed: {exc}")
     else:
@@ -205,6 +247,8 @@ def propose(
     while error is not None and len(repair_errors) < config.repair_rounds:
         repair_errors.append(error[:REPAIR_ERROR_CHARS])
         sent = error if len(error) <= _SENT_ERROR_CHARS else "..." + error[-_SENT_ERROR_CHARS:]
+        first_line = error.strip().splitlines()[0][:160] if error.strip() else ""
+        say(f"{plan.child_id}: repair round {len(repair_errors)}/{config.repair_rounds}: {first_line}")
         conversation += [{"role": "assistant", "content": text}, {"role": "user", "content": repair_message(sent)}]
         try:
             reply = client.complete(
@@ -226,6 +270,11 @@ def propose(
                     repair_errors=repair_errors,
                 )
             notes.append(f"repair round {len(repair_errors)} not sent: {exc}")
+            break
+        except LLMUnavailableError as exc:
+            if exc.unreachable:  # not a verdict on the program: propose it again when the server is back
+                return Proposal(**common, status="llm_unreachable", reason=f"LLM request failed: {exc}")
+            notes.append(f"repair round {len(repair_errors)} failed: {str(exc)[:REPAIR_ERROR_CHARS]}")
             break
         except LLMError as exc:
             notes.append(f"repair round {len(repair_errors)} failed: {str(exc)[:REPAIR_ERROR_CHARS]}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from evoformer.candidates.job import Status
+from evoformer.fields import form_schema
 
 Fitness = Literal["pareto", "evoprompting"]
 ParentSource = Literal["fittest", "random_seeds"]
@@ -83,13 +84,17 @@ class Individual(BaseModel):
 class SelectionConfig(BaseModel):
     """How parents are chosen."""
 
+    model_config = ConfigDict(json_schema_extra=form_schema())
+
     fitness: Fitness = Field(
         default="pareto",
+        title="Fitness ordering",
         description="pareto: non-dominated sorting with crowding over (fitness up, params down); "
         "evoprompting: -(params x val error).",
     )
     error_threshold: float = Field(
         default=0.70,
+        title="Parent error threshold",
         gt=0,
         le=1,
         description="Candidates whose fitness error (1 - mean val macro-F1 over folds) is at or above this "
@@ -97,14 +102,20 @@ class SelectionConfig(BaseModel):
     )
     parents: ParentSource = Field(
         default="fittest",
+        title="Parent source",
         description="fittest: parents are drawn from the best top_p candidates (evolution); random_seeds: from "
         "the trained seeds, uniformly, whatever any child scored (random search, a baseline for evolution).",
     )
-    top_p: int = Field(default=10, ge=1, description="Parents are drawn from the best p candidates.")
-    parents_k: int = Field(default=2, ge=1, description="Parents per crossover prompt.")
-    crossover_rate: float = Field(default=0.5, ge=0, le=1, description="Share of children made by crossover.")
+    top_p: int = Field(
+        default=10, ge=1, title="Parent pool (top p)", description="Parents are drawn from the best p candidates."
+    )
+    parents_k: int = Field(default=2, ge=1, title="Parents per crossover", description="Parents per crossover prompt.")
+    crossover_rate: float = Field(
+        default=0.5, ge=0, le=1, title="Crossover share", description="Share of children made by crossover."
+    )
     noise_se: float = Field(
         default=1.0,
+        title="Dominance margin (standard errors)",
         ge=0,
         description="A candidate dominates another of its size only when its fitness is higher by more than "
         "this many standard errors of the difference (0: plain Pareto dominance).",

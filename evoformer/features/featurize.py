@@ -20,6 +20,7 @@ import pandas as pd
 from evoformer.features.encoder import EncoderConfig, encoder_identity, load_encoder
 from evoformer.features.store import MANIFEST, FeatureManifest, SplitManifest, load_manifest, write_manifest
 from evoformer.files import build_folder_atomic
+from evoformer.progress import ProgressLog
 
 
 @dataclass
@@ -62,7 +63,8 @@ def featurize_splits(
     """Return the feature folder for ``splits``, computing it only when no complete one exists.
 
     ``progress`` shows a tqdm bar; ``log``, if given, receives a line per split every ~10% of its
-    pairs or 30 s (for loggers that do not see the bar, e.g. Prefect's). Neither changes the features.
+    pairs or 30 s, whichever is rarer, and at its end (:class:`~evoformer.progress.ProgressLog`, for
+    loggers that do not see the bar, e.g. Prefect's). Neither changes the features.
     """
     encoder_id = encoder_identity(config.encoder)
     key = feature_key(fingerprints, encoder_id, config.max_length, config.layers)
@@ -128,7 +130,7 @@ def _encode_split(
     order = np.argsort(lengths, kind="stable")
     batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
     pad_id = tokenizer.pad_token_id or 0
-    report = _ProgressLog(log, desc, len(frame))
+    report = ProgressLog(log, desc, len(frame))
     with torch.inference_mode():
         for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
             width = int(lengths[batch].max())
@@ -153,27 +155,6 @@ def _encode_split(
     np.save(out / "lengths.npy", lengths)
     np.save(out / "claim_lengths.npy", _claim_segment_lengths(input_ids, token_type_ids, tokenizer.sep_token_id))
     return SplitManifest(fingerprint="", pairs=len(frame), tokens=int(offsets[-1]))
-
-
-class _ProgressLog:
-    """Calls ``log`` with ``"<desc>: done/total pairs (pct%), seconds"`` every ``fraction`` of the
-    total or ``seconds``, whichever comes first, and once at the end; does nothing without ``log``."""
-
-    def __init__(self, log: Callable[[str], None] | None, desc: str, total: int, fraction=0.1, seconds=30.0):
-        self.log, self.desc, self.total = log, desc, total
-        self.step, self.seconds = max(1, int(total * fraction)), seconds
-        self.done = self.last_done = 0
-        self.started = self.last_time = time.perf_counter()
-
-    def advance(self, n: int) -> None:
-        if self.log is None:
-            return
-        self.done += n
-        now = time.perf_counter()
-        if self.done >= self.total or self.done - self.last_done >= self.step or now - self.last_time >= self.seconds:
-            self.last_done, self.last_time = self.done, now
-            pct = 100 * self.done / max(self.total, 1)
-            self.log(f"{self.desc}: {self.done}/{self.total} pairs ({pct:.0f}%), {now - self.started:.0f} s")
 
 
 def token_states(model, inputs: dict, layers: int):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from pydantic import BaseModel
 from evoformer.features.encoder import EncoderConfig, encoder_identity, load_encoder
 from evoformer.features.store import MANIFEST
 from evoformer.files import build_folder_atomic
+from evoformer.progress import Progress, ProgressLog, say
 
 
 def embedding_key(texts: list[str], config: EncoderConfig) -> str:
@@ -35,15 +37,20 @@ def embedding_key(texts: list[str], config: EncoderConfig) -> str:
     return digest.hexdigest()[:24]
 
 
-def _encode(texts: list[str], config: EncoderConfig) -> np.ndarray:
+def _encode(texts: list[str], config: EncoderConfig, progress: Progress | None = None) -> np.ndarray:
+    """Embed ``texts`` in length-sorted batches; ``progress`` gets a start line, throttled lines
+    (:class:`~evoformer.progress.ProgressLog`) and an end line with the time."""
     import torch
 
+    started = time.perf_counter()
+    say(progress, f"sentence embeddings: encoding {len(texts)} texts ({config.encoder}, length ≤ {config.max_length})")
     tokenizer, model = load_encoder(config.encoder)
     encoded = tokenizer(texts, truncation=True, max_length=config.max_length)
     ids = encoded["input_ids"]
     order = np.argsort([len(x) for x in ids], kind="stable")
     out = np.zeros((len(texts), int(model.config.hidden_size)), dtype=np.float32)
     pad = tokenizer.pad_token_id or 0
+    report = ProgressLog(progress, "sentence embeddings", len(texts), unit="texts")
     with torch.inference_mode():
         for start in range(0, len(order), config.batch_size):
             batch = order[start : start + config.batch_size]
@@ -57,13 +64,19 @@ def _encode(texts: list[str], config: EncoderConfig) -> np.ndarray:
             m = mask.unsqueeze(-1).float()
             pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
             out[batch] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+            report.advance(len(batch))
+    say(progress, f"sentence embeddings: {len(texts)} texts encoded in {time.perf_counter() - started:.0f} s")
     return out
 
 
 def embed_texts(
-    texts: list[str], config: EncoderConfig | None = None, cache_dir: str | Path | None = None
+    texts: list[str],
+    config: EncoderConfig | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Progress | None = None,
 ) -> np.ndarray:
-    """Unit-length float32 embeddings ``[len(texts), dim]``; the dot product is the cosine similarity."""
+    """Unit-length float32 embeddings ``[len(texts), dim]``; the dot product is the cosine similarity.
+    ``progress``, if given, hears of a cache hit, or of the encoding's start, progress and end."""
     config = config or EncoderConfig()
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
@@ -77,9 +90,10 @@ def embed_texts(
             except (OSError, ValueError):
                 vectors = None
             if vectors is not None and len(vectors) == len(unique):
+                say(progress, f"sentence embeddings: {len(unique)} texts reused from the cache")
                 index = {t: i for i, t in enumerate(unique)}
                 return vectors[[index[t] for t in texts]]
-    vectors = _encode(unique, config)
+    vectors = _encode(unique, config, progress)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.npy")
@@ -128,14 +142,22 @@ def sentence_folder(cache_dir: str | Path, fingerprints: dict[str, str], config:
 
 
 def embed_sentences(
-    splits: dict[str, pd.DataFrame], fingerprints: dict[str, str], config: EncoderConfig, cache_dir: str | Path
+    splits: dict[str, pd.DataFrame],
+    fingerprints: dict[str, str],
+    config: EncoderConfig,
+    cache_dir: str | Path,
+    progress: Progress | None = None,
 ) -> SentenceResult:
-    """Return the sentence-embedding folder for ``splits``, computing it only when no complete one exists."""
+    """Return the sentence-embedding folder for ``splits``, computing it only when no complete one exists.
+    ``progress``, if given, gets the reuse, or the size, throttled progress and time of the encoding."""
     folder = sentence_folder(cache_dir, fingerprints, config)
     if (folder / MANIFEST).is_file():
+        say(progress, f"sentence embeddings: reused {folder}")
         return SentenceResult(path=folder, reused=True)
     texts = sorted({text for frame in splits.values() for column in ("claim", "evidence") for text in frame[column]})
-    vectors = embed_texts(texts, config.model_copy(update={"max_length": SENTENCE_MAX_LENGTH}))
+    pairs = sum(len(frame) for frame in splits.values())
+    say(progress, f"sentence embeddings: {len(texts)} distinct claims and evidences of {pairs} pairs")
+    vectors = embed_texts(texts, config.model_copy(update={"max_length": SENTENCE_MAX_LENGTH}), progress=progress)
     row = {text: i for i, text in enumerate(texts)}
 
     def build(tmp: Path) -> None:

@@ -43,6 +43,7 @@ _MAX_MESSAGE = 300
 _STREAM_WORD = re.compile(r"\bstream(ing)?\b")  # not "upstream", not "stream_options"
 PROBE_TIMEOUT_S = 5.0  # the one-off GET /props (and /slots) of concurrency()
 LOOPBACK_CONCURRENCY = 1  # a loopback server that says nothing of its slots: one request at a time
+DEFAULT_CONCURRENCY = 4  # a remote server, and the cap on the slots a server reports (fewer 429s)
 _CONTEXT_LENGTH = re.compile(
     r"maximum context length|context_length_exceeded|exceeds? the available context size|context size|n_ctx"
     r"|longer than the model'?s context length|context window",
@@ -141,7 +142,7 @@ class LLMClient:
         self._rng = rng or random.Random()
         self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
-        self._in_flight = threading.BoundedSemaphore(max(config.max_concurrency, config.max_concurrent or 0))
+        self._in_flight = threading.BoundedSemaphore(config.max_concurrency or DEFAULT_CONCURRENCY)
         self._warned_no_usage = False
         self._streaming = True  # False once the server refused `stream` (for this client's lifetime)
         self._stream_usage = True  # False once the server refused `stream_options`
@@ -178,7 +179,7 @@ class LLMClient:
         self.close()
 
     def concurrency(self) -> int:
-        """How many requests to have in flight at once: ``max_concurrent`` when set, else what the server says.
+        """How many requests to have in flight at once: ``max_concurrency`` when set, else what the server says.
 
         Asked once (then cached): llama.cpp's ``GET {root}/props`` → ``total_slots``, else the length of
         ``GET {root}/slots`` (``root`` is the base URL without ``/v1``), with a short timeout, capped at
@@ -186,15 +187,15 @@ class LLMClient:
         request at a time is safe: a local server's slots share its cores), else ``max_concurrency``
         (api.openai.com is not asked).
         """
-        if self.config.max_concurrent is not None:
-            return self.config.max_concurrent
+        if self.config.max_concurrency is not None:
+            return self.config.max_concurrency
         with self._concurrency_lock:
             if self._concurrency is None:
                 self._concurrency = self._discover_concurrency()
             return self._concurrency
 
     def _discover_concurrency(self) -> int:
-        cap = self.config.max_concurrency
+        cap = DEFAULT_CONCURRENCY
         base = self.config.resolved_base_url()
         if base is None:
             return cap
@@ -209,7 +210,7 @@ class LLMClient:
             return min(slots, cap)
         if _is_loopback(parsed.hostname or ""):
             log.info(
-                "%s reports no slots (not llama.cpp?); one request at a time (set max_concurrent for more)",
+                "%s reports no slots (not llama.cpp?); one request at a time (set max_concurrency for more)",
                 self.endpoint,
             )
             return LOOPBACK_CONCURRENCY
@@ -290,6 +291,7 @@ class LLMClient:
         while True:
             attempts += 1
             self.ledger.record_attempt()
+            unreachable = False  # set below only when this attempt found no server at all
             try:
                 return self._attempt(client, params, attempts)
             except openai.APIStatusError as err:
@@ -317,6 +319,7 @@ class LLMClient:
                 # APITimeoutError included: no first token (or a stall) within timeout_s
                 cause = f" ({err.__cause__})" if err.__cause__ is not None and str(err.__cause__) else ""
                 last_error, asked = f"{type(err).__name__}: {err}{cause}"[:_MAX_MESSAGE], None
+                unreachable = not isinstance(err, (openai.APITimeoutError, httpx2.TimeoutException))
             except openai.APIError as err:  # an error event in the middle of a stream
                 message = str(err.message or err)[:_MAX_MESSAGE]
                 if is_context_length_message(message):
@@ -331,6 +334,7 @@ class LLMClient:
                     f"{self.endpoint} unavailable: gave up after {attempts} attempt(s); last error: {last_error}",
                     attempts,
                     last_error,
+                    unreachable,
                 )
             wait = self._backoff(retries, asked)
             log.warning(

@@ -30,12 +30,16 @@ class LLMContextLengthError(LLMRequestError):
 
 
 class LLMUnavailableError(UserError, LLMError):
-    """Retries ran out on transient failures (429, 5xx, connection errors, timeouts, malformed replies)."""
+    """Retries ran out on transient failures (429, 5xx, connection errors, timeouts, malformed replies).
 
-    def __init__(self, message: str, attempts: int, last_error: str) -> None:
+    ``unreachable``: the last attempt found no server at all (connection refused or dropped, not a
+    timeout), as when the server died; the same request can succeed once it is back."""
+
+    def __init__(self, message: str, attempts: int, last_error: str, unreachable: bool = False) -> None:
         super().__init__(message)
         self.attempts = attempts
         self.last_error = last_error
+        self.unreachable = unreachable
 
 
 class BudgetExhausted(LLMError):

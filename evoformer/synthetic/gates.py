@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from evoformer.config.synthesize import GateConfig  # noqa: F401  (declared with the other settings)
 from evoformer.labels import LABEL_TO_ID, LABELS
+from evoformer.progress import Progress, ProgressLog, say
 from evoformer.synthetic.balance import balance_targets, choose_rows
 from evoformer.synthetic.records import SYNTHETIC_COLUMNS, Rejection, SyntheticExample
 from evoformer.synthetic.similarity import greedy_near_duplicates, max_pair_similarity, max_similarity, pair_key
@@ -57,12 +59,17 @@ def _reason_kind(reason: str) -> str:
 
 
 class _Run:
-    """The working set: the frame of kept examples, the rejected rows and the reports."""
+    """The working set: the frame of kept examples, the rejected rows and the reports; each gate's
+    counts and the seconds since the start also go to ``progress``, if given."""
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame, progress: Progress | None = None) -> None:
         self.frame = frame.reset_index(drop=True)
         self.rejected: list[dict[str, Any]] = []
         self.reports: list[GateReport] = []
+        self.progress, self.started = progress, time.perf_counter()
+
+    def say(self, line: str) -> None:
+        say(self.progress, f"{line}, {time.perf_counter() - self.started:.0f} s")
 
     def drop(
         self, gate: str, drops: dict[int, tuple[str, float | None, str | None]], detail: dict[str, Any] | None = None
@@ -85,6 +92,7 @@ class _Run:
                 detail=detail or {},
             )
         )
+        self.say(f"gate {gate}: kept {len(self.frame)} of {before}")
 
 
 def schema_report(rows: int, examples: int, rejections: list[Rejection], rejected_total: int) -> GateReport:
@@ -124,11 +132,20 @@ def run_gates(
     config: GateConfig,
     embed: Embed,
     judge: Judge | None = None,
+    progress: Progress | None = None,
 ) -> GateOutcome:
-    """Apply the gates to ``examples`` against the real ``splits`` (train, val, test frames)."""
-    run = _Run(examples_frame(examples))
+    """Apply the gates to ``examples`` against the real ``splits`` (train, val, test frames).
+    ``progress``, if given, gets a start line with the sizes, one line per gate with its counts, the
+    label judge's progress (every ~10% or 30 s, whichever is rarer) and an end line with the time;
+    ``embed`` reports its own progress (it is the caller's)."""
+    run = _Run(examples_frame(examples), progress)
     run.reports.append(schema)
     train, val, test = splits["train"], splits["val"], splits["test"]
+    say(
+        progress,
+        f"gates: {len(run.frame)} examples against {len(train)} train, {len(val)} val and {len(test)} test pairs "
+        f"(label verification: {config.verify})",
+    )
 
     # exact duplicates
     train_keys = {pair_key(c, e): i for i, (c, e) in enumerate(zip(train["claim"], train["evidence"], strict=False))}
@@ -157,6 +174,7 @@ def run_gates(
     }
     vectors.add(list(run.frame["claim"]) + list(run.frame["evidence"]))
     vectors.add(list(train["claim"]) + list(train["evidence"]) + holdout["val"] + holdout["test"])
+    run.say(f"gates: {len(vectors.index)} texts embedded")
 
     # decontamination against val and test
     held_texts = holdout["val"] + holdout["test"]
@@ -212,6 +230,7 @@ def run_gates(
         given = list(run.frame["label"])
         reference = None
         if config.verify == "classifier":
+            run.say(f"label verification: fitting the classifier on {len(train)} train pairs (3 values of C)")
             model, reference = train_classifier(
                 pair_features(vectors.of(list(train["claim"])), vectors.of(list(train["evidence"]))),
                 train["label"].map(LABEL_TO_ID).to_numpy(),
@@ -227,10 +246,15 @@ def run_gates(
         else:
             if judge is None:
                 raise ValueError("verify='llm' needs an LLM judge (configure an endpoint)")
+            run.say(f"label verification: asking the LLM judge about {len(run.frame)} examples")
+            judged = ProgressLog(progress, "label verification", len(run.frame), unit="examples")
+            predicted = []
             with concurrent.futures.ThreadPoolExecutor(
                 max_workers=JUDGE_THREADS
             ) as pool:  # the client caps requests in flight
-                predicted = list(pool.map(judge, run.frame["claim"], run.frame["evidence"]))
+                for verdict_label in pool.map(judge, run.frame["claim"], run.frame["evidence"]):
+                    predicted.append(verdict_label)
+                    judged.advance(1)  # here, in this thread: ProgressLog is not thread-safe
         verdict = agreement(config.verify, given, predicted)
         verdict.reference = reference
         drops = {}
@@ -268,6 +292,7 @@ def run_gates(
     )
 
     rejected = pd.DataFrame(run.rejected, columns=REJECTED_COLUMNS)
+    run.say(f"gates: kept {len(run.frame)} of {len(examples)} examples")
     return GateOutcome(
         kept=run.frame[SYNTHETIC_COLUMNS].copy(), rejected=rejected, reports=run.reports, agreement=verdict
     )

@@ -11,6 +11,7 @@ import concurrent.futures
 import hashlib
 import json
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from evoformer.config.synthesize import DEFAULT_TOPICS, GenerationConfig  # noqa
 from evoformer.data.sources import MAX_REPORTED_REJECTIONS
 from evoformer.labels import normalize_label
 from evoformer.llm import BudgetExhausted, LLMAuthError, LLMClient, LLMError
+from evoformer.progress import Progress, ProgressLog, say
 from evoformer.synthetic.importer import row_fields
 from evoformer.synthetic.jsontext import json_values_found
 from evoformer.synthetic.records import Rejection, SyntheticExample
@@ -176,19 +178,34 @@ def _one(client: LLMClient, plan: RequestPlan, train: pd.DataFrame, config: Gene
     return parse_reply(reply.text, plan, reply.model or config.llm.model, hash_)
 
 
-def generate(client: LLMClient, train: pd.DataFrame, config: GenerationConfig) -> Generated:
-    """Run every planned request (``llm.max_concurrency`` at once); stop cleanly at the budget."""
+def generate(
+    client: LLMClient, train: pd.DataFrame, config: GenerationConfig, progress: Progress | None = None
+) -> Generated:
+    """Run every planned request (``client.concurrency()`` at once); stop cleanly at the budget.
+    ``progress``, if given, gets a start line (requests, labels, concurrency), a line every ~10% of
+    the requests or 30 s, whichever is rarer (:class:`~evoformer.progress.ProgressLog`), and an end
+    line with the counts and the time."""
+    started = time.perf_counter()
     plans = plan_requests(config)
     report = GenerationReport()
     examples: list[SyntheticExample] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=config.llm.max_concurrency) as pool:
+    concurrency = client.concurrency()
+    say(
+        progress,
+        f"generation: {len(plans)} LLM requests for {config.per_label} examples per label "
+        f"({', '.join(sorted({p.label for p in plans}))}), {concurrency} at once",
+    )
+    done = ProgressLog(progress, "generation", len(plans), unit="requests")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
         futures = [pool.submit(_one, client, plan, train, config) for plan in plans]
-        for future in futures:  # one per plan, in plan order
+        for future in futures:  # one per plan, in plan order (so progress lags a slow early request)
             try:
                 found, rejections = future.result()
             except BudgetExhausted as exc:
                 report.stopped = str(exc)
+                done.advance(1)
                 continue
+            done.advance(1)
             report.requests += 1
             if found is None:
                 report.failed_requests += 1
@@ -202,4 +219,9 @@ def generate(client: LLMClient, train: pd.DataFrame, config: GenerationConfig) -
         log.warning("generation stopped early: %s", report.stopped)
     report.examples = len(examples)
     report.labels = dict(Counter(e.label for e in examples))
+    say(
+        progress,
+        f"generation: {report.requests} requests answered ({report.failed_requests} failed), {report.examples} "
+        f"examples, {report.rejected} items rejected, {time.perf_counter() - started:.0f} s",
+    )
     return Generated(examples=examples, report=report)
