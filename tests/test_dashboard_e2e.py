@@ -30,7 +30,8 @@ from test_ui_canary import primed_data  # noqa: F401  (fixture)
 
 from evoformer.candidates.job import TrainConfig
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+# `dashboard`: several minutes, so not in `make test`; `make test-dashboard` (and .ci/run) runs it.
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.dashboard]
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = "dash-e2e"
 RUN_TIMEOUT_S = 900  # each flow run; the whole test takes a few minutes on 2 busy cores
@@ -47,7 +48,12 @@ class Api:
         import httpx
 
         for attempt in range(10):
-            response = httpx.request(method, self.url + path, json=body, timeout=30)
+            try:
+                response = httpx.request(method, self.url + path, json=body, timeout=60)
+            except httpx.TimeoutException:  # a busy server (SQLite, 2 shared cores): ask again
+                if attempt == 9:
+                    raise
+                continue
             if response.status_code != 503:  # SQLite busy: Prefect's own client retries it too
                 break
             time.sleep(0.5 * (attempt + 1))
@@ -63,6 +69,11 @@ class Api:
     def task_runs(self, flow_run_id: str) -> dict[str, dict]:
         runs = self.request("POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200})
         return {r["name"]: r for r in runs}
+
+    def flow_runs(self, deployment_id: str) -> list[dict]:
+        return self.request(
+            "POST", "/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}, "limit": 200}
+        )
 
     def artifact(self, flow_run_id: str, key: str) -> dict:
         body = {"artifacts": {"key": {"any_": [key]}, "flow_run_id": {"any_": [flow_run_id]}}, "sort": "CREATED_DESC"}
@@ -107,7 +118,7 @@ def _shot(page, step: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"dashboard-e2e-{step}.png"), full_page=True)
 
 
-def _custom_run(page, base: str, deployment_id: str, parameters: dict, step: str) -> str:
+def _custom_run(page, api: Api, base: str, deployment_id: str, parameters: dict, step: str) -> str:
     """Run > Custom run on the deployment's page, the parameters as JSON, Submit: the new flow run's id."""
     from playwright.sync_api import expect
 
@@ -121,9 +132,16 @@ def _custom_run(page, base: str, deployment_id: str, parameters: dict, step: str
     expect(editor).to_be_visible()
     editor.fill(json.dumps(parameters, indent=2))
     _shot(page, step)
+    before = {r["id"] for r in api.flow_runs(deployment_id)}
     page.get_by_role("button", name="Submit").click()
-    page.wait_for_url(re.compile(r".*/flow-runs/flow-run/[0-9a-f-]{36}"), timeout=60_000)
-    return re.search(r"/flow-runs/flow-run/([0-9a-f-]{36})", page.url).group(1)
+    # The V1 UI goes back to the deployment's page and toasts the new run.
+    page.wait_for_url(re.compile(r".*/deployments/deployment/[0-9a-f-]{36}(\?.*)?$"), timeout=60_000)
+
+    def created():
+        new = [r for r in api.flow_runs(deployment_id) if r["id"] not in before and not r["auto_scheduled"]]
+        return new[0]["id"] if len(new) == 1 else None
+
+    return _wait_for(created, 60, "the flow run the Custom run created", [])
 
 
 def _finished(api: Api, flow_run_id: str, logs: list[Path]) -> dict:
@@ -139,6 +157,11 @@ def _open_run(page, base: str, flow_run_id: str, state: str) -> None:
 
     page.goto(f"{base}/flow-runs/flow-run/{flow_run_id}")
     expect(page.locator(".state-badge").filter(has_text=state).first).to_be_visible(timeout=60_000)
+
+
+def _tab(page, name: str) -> None:
+    """A tab of the V1 flow run page (Logs, Task Runs, Artifacts, ...)."""
+    page.get_by_text(name, exact=True).first.click()
 
 
 def _open_artifact(page, base: str, artifact: dict) -> None:
@@ -193,7 +216,7 @@ def test_evolve_retrain_and_compress_from_the_dashboard(dashboard: str, served: 
 
         # 1. The evolve deployment, Custom run with a tiny budget.
         evolve_run = _custom_run(
-            page, dashboard, api.deployment("evolve/evolve-nightly")["id"], evolve_json, "1-evolve-custom-run"
+            page, api, dashboard, api.deployment("evolve/evolve-nightly")["id"], evolve_json, "1-evolve-custom-run"
         )
         assert api.flow_run(evolve_run)["parameters"] == evolve_json
 
@@ -204,7 +227,7 @@ def test_evolve_retrain_and_compress_from_the_dashboard(dashboard: str, served: 
         _shot(page, "2-evolve-completed")
 
         # 3. The leaderboard and the Pareto plot, from the run's artifacts.
-        page.get_by_role("tab", name="Artifacts").click()
+        _tab(page, "Artifacts")
         expect(page.get_by_text("evolve-leaderboard").first).to_be_visible()
         _shot(page, "3-evolve-artifacts")
         board = api.artifact(evolve_run, "evolve-leaderboard")
@@ -231,12 +254,13 @@ def test_evolve_retrain_and_compress_from_the_dashboard(dashboard: str, served: 
         assert killed["state_type"] == "FAILED" and killed["state_name"] == "Killed", killed["state"]
         assert tasks["train-seed-tiny"]["state_type"] == "COMPLETED"
         _open_run(page, dashboard, evolve_run, "Completed")
-        page.get_by_role("tab", name="Task Runs").click()
-        listed = page.locator(".flow-run-list-item, .state-list-item, [class*='list-item']").filter(
-            has_text="train-seed-slow"
+        _tab(page, "Task Runs")
+        # The nearest element around the task run's name that holds a state badge: its list item.
+        listed = page.locator(
+            "xpath=//*[normalize-space(text())='train-seed-slow']/ancestor::*[.//*[contains(@class,'state-badge')]][1]"
         )
         expect(listed.first).to_be_visible()
-        expect(listed.first.locator(".state-badge")).to_contain_text("Killed")
+        expect(listed.first.locator(".state-badge").first).to_contain_text("Killed")
         _shot(page, "4-failed-task-run")
 
         # 5. Retrain it from the retrain deployment, with a larger memory cap: it becomes ok.
@@ -244,7 +268,7 @@ def test_evolve_retrain_and_compress_from_the_dashboard(dashboard: str, served: 
             "params": {"run_id": RUN_ID, "candidates": ["seed-slow"], "limits": {"memory_mb": 6144}, "storage": storage}
         }
         retrain_run = _custom_run(
-            page, dashboard, api.deployment("retrain/retrain")["id"], retrain_json, "5-retrain-custom-run"
+            page, api, dashboard, api.deployment("retrain/retrain")["id"], retrain_json, "5-retrain-custom-run"
         )
         run = _finished(api, retrain_run, logs)
         assert run["state_type"] == "COMPLETED", run["state"]
@@ -277,7 +301,7 @@ def test_evolve_retrain_and_compress_from_the_dashboard(dashboard: str, served: 
             }
         }
         compress_run = _custom_run(
-            page, dashboard, api.deployment("compress/compress")["id"], compress_json, "6-compress-custom-run"
+            page, api, dashboard, api.deployment("compress/compress")["id"], compress_json, "6-compress-custom-run"
         )
         run = _finished(api, compress_run, logs)
         assert run["state_type"] == "COMPLETED", run["state"]
