@@ -181,8 +181,9 @@ def _rows(artifact: dict) -> dict[str, dict]:
 
 def _status(page, candidate: str):
     """The status cell of the candidate's row in a leaderboard artifact (columns id, status, ...)."""
-    row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=candidate, exact=True))
-    return row.get_by_role("cell").nth(1)
+    # The cells are markdown (an article each), so they have no accessible name: matched by text.
+    cell = page.locator("td").filter(has_text=re.compile(rf"^\s*{re.escape(candidate)}\s*$"))
+    return page.locator("tr").filter(has=cell).locator("td").nth(1)
 
 
 def test_evolve_retrain_and_compress_from_the_dashboard(dashboard: str, served: dict, primed_data) -> None:  # noqa: F811
