@@ -269,8 +269,8 @@ def test_evolve_retrain_and_compress_from_the_dashboard(dashboard: str, served: 
         expect(page.get_by_text(re.compile(r"\d+ Task runs \(\d+ completed, 2 failed\)"))).to_be_visible()
         _shot(page, "4-task-runs-tab")
         page.goto(f"{dashboard}/runs/task-run/{killed['id']}")
-        expect(page.get_by_text("train-seed-slow", exact=True).first).to_be_visible()
-        expect(page.locator(".state-badge").filter(has_text="Killed").first).to_be_visible()
+        expect(page.locator(".state-badge").filter(has_text="Killed").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("train-seed-slow", exact=True).first).to_be_visible(timeout=60_000)
         _shot(page, "4-failed-task-run")
 
         # 5. Retrain it from the retrain deployment, with a larger memory cap: it becomes ok.
