@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup system-deps demo lint test test-unit test-slow test-llm bench clean llm-server llm-server-stop
+.PHONY: setup system-deps demo lint test test-unit test-slow test-llm test-dashboard bench clean llm-server llm-server-stop
 
 setup: system-deps $(STAMP)
 
@@ -61,7 +61,12 @@ test-unit: setup
 
 ## The default test suite (about 17 minutes on 2 cores).
 test: setup
-	$(PY) -m pytest -m "not slow and not llm" --durations=15 tests
+	$(PY) -m pytest -m "not slow and not llm and not dashboard" --durations=15 tests
+
+## The Prefect dashboard end to end in headless Chromium (marker `dashboard`, tests/test_dashboard_e2e.py):
+## a real server and the served deployments; evolve, retrain and compress started from Custom runs.
+test-dashboard: setup
+	$(PY) -m pytest -m dashboard -s tests/test_dashboard_e2e.py
 
 ## Heavier tests on the full shared data.
 test-slow: setup

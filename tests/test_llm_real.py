@@ -1,6 +1,6 @@
 """The LLM operator against a real local LLM server (marker ``llm``; ``make test-llm`` starts one).
 
-Not part of the default suite (``-m "not slow and not llm"``): each test skips, saying why, when no
+Not part of the default suite (``-m "not slow and not llm and not dashboard"``): each test skips, saying why, when no
 OpenAI-compatible server answers at ``$EVOFORMER_LLM_URL`` (default ``http://127.0.0.1:8080/v1``).
 The kill test also needs the server to be the one ``scripts/llm_server.py`` started (it reads its
 pid file, kills it and starts it again with the same model, port, context and threads).
