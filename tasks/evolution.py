@@ -4,6 +4,7 @@ the generation's artifacts. Training reuses ``tasks.candidates.train_candidate``
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Literal
 from uuid import UUID
 
@@ -62,10 +63,11 @@ def publish_generation(individuals: list[Individual], generation: int, run_dir: 
     """Leaderboard table, best program as markdown, Pareto plot (PNG in the run folder, linked)."""
     create_table_artifact(
         key="evolve-leaderboard",
-        table=leaderboard_rows(individuals),
-        description=f"Every candidate after generation {generation}: status, cascade stage, fitness (mean val macro-F1 "
-        "over folds ± SE; stage 1: the score of a child the cascade stopped), per-fold scores, params, the kept "
-        "model's test macro-F1 (measured, never used to choose), lineage and reason.",
+        table=leaderboard_rows(individuals, Path(run_dir).name),
+        description=f"Every candidate after generation {generation}: status and reason, cascade stage, "
+        "fitness (mean val macro-F1 over folds ± SE; stage 1: the score of a child the cascade stopped), "
+        "per-fold scores, params, the kept model's test macro-F1 (measured, never used to choose), lineage, "
+        "and each trained candidate's compress parameters (paste them into Custom run → JSON).",
     )
     layout = RunLayout(run_dir)
     top = best(individuals)

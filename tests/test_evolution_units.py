@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import candidate_source
 
@@ -242,9 +244,11 @@ DISPLAY = [
 def test_leaderboard_rows_show_fitness_se_folds_stage_and_test() -> None:
     from evoformer.evolution.report import leaderboard_rows
 
-    rows = leaderboard_rows(list(reversed(DISPLAY)))
+    rows = leaderboard_rows(list(reversed(DISPLAY)), run_id="r1")
     assert [r["id"] for r in rows] == ["g01-c00", "seed-a", "g01-c01", "g01-c02"]  # full, screened, the rest
-    assert list(rows[0])[:4] == ["id", "status", "stage", "fitness"]  # what a user reads first
+    assert list(rows[0])[:5] == ["id", "status", "reason", "stage", "fitness"]  # what a user reads first
+    assert json.loads(rows[0]["compress_parameters"]) == {"params": {"run_id": "r1", "candidates": ["g01-c00"]}}
+    assert rows[3]["compress_parameters"] == ""  # a duplicate has no model to compress
     cv, split, screened, duplicate = rows
     assert cv["fitness"] == "0.512 ± 0.011" and cv["folds"] == "0.500 / 0.533 / 0.503" and cv["stage"] == "full"
     assert cv["test_macro_f1"] == 0.4981 and cv["params"] == 3000 and cv["parents"] == "seed-a"

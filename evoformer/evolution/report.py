@@ -4,6 +4,7 @@ markdown, the Pareto plot, and the verdict sentence an evolve run ends with."""
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,17 @@ def leaderboard_order(individual: Individual) -> tuple[int, float, int, str]:
     return (2, 0.0, individual.params or 0, individual.id)
 
 
-def leaderboard_rows(individuals: list[Individual]) -> list[dict]:
+def leaderboard_rows(individuals: list[Individual], run_id: str | None = None) -> list[dict]:
     """One row per candidate: fully evaluated ones first by fitness (mean val macro-F1 over the
     folds, ``± SE``), then the ones the cascade stopped (their stage-1 score), then the rest. The
-    test score is the kept (fold-0) model's, measured and never used to choose."""
+    test score is the kept (fold-0) model's, measured and never used to choose. Status and reason
+    come first (a failure must be seen without scrolling); with ``run_id``, each trained candidate's
+    last cell is the JSON to paste into the compress deployment's custom run."""
     return [
         {
             "id": i.id,
             "status": i.status,
+            "reason": i.reason[:200],
             "stage": i.stage,
             "fitness": fitness_cell(i),
             "folds": folds_text(i.fold_f1) if i.trained else "",
@@ -61,12 +65,17 @@ def leaderboard_rows(individuals: list[Individual]) -> list[dict]:
             "generation": i.generation,
             "parents": ", ".join(i.parents),
             "operator": i.operator,
-            "reason": i.reason[:200],
             "copy_of": i.copy_of,
             "repairs": i.repairs if i.operator.startswith("llm-") else None,
         }
+        | ({"compress_parameters": compress_parameters(run_id, i.id) if i.trained else ""} if run_id else {})
         for i in sorted(individuals, key=leaderboard_order)
     ]
+
+
+def compress_parameters(run_id: str, candidate: str) -> str:
+    """The compress deployment's parameters for one candidate, as the JSON its custom run takes."""
+    return json.dumps({"params": {"run_id": run_id, "candidates": [candidate]}})
 
 
 def _brief_text(brief: dict[str, Any]) -> str:
