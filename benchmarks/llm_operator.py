@@ -1,12 +1,17 @@
 """LLM operator benchmark: how many of a real local model's children are valid, and at what cost.
 
 For each model (``scripts/llm_server.py``'s 1.5b and 0.5b Qwen2.5-Coder) and each setting
-(``full``: whole programs with the default repair rounds; ``full-norepair``: ``--operator.repair_rounds 0``;
-``diff``: ``--operator.edit_mode diff``), one arm runs
+(``full``: whole programs with the default repair rounds; ``diff``: ``--operator.edit_mode diff``;
+``full-norepair``: ``--operator.repair_rounds 0``, not run by default), one arm runs
 ``evoformer evolve --operator llm --generations 1 --children N`` on the first claims of the shared
 Climate-FEVER file (a temporary slice, as the ``small_climate_fever`` test fixture makes it), with
 short training (``--max-train-pairs``, 2 epochs), one fold and no cascade. A valid child trained ok
 and is no copy of its parent (the summary's ``llm.valid_children``).
+
+"Without repair" is read from the same arm: the children valid with 0 repair rounds. A repair round
+only follows a failed check, so those children are exactly the ones that arm would have made with
+``--operator.repair_rounds 0`` (the first request and its reply are the same); running that arm
+separately would only spend another hour of the 2 cores on the same first replies.
 
 Each arm reuses nothing from another: its own run id, run folder, feature cache and Prefect home, and
 a freshly started server (``scripts/llm_server.py stop`` then ``start`` with ``LLM_MODEL`` and
@@ -19,7 +24,7 @@ tokens/s from llama-server's ``GET /metrics`` (``llamacpp:predicted_tokens_secon
 the arm's requests) and, computed here, all tokens (prompt + completion, the summary's ``llm.tokens``)
 divided by the children's summed proposal seconds. Written to ``benchmarks/out/llm_operator.json``.
 
-    python benchmarks/llm_operator.py [--children 6] [--models 1.5b,0.5b] [--settings full,full-norepair,diff]
+    python benchmarks/llm_operator.py [--children 6] [--models 1.5b,0.5b] [--settings full,diff]
                                       [--claims 80] [--max-train-pairs 200] [--seeds attention_pool_mlp,conv_text]
 
 It takes hours on 2 shared cores (a 1.5B reply takes minutes there, see docs/llm-server.md).
@@ -122,12 +127,15 @@ def run_arm(model: str, setting: str, args: argparse.Namespace, data: Path, seed
     lineage = json.loads((arm / "runs" / label / "lineage.json").read_text())
     children = [row for row in lineage if str(row.get("operator", "")).startswith("llm-")]
     seconds = sum(row.get("proposal_seconds") or 0.0 for row in children)
+    unrepaired = sum(row["status"] == "ok" and not row.get("repairs") for row in children)
     return {
         "model": model,
         "setting": setting,
         "children": usage["children"],
         "valid": usage["valid_children"],
         "valid_rate": usage["valid_rate"],
+        "valid_without_repair": unrepaired,
+        "valid_rate_without_repair": round(unrepaired / len(children), 4) if children else None,
         "repairs_per_valid_child": usage["repairs"],
         "tokens_per_valid_child": usage["tokens_per_valid_child"],
         "seconds_per_valid_child": usage["seconds_per_valid_child"],
@@ -150,7 +158,7 @@ def fmt(value: object, spec: str = "") -> str:
 
 def print_table(rows: list[dict]) -> None:
     head = (
-        f"{'model':<5} {'setting':<13} {'children':>8} {'valid':>5} {'rate':>5} {'repairs/v':>9} "
+        f"{'model':<5} {'setting':<13} {'children':>8} {'valid':>5} {'rate':>5} {'no-repair':>9} {'repairs/v':>9} "
         f"{'tokens/v':>9} {'s/v':>7} {'gen tok/s':>9} {'tok/prop s':>10}"
     )
     print(head)
@@ -158,12 +166,14 @@ def print_table(rows: list[dict]) -> None:
     for r in rows:
         print(
             f"{r['model']:<5} {r['setting']:<13} {r['children']:>8} {r['valid']:>5} {fmt(r['valid_rate'], '.2f'):>5} "
+            f"{fmt(r['valid_rate_without_repair'], '.2f'):>9} "
             f"{fmt(r['repairs_per_valid_child'], '.2f'):>9} {fmt(r['tokens_per_valid_child'], '.0f'):>9} "
             f"{fmt(r['seconds_per_valid_child'], '.0f'):>7} {fmt(r['server_generation_tokens_per_s'], '.2f'):>9} "
             f"{fmt(r['tokens_per_proposal_second'], '.2f'):>10}"
         )
     print(
-        "\n/v: per valid child. gen tok/s: llama-server's /metrics (llamacpp:predicted_tokens_seconds). "
+        "\nno-repair: the valid rate counting only the children valid with 0 repair rounds. /v: per valid child. "
+        "gen tok/s: llama-server's /metrics (llamacpp:predicted_tokens_seconds). "
         "tok/prop s: all tokens (prompt + completion) / the children's summed proposal seconds (computed)."
     )
 
@@ -172,7 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--children", type=int, default=6)
     parser.add_argument("--models", default="1.5b,0.5b")
-    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--settings", default="full,diff", help=f"of {', '.join(SETTINGS)}")
     parser.add_argument("--claims", type=int, default=80, help="first claims of the shared release (5 pairs each)")
     parser.add_argument("--max-train-pairs", type=int, default=200)
     parser.add_argument("--seeds", default="attention_pool_mlp,conv_text", help="seed programs (evoformer/seeds)")
