@@ -175,6 +175,19 @@ def test_plan_children_is_deterministic_and_respects_k() -> None:
         plan_children([], 1, 3, config, seed=0)
 
 
+def test_sibling_mutations_are_asked_for_different_changes() -> None:
+    from evoformer.evolution.operators import plan_children
+    from evoformer.evolution.prompt import MUTATION_CHANGES
+
+    pool = [i for i in POP if i.trained][:1]  # one parent: every child is a mutation of it
+    plans = plan_children(pool, 1, len(MUTATION_CHANGES), SelectionConfig(crossover_rate=0.0), seed=3)
+    assert sorted(p.change for p in plans) == sorted(MUTATION_CHANGES)  # each change once, none repeated
+    mixed = plan_children([i for i in POP if i.trained][:4], 1, 20, SelectionConfig(crossover_rate=0.5), seed=7)
+    assert all((p.change is None) == (p.kind == "crossover") for p in mixed)
+    later = plan_children(pool, 2, len(MUTATION_CHANGES), SelectionConfig(crossover_rate=0.0), seed=3)
+    assert [p.change for p in later] != [p.change for p in plans]  # the order is shuffled per generation
+
+
 def test_a_retried_flow_run_gets_the_same_run_folder(prefect_harness) -> None:
     from prefect import flow
 

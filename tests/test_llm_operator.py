@@ -12,7 +12,7 @@ from evoformer.candidates.static_check import DEFAULT_ALLOWED_IMPORTS, StaticChe
 from evoformer.config.evolve import OperatorConfig
 from evoformer.evolution.diff_edits import DiffError, EditBlock, apply_blocks, parse_blocks
 from evoformer.evolution.operators import ChildPlan, propose
-from evoformer.evolution.prompt import SKELETON, ParentView, build_messages, compact_source
+from evoformer.evolution.prompt import MUTATION_CHANGES, SKELETON, ParentView, build_messages, compact_source
 from evoformer.llm import LLMConfig, LLMContextLengthError, LLMReply, open_client
 
 IMPORTS = list(DEFAULT_ALLOWED_IMPORTS)
@@ -285,6 +285,20 @@ def test_a_copy_of_the_parent_gets_a_repair_round(llm) -> None:
     proposal = propose(plan(), [view()], "llm", OperatorConfig(), IMPORTS, client=client)
     assert proposal.source == CHILD and proposal.repairs == 1
     assert "copy of program 1" in proposal.repair_errors[0]
+
+
+def test_a_mutation_asked_for_a_change_names_it_in_the_prompt_and_in_its_copy_repair(llm) -> None:
+    change = MUTATION_CHANGES[0]
+    asked = plan().model_copy(update={"change": change})
+    server, client = llm([Reply(fenced(PARENT)), Reply(fenced(CHILD))])
+    proposal = propose(asked, [view()], "llm", OperatorConfig(), IMPORTS, client=client)
+    assert proposal.source == CHILD and proposal.repairs == 1
+    first = server.requests[0]["messages"][-1]["content"]
+    assert f"this ONE change to its architecture: {change}" in first
+    assert "for example" not in first  # the open menu is only for a mutation without a change
+    assert proposal.repair_errors[0].startswith("Your program is a copy of program 1")
+    assert f"Make the change asked for: {change}" in server.requests[1]["messages"][-1]["content"]
+    assert f"asked to {change}" in proposal.description
 
 
 def test_a_resumed_run_replays_the_same_rounds_from_the_cache(llm, tmp_path) -> None:

@@ -68,3 +68,34 @@ def test_errors_name_the_failure_for_the_model_to_repair(check) -> None:
     broken = check("def build_model(input_dim, num_classes):\n    return (\n")
     assert broken is not None and broken.startswith("rejected by the static check")
     assert sorted(p.name for p in check.folder.iterdir()) == ["0", "1"]  # static rejections ran nothing
+
+
+POSITION_TABLE = """
+import torch
+import torch.nn as nn
+
+class M(nn.Module):
+    def __init__(self, d, c):
+        super().__init__()
+        self.pos = nn.Parameter(torch.zeros(1, {positions}, d))  # too short for the longest inputs
+        self.out = nn.Linear(d, c)
+    def forward(self, x, mask):
+        h = x + self.pos[:, : x.shape[1]]
+        return self.out((h * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True))
+
+def build_model(input_dim, num_classes):
+    return M(input_dim, num_classes)
+"""
+
+
+def test_a_model_that_breaks_on_longer_inputs_fails_the_smoke_check(check, small_features) -> None:
+    from evoformer.features.store import load_split_features
+
+    lengths = load_split_features(small_features.path, "train").lengths
+    first = int(lengths[:8].max())  # the probe and the training step see at most this length
+    assert int(lengths.max()) > first, "the fixture's train split needs a longer example than its first 8"
+    assert check(POSITION_TABLE.format(positions=int(lengths.max()))) is None
+    error = check(POSITION_TABLE.format(positions=first))
+    assert error is not None
+    assert error.startswith(f"runtime_error: forward failed on 4 examples padded to {int(lengths.max())} tokens")
+    assert "self.pos[:, : x.shape[1]]" in error  # the program's own line, for the model to repair

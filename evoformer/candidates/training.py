@@ -54,6 +54,7 @@ def run(folder: Path, job: TrainJob) -> WorkerResult:
     setup_seconds = time.perf_counter() - setup_start
     if job.smoke:
         smoke_step(model, train, y_train, job.num_classes)
+        length_probe(model, train, job.num_classes)
         return WorkerResult(status="ok", timings_s={"setup": round(setup_seconds, 4)})
     fitted = fit(model, train, val, y_train, job.train, job.num_classes, channel)
     started = time.perf_counter()
@@ -281,6 +282,29 @@ def smoke_step(model, features, y_train: np.ndarray, num_classes: int) -> None:
         raise Outcome("runtime_error", "the loss reaches no trainable parameter (no gradient)")
     if not all(torch.isfinite(g).all() for g in grads):
         raise Outcome("invalid_output", "a gradient is NaN or inf")
+
+
+def length_probe(model, features, num_classes: int, size: int = 4) -> None:
+    """Eval-mode forward passes on the shortest and on the longest examples, each batch padded to
+    its own length. Why: the smoke and probe batches are the first examples, all padded to one
+    length, and models written by an LLM often break at another one (a positional table shorter
+    than the longest input, a convolution whose output no longer lines up with the mask), which
+    would otherwise surface only in evaluation, after a whole training."""
+    import torch
+
+    order = np.argsort(features.lengths, kind="stable")
+    model.eval()
+    with torch.no_grad():
+        for batch in (order[:size], order[-size:]):
+            x, mask = tensors(features, batch)
+            try:
+                logits = model(x, mask)
+            except Outcome:
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                what = f"forward failed on {len(batch)} examples padded to {x.shape[1]} tokens"
+                raise program_fault(exc, "runtime_error", what) from exc
+            check_logits(logits, len(batch), num_classes)
 
 
 def predict(model, features, num_classes: int) -> np.ndarray:

@@ -25,6 +25,7 @@ from evoformer.evolution.extract import ExtractionError, extract_program
 from evoformer.evolution.population import Individual, SelectionConfig
 from evoformer.evolution.prompt import (
     CHANGE_EXAMPLES,
+    MUTATION_CHANGES,
     EditMode,
     ParentView,
     build_messages,
@@ -67,6 +68,11 @@ class ChildPlan(BaseModel):
     parents: list[str]
     kind: Literal["mutation", "crossover"]
     rng_seed: str
+    change: str | None = Field(
+        default=None,
+        description="The one change an LLM mutation is asked for; the mutations of a generation go through "
+        "MUTATION_CHANGES in a shuffled order, so siblings are asked for different changes.",
+    )
 
 
 def plan_children(
@@ -76,6 +82,9 @@ def plan_children(
     if not pool:
         raise ValueError("no candidate is eligible as a parent (every one failed or is above the error threshold)")
     rng = random.Random(f"{seed}:plan:{generation}")
+    changes = list(MUTATION_CHANGES)
+    random.Random(f"{seed}:changes:{generation}").shuffle(changes)  # its own stream: the parents drawn stay as before
+    mutations = 0
     plans = []
     for index in range(count):
         cross = len(pool) >= 2 and selection.parents_k >= 2 and rng.random() < selection.crossover_rate
@@ -88,8 +97,10 @@ def plan_children(
                 parents=[p.id for p in parents],
                 kind="crossover" if cross else "mutation",
                 rng_seed=f"{seed}:child:{generation}:{index}",
+                change=None if cross else changes[mutations % len(changes)],
             )
         )
+        mutations += not cross
     return plans
 
 
@@ -199,7 +210,7 @@ def propose(
     too_long: LLMContextLengthError | None = None
     tried: list[list[dict[str, str]]] = []
     for trimmed, shown, compact in levels:
-        messages = build_messages(shown, allowed_imports, prelude, mode, compact)
+        messages = build_messages(shown, allowed_imports, prelude, mode, compact, change=plan.change)
         if messages in tried:  # nothing to remove: the same prompt would not fit either
             continue
         tried.append(messages)
@@ -231,11 +242,13 @@ def propose(
     diff_base = shown_source(shown[0], compact) if mode == "diff" else None
     source, edit_path, no_program = _program_of(reply.text, diff_base)
     notes = [f"{'cached ' if reply.cached else ''}reply at T={temperature}"]
+    if plan.change:
+        notes.append(f"asked to {plan.change}")
 
     def problem(program: str) -> str | None:
         copied = _copy_of_parent(program, parents, prelude)
         if copied is not None:
-            return copied
+            return copied + (f" Make the change asked for: {plan.change}." if plan.change else "")
         return check(program) if check is not None else None
 
     error = None

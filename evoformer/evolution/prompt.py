@@ -66,6 +66,19 @@ PRELUDE_NOTE = (
 )
 
 CHANGE_EXAMPLES = "its width, its depth, its pooling, an attention layer, dropout or a residual connection"
+MUTATION_CHANGES: tuple[str, ...] = (
+    "change the width of its hidden layers (halve it, or make it half as wide again)",
+    "change its depth: add one layer or block, or remove one",
+    "replace its pooling over tokens with another masked pooling (max, learned attention weights, or mean and "
+    "max concatenated)",
+    "add a residual connection with a LayerNorm around one of its blocks",
+    "change its activation function (GELU, SiLU or ReLU) or its dropout rate",
+    "add one nn.MultiheadAttention layer (batch_first=True, key_padding_mask=~mask) over the tokens before pooling",
+    "add a bottleneck: project to a smaller width before the classification head",
+)
+"""Concrete changes a mutation is asked for, one each. Why: a small model given the same open-ended
+prompt for every child of a parent writes the same child again and again (the 1.5B model wrote one
+program for three of six siblings), and it follows one named change better than a menu."""
 COPY_REJECTED = "A copy of a parent (even with other names or comments) is rejected."
 
 DIFF_FORMAT = """Reply with one or more SEARCH/REPLACE blocks that edit program 1, each exactly in this format:
@@ -130,11 +143,13 @@ def build_messages(
     prelude: str = "",
     edit_mode: EditMode = "full",
     compact: bool = False,
+    change: str | None = None,
 ) -> list[dict[str, str]]:
     """Chat messages for one child: mutation with one parent, crossover with two or more.
 
     ``edit_mode="diff"`` asks a mutation for SEARCH/REPLACE blocks against program 1 (a crossover is
-    always a full rewrite); ``compact`` shows the parents without docstrings and comments."""
+    always a full rewrite); ``compact`` shows the parents without docstrings and comments; ``change``
+    (one of :data:`MUTATION_CHANGES`) is the one change a mutation is asked for, else it may choose."""
     if not parents:
         raise ValueError("a prompt needs at least one parent")
     diff = edit_mode == "diff" and len(parents) == 1
@@ -148,10 +163,16 @@ def build_messages(
             failures = "\n".join(f"- {reason}" for reason in parent.recent_failures)
             parts.append(f"Recent children of program {number} failed; avoid these mistakes:\n{failures}")
     if len(parents) == 1:
-        task = (
-            f"Mutate program 1: make ONE concrete change to its architecture, for example {CHANGE_EXAMPLES}, "
-            f"aiming for a model that is smaller and more accurate. {COPY_REJECTED}"
-        )
+        if change:
+            task = (
+                f"Mutate program 1 with this ONE change to its architecture: {change}. Keep the rest of program 1 "
+                f"as it is; aim for a model that is smaller and more accurate. {COPY_REJECTED}"
+            )
+        else:
+            task = (
+                f"Mutate program 1: make ONE concrete change to its architecture, for example {CHANGE_EXAMPLES}, "
+                f"aiming for a model that is smaller and more accurate. {COPY_REJECTED}"
+            )
         task += "\n" + (DIFF_FORMAT if diff else "Return the whole new program.")
     else:
         task = (
