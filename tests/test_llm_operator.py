@@ -156,6 +156,15 @@ def test_parse_and_apply_blocks_exact_and_whitespace_tolerant() -> None:
     compile(edited, "edited", "exec")
 
 
+def test_the_diff_prompt_s_worked_example_is_a_block_that_applies_to_the_skeleton() -> None:
+    prompt = build_messages([view()], IMPORTS, edit_mode="diff")[1]["content"]
+    (example,) = parse_blocks(prompt)  # the one block the prompt shows, with no placeholder in it
+    edited = apply_blocks(SKELETON, [example])
+    assert edited != SKELETON and "nn.Linear(hidden // 2, num_classes)" in edited
+    compile(edited, "edited", "exec")
+    assert "not from this example" in prompt
+
+
 def test_a_block_that_matches_nowhere_raises_naming_it() -> None:
     blocks = [EditBlock("import torch\n", "import torch\n"), EditBlock("self.conv = nn.Conv1d(1, 2, 3)\n", "x\n")]
     with pytest.raises(DiffError, match=r"block 2 \(SEARCH starting 'self.conv = nn.Conv1d"):

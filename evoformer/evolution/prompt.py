@@ -81,13 +81,17 @@ prompt for every child of a parent writes the same child again and again (the 1.
 program for three of six siblings), and it follows one named change better than a menu."""
 COPY_REJECTED = "A copy of a parent (even with other names or comments) is rejected."
 
-DIFF_FORMAT = """Reply with one or more SEARCH/REPLACE blocks that edit program 1, each exactly in this format:
+DIFF_FORMAT = """Reply with one or more SEARCH/REPLACE blocks that edit program 1. For example, this block would make
+the skeleton's head deeper:
 <<<<<<< SEARCH
-lines copied exactly from program 1, with their indentation
+        self.head = nn.Linear(hidden, num_classes)
 =======
-the lines that replace them
+        self.head = nn.Sequential(nn.Linear(hidden, hidden // 2), nn.GELU(), nn.Linear(hidden // 2, num_classes))
 >>>>>>> REPLACE
+Your SEARCH parts must be lines copied exactly from program 1 (not from this example), with their indentation.
 Keep each SEARCH part short but unique, and never include the `# Metrics` line in it."""
+"""Why a worked example rather than placeholders: the 1.5B model copied a placeholder SEARCH line
+("lines copied exactly from program 1, ...") verbatim into 2 of 6 diff replies."""
 
 EditMode = Literal["full", "diff"]
 
