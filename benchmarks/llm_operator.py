@@ -148,8 +148,19 @@ def run_arm(model: str, setting: str, args: argparse.Namespace, data: Path, seed
         "tokens_per_proposal_second": round(usage["tokens"] / seconds, 2) if seconds else None,
         "statuses": {s: sum(row["status"] == s for row in children) for s in sorted({r["status"] for r in children})},
         "wall_seconds": round(wall, 1),
+        "wall_seconds_per_valid_child": round(wall / usage["valid_children"], 1) if usage["valid_children"] else None,
         "metrics": counters,
     }
+
+
+def wilson(valid: int, children: int, z: float = 1.96) -> str:
+    """The 95% Wilson score interval of a valid rate, as ``[lo, hi]`` (6 children give a wide one)."""
+    if not children:
+        return "-"
+    rate = valid / children
+    centre = (rate + z * z / (2 * children)) / (1 + z * z / children)
+    half = z * (rate * (1 - rate) / children + z * z / (4 * children * children)) ** 0.5 / (1 + z * z / children)
+    return f"[{max(0.0, centre - half):.2f}, {min(1.0, centre + half):.2f}]"
 
 
 def fmt(value: object, spec: str = "") -> str:
@@ -158,21 +169,26 @@ def fmt(value: object, spec: str = "") -> str:
 
 def print_table(rows: list[dict]) -> None:
     head = (
-        f"{'model':<5} {'setting':<13} {'children':>8} {'valid':>5} {'rate':>5} {'no-repair':>9} {'repairs/v':>9} "
-        f"{'tokens/v':>9} {'s/v':>7} {'gen tok/s':>9} {'tok/prop s':>10}"
+        f"{'model':<5} {'setting':<13} {'children':>8} {'valid':>5} {'rate':>5} {'95% interval':>12} {'no-repair':>9} "
+        f"{'repairs/v':>9} "
+        f"{'tokens/v':>9} {'s/v':>7} {'wall s/v':>8} {'gen tok/s':>9} {'tok/prop s':>10}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
             f"{r['model']:<5} {r['setting']:<13} {r['children']:>8} {r['valid']:>5} {fmt(r['valid_rate'], '.2f'):>5} "
-            f"{fmt(r['valid_rate_without_repair'], '.2f'):>9} "
+            f"{wilson(r['valid'], r['children']):>12} {fmt(r['valid_rate_without_repair'], '.2f'):>9} "
             f"{fmt(r['repairs_per_valid_child'], '.2f'):>9} {fmt(r['tokens_per_valid_child'], '.0f'):>9} "
-            f"{fmt(r['seconds_per_valid_child'], '.0f'):>7} {fmt(r['server_generation_tokens_per_s'], '.2f'):>9} "
+            f"{fmt(r['seconds_per_valid_child'], '.0f'):>7} {fmt(r.get('wall_seconds_per_valid_child'), '.0f'):>8} "
+            f"{fmt(r['server_generation_tokens_per_s'], '.2f'):>9} "
             f"{fmt(r['tokens_per_proposal_second'], '.2f'):>10}"
         )
     print(
-        "\nno-repair: the valid rate counting only the children valid with 0 repair rounds. /v: per valid child. "
+        "\n95% interval: Wilson's, of the valid rate. no-repair: the valid rate counting only the children valid "
+        "with 0 repair rounds. /v: per valid child; "
+        "s/v: the children's proposal seconds summed (requests overlap on a server with several slots); wall s/v: "
+        "the arm's whole wall clock (data, seed and child trainings included) per valid child. "
         "gen tok/s: llama-server's /metrics (llamacpp:predicted_tokens_seconds). "
         "tok/prop s: all tokens (prompt + completion) / the children's summed proposal seconds (computed)."
     )
