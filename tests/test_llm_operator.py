@@ -300,7 +300,7 @@ def test_a_mutation_asked_for_a_change_names_it_in_the_prompt_and_in_its_copy_re
     change = MUTATION_CHANGES[0]
     asked = plan().model_copy(update={"change": change})
     server, client = llm([Reply(fenced(PARENT)), Reply(fenced(CHILD))])
-    proposal = propose(asked, [view()], "llm", OperatorConfig(), IMPORTS, client=client)
+    proposal = propose(asked, [view()], "llm", OperatorConfig(named_changes=True), IMPORTS, client=client)
     assert proposal.source == CHILD and proposal.repairs == 1
     first = server.requests[0]["messages"][-1]["content"]
     assert f"this ONE change to its architecture: {change}" in first
@@ -308,6 +308,9 @@ def test_a_mutation_asked_for_a_change_names_it_in_the_prompt_and_in_its_copy_re
     assert proposal.repair_errors[0].startswith("Your program is a copy of program 1")
     assert f"Make the change asked for: {change}" in server.requests[1]["messages"][-1]["content"]
     assert f"asked to {change}" in proposal.description
+    server, client = llm([Reply(fenced(CHILD))])
+    default = propose(asked, [view()], "llm", OperatorConfig(), IMPORTS, client=client)  # named_changes off
+    assert change not in server.requests[0]["messages"][-1]["content"] and "asked to" not in default.description
 
 
 def test_a_resumed_run_replays_the_same_rounds_from_the_cache(llm, tmp_path) -> None:

@@ -206,11 +206,12 @@ def propose(
     temperature = rng.choice(config.temperatures)
     request_seed = rng.randrange(2**31)  # varies per child: a fixed seed would make equal prompts give equal replies
     mode: EditMode = config.edit_mode if plan.kind == "mutation" else "full"
+    change = plan.change if config.named_changes else None
     levels = [(0, parents, False), (1, parents, True)] + ([(2, parents[:1], True)] if len(parents) > 1 else [])
     too_long: LLMContextLengthError | None = None
     tried: list[list[dict[str, str]]] = []
     for trimmed, shown, compact in levels:
-        messages = build_messages(shown, allowed_imports, prelude, mode, compact, change=plan.change)
+        messages = build_messages(shown, allowed_imports, prelude, mode, compact, change=change)
         if messages in tried:  # nothing to remove: the same prompt would not fit either
             continue
         tried.append(messages)
@@ -242,13 +243,13 @@ def propose(
     diff_base = shown_source(shown[0], compact) if mode == "diff" else None
     source, edit_path, no_program = _program_of(reply.text, diff_base)
     notes = [f"{'cached ' if reply.cached else ''}reply at T={temperature}"]
-    if plan.change:
-        notes.append(f"asked to {plan.change}")
+    if change:
+        notes.append(f"asked to {change}")
 
     def problem(program: str) -> str | None:
         copied = _copy_of_parent(program, parents, prelude)
         if copied is not None:
-            return copied + (f" Make the change asked for: {plan.change}." if plan.change else "")
+            return copied + (f" Make the change asked for: {change}." if change else "")
         return check(program) if check is not None else None
 
     error = None
