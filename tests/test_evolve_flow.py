@@ -475,7 +475,10 @@ def test_a_server_lost_mid_generation_stops_the_run_and_the_rerun_reuses_its_rep
         operator=OperatorConfig(kind="llm", llm=llm, repair_rounds=0),
         selection=SelectionConfig(crossover_rate=0.0),
     )
-    with pytest.raises(LLMServerLost, match=r"generation 1: no LLM server answered .* 1 of 3 children .* 2 replies"):
+    with pytest.raises(
+        LLMServerLost,
+        match=r"generation 1: no LLM server answered .* 1 of 3 children .* \(2 of 3 children answered\) are cached",
+    ):
         evolve(params)
     run_dir = tmp_path / "runs" / "server-lost"
     assert not (run_dir / "evolution" / "proposals-g01.json").exists()

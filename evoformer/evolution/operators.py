@@ -157,8 +157,8 @@ def stop_if_unreachable(generation: int, proposals: list[Proposal], planned: int
     raise LLMServerLost(
         f"generation {generation}: no LLM server answered ({lost[0].reason}); {len(lost)} of {planned} children "
         f"could not be written and nothing of generation {generation} was trained (earlier generations are "
-        f"saved). Start the server and run the same command again: the {answered} repl"
-        f"{'y' if answered == 1 else 'ies'} already received are cached and reused."
+        f"saved). Start the server and run the same command again: the replies already received "
+        f"({answered} of {planned} children answered) are cached and reused."
     )
 
 
