@@ -1,6 +1,7 @@
-"""The smoke check: a program's build, one forward and one backward pass on a tiny batch, in the
-sandbox, in seconds (a training takes minutes). The LLM operator runs it on every reply, so a
-broken child costs a few seconds and its error goes back to the model for repair.
+"""The smoke check: a program's build, one forward and one backward pass on a tiny batch, then
+eval-mode passes on the shortest and longest inputs, in the sandbox, in seconds (a training takes
+minutes). The LLM operator runs it on every reply, so a broken child costs a few seconds and its
+error goes back to the model for repair.
 
 No label leaves the orchestrator for it: the tiny batch is trained towards made-up labels
 (``row % num_classes``); only the mechanics are checked.

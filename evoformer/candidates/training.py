@@ -243,9 +243,15 @@ def check_logits(logits, batch: int, num_classes: int) -> None:
 
 def probe(model, features, num_classes: int) -> None:
     """One forward pass on two real examples before training."""
+    eval_forward(model, features, np.arange(min(2, len(features))), num_classes, "forward failed")
+
+
+def eval_forward(model, features, batch: np.ndarray, num_classes: int, what: str) -> None:
+    """One eval-mode forward pass on ``batch`` whose logits must be well formed; an exception of the
+    program becomes its ``runtime_error`` outcome, ``what`` (``{tokens}``: the padded length) first."""
     import torch
 
-    x, mask = tensors(features, np.arange(min(2, len(features))))
+    x, mask = tensors(features, batch)
     model.eval()
     with torch.no_grad():
         try:
@@ -253,8 +259,8 @@ def probe(model, features, num_classes: int) -> None:
         except Outcome:
             raise
         except BaseException as exc:  # noqa: BLE001
-            raise program_fault(exc, "runtime_error", "forward failed") from exc
-    check_logits(logits, len(x), num_classes)
+            raise program_fault(exc, "runtime_error", what.format(tokens=x.shape[1])) from exc
+    check_logits(logits, len(batch), num_classes)
 
 
 SMOKE_BATCH = 8
@@ -290,21 +296,11 @@ def length_probe(model, features, num_classes: int, size: int = 4) -> None:
     length, and models written by an LLM often break at another one (a positional table shorter
     than the longest input, a convolution whose output no longer lines up with the mask), which
     would otherwise surface only in evaluation, after a whole training."""
-    import torch
-
     order = np.argsort(features.lengths, kind="stable")
-    model.eval()
-    with torch.no_grad():
-        for batch in (order[:size], order[-size:]):
-            x, mask = tensors(features, batch)
-            try:
-                logits = model(x, mask)
-            except Outcome:
-                raise
-            except BaseException as exc:  # noqa: BLE001
-                what = f"forward failed on {len(batch)} examples padded to {x.shape[1]} tokens"
-                raise program_fault(exc, "runtime_error", what) from exc
-            check_logits(logits, len(batch), num_classes)
+    for batch in (order[:size], order[-size:]):
+        eval_forward(
+            model, features, batch, num_classes, f"forward failed on {len(batch)} examples padded to {{tokens}} tokens"
+        )
 
 
 def predict(model, features, num_classes: int) -> np.ndarray:
