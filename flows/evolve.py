@@ -128,6 +128,7 @@ class _Proposer:
         pending = plan_children(pool, generation, params.children, params.selection, params.seed)
         # As many requests in flight as the server serves at once (llama.cpp reports its slots):
         # more would wait in its queue, and a client timeout spent there abandons a paid request.
+        # Each child is checked against the children that came back before it was sent.
         at_once = self.client.concurrency() if self.client else len(pending)
         running: list[PrefectFuture] = []
         proposals = []
@@ -144,6 +145,7 @@ class _Proposer:
                         self.prelude,
                         self.client,
                         self.check(plan.child_id),
+                        [p.source for p in proposals if p.source is not None],
                     )
                 )
             future = next(as_completed(running))

@@ -36,12 +36,16 @@ def propose_child(
     prelude: str,
     client: LLMClient | None,
     check: Check | None = None,
+    siblings: list[str] | None = None,
 ) -> Proposal:
     """Write one child (not cached here: LLM replies are cached on disk by the client); ``check``
-    is the LLM's repair loop's test of each program (the static check and the sandboxed smoke run)."""
+    is the LLM's repair loop's test of each program (the static check and the sandboxed smoke run),
+    ``siblings`` the programs of this generation's children written before it (copies get a repair round)."""
     logger = get_run_logger()
     started = time.perf_counter()
-    proposal = propose(plan, parents, kind, config, allowed_imports, prelude, client, check, progress=logger.info)
+    proposal = propose(
+        plan, parents, kind, config, allowed_imports, prelude, client, check, logger.info, siblings or []
+    )
     seconds = round(time.perf_counter() - started, 3)
     outcome = proposal.status + (f": {proposal.reason[:200]}" if proposal.reason else "")
     logger.info("%s: %s in %.1f s (%d repair round(s))", plan.child_id, outcome, seconds, proposal.repairs)

@@ -353,12 +353,19 @@ def test_llm_children_are_smoke_checked_and_repaired(
     prefect_harness, small_climate_fever, feature_cache_dir, seed_folder, tmp_path, scripted_llm_server, monkeypatch
 ) -> None:
     """A child whose program fails the sandboxed smoke run is sent back with its error, and the
-    repaired program trains; the summary counts valid children and repairs."""
+    repaired program trains; a child that repeats its sibling is sent back too; the summary counts
+    valid children and repairs."""
     from flows.evolve import evolve
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    sibling_copy = _child_reply(200).replace("class ", "# the same child, renamed\nclass ", 1)
     server = scripted_llm_server(
-        [Reply(f"```python\n{BROKEN_CHILD}```"), Reply(_child_reply(200)), Reply(_child_reply(208))]
+        [
+            Reply(f"```python\n{BROKEN_CHILD}```"),
+            Reply(_child_reply(200)),
+            Reply(sibling_copy),
+            Reply(_child_reply(208)),
+        ]
     )
     llm = LLMConfig(base_url=server.base_url, model="scripted-model", timeout_s=30, max_retries=0)
     params = evolve_params(
@@ -373,17 +380,21 @@ def test_llm_children_are_smoke_checked_and_repaired(
     )
     summary = evolve(params)
     # A loopback server that reports no slots gets one request at a time: c00 asks first.
-    assert len(server.requests) == 3
+    assert len(server.requests) == 4
     repair = server.requests[1]["messages"]
     assert repair[-2]["role"] == "assistant" and "nn.Embedding" in repair[-2]["content"]
     assert "forward failed" in repair[-1]["content"] and 'File "program.py"' in repair[-1]["content"]
+    assert (
+        "inside `emb` (Embedding(1000, 32)), which was given [2, " in repair[-1]["content"]
+    )  # the layer and its input
+    assert "the same as another child already written" in server.requests[3]["messages"][-1]["content"]
     lineage = {row["id"]: row for row in json.loads((Path(summary["run_dir"]) / "lineage.json").read_text())}
     assert lineage["g01-c00"]["repairs"] == 1 and lineage["g01-c00"]["status"] == "ok"
-    assert lineage["g01-c01"]["repairs"] == 0 and lineage["g01-c01"]["status"] == "ok"
+    assert lineage["g01-c01"]["repairs"] == 1 and lineage["g01-c01"]["status"] == "ok"
     assert (tmp_path / "runs" / "llm-repair" / "smoke" / "g01-c00").is_dir()
     usage = summary["llm"]
     assert usage["children"] == 2 and usage["valid_children"] == 2 and usage["valid_rate"] == 1.0
-    assert usage["repairs"] == 0.5 and usage["seconds_per_valid_child"] > 0
+    assert usage["repairs"] == 1.0 and usage["seconds_per_valid_child"] > 0
 
 
 def test_llm_budget_stops_proposing(

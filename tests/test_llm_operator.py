@@ -296,6 +296,18 @@ def test_a_copy_of_the_parent_gets_a_repair_round(llm) -> None:
     assert "copy of program 1" in proposal.repair_errors[0]
 
 
+def test_a_copy_of_a_sibling_gets_a_repair_round(llm, tmp_path) -> None:
+    sibling = CHILD.replace("Net", "Sibling")  # the same structure once names are ignored
+    server, client = llm([Reply(fenced(CHILD)), Reply(fenced(OTHER))])
+    proposal = propose(plan(), [view()], "llm", OperatorConfig(), IMPORTS, client=client, siblings=[sibling])
+    assert proposal.source == OTHER and proposal.repairs == 1
+    assert proposal.repair_errors[0].startswith("Your program is the same as another child already written")
+    assert "Make a different change" in server.requests[1]["messages"][-1]["content"]
+    server, client = llm([Reply(fenced(CHILD))], tmp_path / "fresh-cache")
+    alone = propose(plan(), [view()], "llm", OperatorConfig(), IMPORTS, client=client, siblings=[OTHER])
+    assert alone.source == CHILD and alone.repairs == 0 and len(server.requests) == 1
+
+
 def test_a_mutation_asked_for_a_change_names_it_in_the_prompt_and_in_its_copy_repair(llm) -> None:
     change = MUTATION_CHANGES[0]
     asked = plan().model_copy(update={"change": change})

@@ -99,3 +99,35 @@ def test_a_model_that_breaks_on_longer_inputs_fails_the_smoke_check(check, small
     assert error is not None
     assert error.startswith(f"runtime_error: forward failed on 4 examples padded to {int(lengths.max())} tokens")
     assert "self.pos[:, : x.shape[1]]" in error  # the program's own line, for the model to repair
+
+
+WIDTH_MISMATCH = """
+import torch
+import torch.nn as nn
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.proj = nn.Sequential(nn.Linear(d, 64), nn.GELU())
+    def forward(self, x):
+        return self.proj(x)
+
+class M(nn.Module):
+    def __init__(self, d, c):
+        super().__init__()
+        self.block = Block(d)
+        self.head = nn.Linear(128, c)  # the block gives 64
+    def forward(self, x, mask):
+        return self.head(self.block(x).mean(dim=1))
+
+def build_model(input_dim, num_classes):
+    return M(input_dim, num_classes)
+"""
+
+
+def test_a_width_mismatch_names_the_layer_and_the_shape_it_was_given(check) -> None:
+    error = check(WIDTH_MISMATCH)
+    assert error is not None and error.startswith("runtime_error: forward failed")
+    # The layer that raised, its settings and its input's shape: what the model has to change.
+    assert "inside `head` (Linear(in_features=128, out_features=3, bias=True)), which was given [2, 64]" in error
+    assert "self.head(self.block(x).mean(dim=1))" in error  # and the program's own line, as before

@@ -27,6 +27,7 @@ from evoformer.candidates.job import (
     TrainJob,
     WorkerResult,
 )
+from evoformer.candidates.module_trace import ModuleTrace
 from evoformer.candidates.program import ENTRY_POINT
 from evoformer.features.store import PoolRows, SplitFeatures, load_split_features
 from evoformer.sandbox import audit
@@ -196,12 +197,12 @@ def build(source: str, input_dim: int, num_classes: int):
     return model
 
 
-def program_fault(exc: BaseException, status: str, what: str = "") -> Outcome:
+def program_fault(exc: BaseException, status: str, what: str = "", where: str = "") -> Outcome:
     """The outcome of an exception the program raised: a limit's (memory, time) if it was one, else
-    ``status`` with ``what: Type: message``. The traceback goes to stderr, where the orchestrator
-    reads the program's own frames from."""
+    ``status`` with ``what: Type: message`` and ``where`` (a :class:`ModuleTrace` location) after it.
+    The traceback goes to stderr, where the orchestrator reads the program's own frames from."""
     traceback.print_exc()
-    message = f"{type(exc).__name__}: {str(exc)[:500]}"
+    message = f"{type(exc).__name__}: {str(exc)[:500]}" + (f"; raised {where}" if where else "")
     return limit_outcome(exc) or Outcome(status, f"{what}: {message}" if what else message)
 
 
@@ -253,13 +254,13 @@ def eval_forward(model, features, batch: np.ndarray, num_classes: int, what: str
 
     x, mask = tensors(features, batch)
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), ModuleTrace(model) as trace:
         try:
             logits = model(x, mask)
         except Outcome:
             raise
         except BaseException as exc:  # noqa: BLE001
-            raise program_fault(exc, "runtime_error", what.format(tokens=x.shape[1])) from exc
+            raise program_fault(exc, "runtime_error", what.format(tokens=x.shape[1]), trace.where()) from exc
     check_logits(logits, len(batch), num_classes)
 
 
@@ -274,8 +275,15 @@ def smoke_step(model, features, y_train: np.ndarray, num_classes: int) -> None:
     batch = np.arange(min(SMOKE_BATCH, len(features)))
     x, mask = tensors(features, batch)
     model.train()
+    with ModuleTrace(model) as trace:
+        try:
+            output = model(x, mask)
+        except Outcome:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            raise program_fault(exc, "runtime_error", "training step failed", trace.where()) from exc
     try:
-        loss = training_loss(torch.nn.CrossEntropyLoss(), model(x, mask), torch.from_numpy(y_train[batch]), num_classes)
+        loss = training_loss(torch.nn.CrossEntropyLoss(), output, torch.from_numpy(y_train[batch]), num_classes)
         loss.backward()
     except Outcome:
         raise

@@ -9,7 +9,7 @@ proposes the same children.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -176,6 +176,7 @@ def propose(
     client: LLMClient | None = None,
     check: Check | None = None,
     progress: Progress | None = None,
+    siblings: Sequence[str] = (),
 ) -> Proposal:
     """Write one child. Garbage and unavailable endpoints become ``proposal_failed``; a rejected
     API key raises, since every later request would fail the same way.
@@ -185,8 +186,10 @@ def propose(
     without the prelude) returns None for a good program or why it is not; then, for up to
     ``config.repair_rounds`` follow-up requests, the model sees the conversation, its reply and the
     error, and returns the whole corrected program (a reply without a program, and a copy of a
-    parent, get such a round too). The child is the last program extracted; the flow's own checks
-    judge it. ``progress`` gets a line per LLM request (a reply can take minutes on a small local server)."""
+    parent or of a sibling, get such a round too). ``siblings`` are the programs of the children of
+    this generation written before this one. The child is the last program extracted; the flow's own
+    checks judge it. ``progress`` gets a line per LLM request (a reply can take minutes on a small
+    local server)."""
     say = progress or (lambda line: None)
     rng = random.Random(plan.rng_seed)
     if kind == "offline":
@@ -247,7 +250,7 @@ def propose(
         notes.append(f"asked to {change}")
 
     def problem(program: str) -> str | None:
-        copied = _copy_of_parent(program, parents, prelude)
+        copied = _copy_of(program, parents, siblings, prelude)
         if copied is not None:
             return copied + (f" Make the change asked for: {change}." if change else "")
         return check(program) if check is not None else None
@@ -344,14 +347,24 @@ def _program_of(text: str, diff_base: str | None) -> tuple[str | None, Literal["
     return None, path, f"{why_no_diff}, and no whole program: {why}" if why_no_diff else why
 
 
-def _copy_of_parent(source: str, parents: list[ParentView], prelude: str) -> str | None:
-    """Why ``source`` is rejected as a copy of a parent (the flow's near-copy test), or None."""
+def _copy_of(source: str, parents: list[ParentView], siblings: Sequence[str], prelude: str) -> str | None:
+    """Why ``source`` is rejected as a copy of a parent or of a sibling (the flow's near-copy test), or None.
+
+    Why siblings too: a small model given the same prompt for several children of one parent wrote
+    the same child for several of them (the 1.5B model, 3 of 6), and the flow trains only the first."""
     child = CandidateProgram(name="child", source=source, prelude=prelude).structure_hash()
+    same = "(the same once docstrings, comments and names are ignored), and copies are rejected"
     for number, parent in enumerate(parents, 1):
         if CandidateProgram(name=parent.id, source=parent.source, prelude=prelude).structure_hash() == child:
             return (
-                f"Your program is a copy of program {number} (the same once docstrings, comments and names are "
-                f"ignored), and copies are rejected. Make one concrete change, for example {CHANGE_EXAMPLES}."
+                f"Your program is a copy of program {number} {same}. "
+                f"Make one concrete change, for example {CHANGE_EXAMPLES}."
+            )
+    for sibling in siblings:
+        if CandidateProgram(name="sibling", source=sibling, prelude=prelude).structure_hash() == child:
+            return (
+                f"Your program is the same as another child already written in this generation {same}. "
+                f"Make a different change, for example {CHANGE_EXAMPLES}."
             )
     return None
 
