@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from pathlib import Path
 
 import llm_server
 import pytest
-from llm_server import Error, Raw, Reply, ScriptedLLMServer, context_length_error
+from llm_clients import MESSAGES, Waits, clean_env, make_client
+from llm_server import Error, Raw, Reply
 
 from evoformer.llm import (
     BudgetExhausted,
@@ -22,7 +21,6 @@ from evoformer.llm import (
     LLMAuthError,
     LLMClient,
     LLMConfig,
-    LLMContextLengthError,
     LLMRequestError,
     LLMUnavailableError,
     ReplyCache,
@@ -30,45 +28,9 @@ from evoformer.llm import (
     reply_key,
     retry_after_seconds,
 )
-from evoformer.llm.client import is_context_length_message
 
 scripted_llm_server = llm_server.scripted_llm_server  # the fixture (until conftest registers it)
-
-MESSAGES = [{"role": "system", "content": "You write PyTorch."}, {"role": "user", "content": "Mutate this model."}]
-
-
-_CLIENTS: list[LLMClient] = []
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    """No ambient OpenAI settings; the test's clients are closed after it."""
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_CUSTOM_HEADERS"):
-        monkeypatch.delenv(name, raising=False)
-    yield
-    while _CLIENTS:
-        _CLIENTS.pop().close()
-
-
-class Waits(list):
-    """A fake ``sleep`` that records the waits instead of sleeping."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-def make_client(server: ScriptedLLMServer | str, cache_dir: Path | None = None, **config) -> tuple[LLMClient, Waits]:
-    base_url = server if isinstance(server, str) else server.base_url
-    config.setdefault("backoff_initial_s", 0.01)
-    waits = Waits()
-    client = LLMClient(
-        LLMConfig(base_url=base_url, model="test-model", **config),
-        cache=ReplyCache(cache_dir) if cache_dir is not None else None,
-        sleep=waits,
-        rng=random.Random(0),
-    )
-    _CLIENTS.append(client)
-    return client, waits
+__all__ = ["clean_env"]  # the autouse fixture: no ambient OpenAI settings, clients closed
 
 
 def test_valid_reply_counts_tokens_and_cost(scripted_llm_server, monkeypatch):
@@ -421,272 +383,3 @@ def test_missing_credentials_fail_before_any_request():
     with pytest.raises(LLMAuthError):
         client.complete(MESSAGES, temperature=0.5)
     assert client.ledger.snapshot().requests == 0 and client.ledger.snapshot().failures == 1
-
-
-def test_requests_in_flight_are_capped(monkeypatch) -> None:
-    import threading
-    import time as _time
-
-    from evoformer.llm import LLMClient, LLMConfig
-    from evoformer.llm.client import LLMReply
-
-    client = LLMClient(LLMConfig(base_url="http://127.0.0.1:9/v1", max_concurrency=2))
-    lock, state = threading.Lock(), {"now": 0, "peak": 0}
-
-    def fake_send(params):
-        with lock:
-            state["now"] += 1
-            state["peak"] = max(state["peak"], state["now"])
-        _time.sleep(0.05)
-        with lock:
-            state["now"] -= 1
-        return LLMReply(text="x", model="m")
-
-    monkeypatch.setattr(client, "_send", fake_send)
-    threads = [
-        threading.Thread(target=client.complete, args=([{"role": "user", "content": str(i)}], 0.2)) for i in range(6)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert state["peak"] == 2
-
-
-def wait_for(condition, seconds: float = 2.0) -> bool:
-    """Poll ``condition`` (the server's threads record what they noticed a moment later)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-# -- streaming ------------------------------------------------------------------------------------
-
-
-def test_streamed_reply_is_assembled_and_usage_counted(scripted_llm_server, tmp_path):
-    content = "def build_model():\n    return nn.Linear(4, 2)\n"
-    server = scripted_llm_server([Reply(content, chunks=7, prompt_tokens=120, completion_tokens=14)])
-    client, waits = make_client(server, tmp_path / "cache", price_completion_per_1k=1.0)
-
-    reply = client.complete(MESSAGES, temperature=0.3)
-
-    assert reply.text == content and reply.finish_reason == "stop" and reply.model == "test-model"
-    assert (reply.prompt_tokens, reply.completion_tokens, reply.attempts) == (120, 14, 1)
-    [body] = server.requests
-    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
-    # the server records a request as finished just after its last bytes: the client may be faster
-    assert wait_for(lambda: server.finished == [0]), (server.finished, server.disconnects)
-    assert server.disconnects == [] and waits == []
-    usage = client.ledger.snapshot()
-    assert (usage.prompt_tokens, usage.completion_tokens, usage.cost_usd) == (120, 14, pytest.approx(0.014))
-    [stored] = (tmp_path / "cache").glob("*.json")  # the cached reply keeps its old shape
-    assert set(json.loads(stored.read_text())) == {
-        "text",
-        "prompt_tokens",
-        "completion_tokens",
-        "model",
-        "finish_reason",
-        "created",
-    }
-
-
-def test_old_cache_entries_stay_readable(scripted_llm_server, tmp_path):
-    old = {"text": "cached", "prompt_tokens": 5, "completion_tokens": 2, "model": "m", "finish_reason": "stop"}
-    old["created"] = "2026-01-01T00:00:00+00:00"
-    cache = ReplyCache(tmp_path / "cache")
-    cache.folder.mkdir()
-    cache.path(reply_key("test-model", MESSAGES, 0.5, 0, None)).write_text(json.dumps(old))
-    server = scripted_llm_server([])
-    client, _ = make_client(server, tmp_path / "cache")
-    reply = client.complete(MESSAGES, temperature=0.5)
-    assert (reply.text, reply.cached, reply.prompt_tokens) == ("cached", True, 5) and server.requests == []
-
-
-def test_first_token_timeout_retries_and_closes_the_first_connection(scripted_llm_server):
-    # the first request's headers come at once but its first token only after 5 s (a queued request)
-    server = scripted_llm_server([Reply("too late", first_chunk_delay_s=5.0), Reply("in time")])
-    client, waits = make_client(server, timeout_s=0.5)
-
-    started = time.monotonic()
-    reply = client.complete(MESSAGES, temperature=0.5)
-
-    assert time.monotonic() - started < 3.0
-    assert reply.text == "in time" and reply.attempts == 2 and len(waits) == 1
-    assert client.ledger.snapshot().retries == 1
-    # the abandoned request's connection was closed (the server noticed long before its 5 s were up)
-    assert wait_for(lambda: server.disconnects == [0], 1.5), (server.disconnects, server.finished)
-    assert wait_for(lambda: server.finished == [1]), server.finished  # recorded just after the last bytes
-
-
-def test_a_stall_between_chunks_is_a_timeout(scripted_llm_server):
-    server = scripted_llm_server([Reply("abcdef", chunks=3, chunk_delay_s=5.0), Reply("whole")])
-    client, waits = make_client(server, timeout_s=0.5)
-    reply = client.complete(MESSAGES, temperature=0.5)
-    assert reply.text == "whole" and reply.attempts == 2 and len(waits) == 1
-    assert wait_for(lambda: server.disconnects == [0], 1.5), server.disconnects
-
-
-def test_slow_but_streaming_reply_is_not_cut_by_timeout_s(scripted_llm_server):
-    # 12 chunks 0.4 s apart: about 5 s in all, far beyond timeout_s, but no gap comes near it
-    # (a wide margin: the suite runs on busy cores)
-    server = scripted_llm_server([Reply("x" * 12, chunks=12, chunk_delay_s=0.4, first_chunk_delay_s=0.4)])
-    client, waits = make_client(server, timeout_s=2.0, max_retries=0)
-
-    started = time.monotonic()
-    reply = client.complete(MESSAGES, temperature=0.5)
-
-    assert time.monotonic() - started > 4.0
-    assert reply.text == "x" * 12 and reply.attempts == 1 and waits == []
-    assert wait_for(lambda: server.finished == [0]), server.finished  # recorded just after the last bytes
-    assert server.disconnects == []
-
-
-def test_max_seconds_caps_a_whole_reply_and_closes_it(scripted_llm_server):
-    server = scripted_llm_server([Reply("y" * 20, chunks=20, chunk_delay_s=0.2)])
-    client, _ = make_client(server, timeout_s=5, max_seconds=0.7, max_retries=0)
-
-    started = time.monotonic()
-    with pytest.raises(LLMUnavailableError, match="max_seconds") as info:
-        client.complete(MESSAGES, temperature=0.5)
-
-    assert time.monotonic() - started < 2.0 and info.value.attempts == 1
-    assert wait_for(lambda: server.disconnects == [0], 1.5), server.disconnects
-
-
-def test_stream_without_usage_counts_nothing(scripted_llm_server, caplog):
-    server = scripted_llm_server([Reply("no usage here", usage=False), Reply("again", usage=False)])
-    client, _ = make_client(server)
-    with caplog.at_level(logging.WARNING, logger="evoformer.llm.client"):
-        first = client.complete(MESSAGES, temperature=0.1)
-        client.complete(MESSAGES, temperature=0.2)
-    assert first.text == "no usage here" and (first.prompt_tokens, first.completion_tokens) == (0, 0)
-    assert caplog.text.count("sent no token usage") == 1 and client.ledger.snapshot().tokens == 0
-
-
-def test_non_streaming_fallback_is_remembered(scripted_llm_server):
-    server = scripted_llm_server([Reply("plain 1", prompt_tokens=9), Reply("plain 2")], stream_supported=False)
-    client, waits = make_client(server)
-
-    first = client.complete(MESSAGES, temperature=0.5)
-    second = client.complete(MESSAGES, temperature=0.6)
-
-    assert (first.text, first.attempts, first.prompt_tokens) == ("plain 1", 2, 9)
-    assert (second.text, second.attempts) == ("plain 2", 1)
-    assert [r.get("stream") for r in server.requests] == [True, None, None]
-    assert "stream_options" not in server.requests[1] and waits == []
-    usage = client.ledger.snapshot()
-    assert (usage.requests, usage.retries, usage.failures) == (3, 0, 0)
-
-
-def test_stream_options_refused_streams_without_them(scripted_llm_server):
-    refusal = "Unrecognized request argument supplied: stream_options"
-    server = scripted_llm_server([Error(400, refusal), Reply("streamed"), Reply("again")])
-    client, waits = make_client(server)
-    assert client.complete(MESSAGES, temperature=0.5).text == "streamed"
-    assert client.complete(MESSAGES, temperature=0.6).text == "again"
-    assert [r.get("stream") for r in server.requests] == [True, True, True]
-    assert [("stream_options" in r) for r in server.requests] == [True, False, False] and waits == []
-
-
-def test_a_server_that_ignores_stream_and_answers_json(scripted_llm_server):
-    body = llm_server.completion_body(Reply("as json", prompt_tokens=3, completion_tokens=2), {"model": "m"}, 0)
-    server = scripted_llm_server([Raw(json.dumps(body))])
-    client, _ = make_client(server)
-    reply = client.complete(MESSAGES, temperature=0.5)
-    assert (reply.text, reply.prompt_tokens, reply.completion_tokens) == ("as json", 3, 2)
-
-
-# -- context length -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", sorted(llm_server.CONTEXT_LENGTH_MESSAGES))
-@pytest.mark.parametrize("json_mode", [False, True])
-def test_context_length_400_is_not_retried(scripted_llm_server, kind, json_mode):
-    server = scripted_llm_server([context_length_error(kind), Reply("never")])
-    client, waits = make_client(server)
-
-    with pytest.raises(LLMContextLengthError) as info:
-        client.complete(MESSAGES, temperature=0.5, json_mode=json_mode)
-
-    assert isinstance(info.value, LLMRequestError) and info.value.status == 400
-    assert "does not fit the context" in str(info.value)
-    assert len(server.requests) == 1 and server.remaining == 1 and waits == []
-    usage = client.ledger.snapshot()
-    assert (usage.requests, usage.retries, usage.failures) == (1, 0, 1)
-
-
-def test_context_length_messages():
-    for message in [*llm_server.CONTEXT_LENGTH_MESSAGES.values(), "n_ctx is 4096, the prompt has 5000 tokens"]:
-        assert is_context_length_message(message), message
-    for message in ["temperature must be at most 2", "model 'x' not found", "context too long"]:
-        assert not is_context_length_message(message), message
-
-
-def test_other_400_is_not_a_context_length_error(scripted_llm_server):
-    server = scripted_llm_server([Error(400, "temperature must be at most 2")])
-    client, _ = make_client(server)
-    with pytest.raises(LLMRequestError) as info:
-        client.complete(MESSAGES, temperature=5.0)
-    assert not isinstance(info.value, LLMContextLengthError)
-
-
-# -- requests in flight ---------------------------------------------------------------------------
-
-
-def test_concurrency_from_props_is_asked_once(scripted_llm_server):
-    server = scripted_llm_server([], total_slots=3)
-    client, _ = make_client(server)
-    assert client.concurrency() == 3 and client.concurrency() == 3
-    assert server.gets == ["/props"]
-
-
-def test_concurrency_from_props_is_capped(scripted_llm_server):
-    server = scripted_llm_server([], total_slots=16)
-    client, _ = make_client(server)
-    assert client.concurrency() == 4
-
-
-def test_concurrency_from_max_concurrency_asks_nothing(scripted_llm_server):
-    server = scripted_llm_server([], total_slots=3)
-    client, _ = make_client(server, max_concurrency=6)
-    assert client.concurrency() == 6 and server.gets == []
-
-
-def test_concurrency_of_a_loopback_server_that_reports_nothing_is_one(scripted_llm_server):
-    server = scripted_llm_server([])  # /props and /slots answer 404 (not llama.cpp)
-    client, _ = make_client(server)
-    assert client.concurrency() == 1
-    assert server.gets == ["/props", "/slots"]
-
-
-def test_concurrency_from_slots_and_remote_fallback(monkeypatch):
-    import io
-    import urllib.error
-
-    asked: list[str] = []
-
-    def fake_urlopen(request, timeout):
-        asked.append(request.full_url)
-        assert timeout <= 5.0
-        if request.full_url.endswith("/slots") and "slots-host" in request.full_url:
-            return io.BytesIO(json.dumps([{"id": 0}, {"id": 1}]).encode())
-        raise urllib.error.URLError("no route")
-
-    monkeypatch.setattr("evoformer.llm.client.urllib.request.urlopen", fake_urlopen)
-    slots, _ = make_client("http://slots-host:8080/v1")
-    assert slots.concurrency() == 2
-    assert asked == ["http://slots-host:8080/props", "http://slots-host:8080/slots"]
-
-    asked.clear()
-    remote, _ = make_client("https://llm.example.com/api/v1")
-    assert remote.concurrency() == 4  # DEFAULT_CONCURRENCY
-    assert asked == ["https://llm.example.com/api/props", "https://llm.example.com/api/slots"]
-
-    asked.clear()
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    openai_client = LLMClient(LLMConfig(), sleep=Waits())
-    _CLIENTS.append(openai_client)
-    assert openai_client.concurrency() == 4 and asked == []  # api.openai.com is not asked
