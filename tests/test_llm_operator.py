@@ -291,9 +291,13 @@ def test_no_program_in_any_round_is_a_failed_proposal(llm) -> None:
 def test_a_copy_of_the_parent_gets_a_repair_round(llm) -> None:
     renamed = PARENT.replace("Net", "Model").replace("# width", "# the width")
     server, client = llm([Reply(fenced(renamed)), Reply(fenced(CHILD))])
-    proposal = propose(plan(), [view()], "llm", OperatorConfig(), IMPORTS, client=client)
+    planned = plan().model_copy(update={"change": MUTATION_CHANGES[2]})
+    proposal = propose(planned, [view()], "llm", OperatorConfig(), IMPORTS, client=client)
     assert proposal.source == CHILD and proposal.repairs == 1
     assert "copy of program 1" in proposal.repair_errors[0]
+    # Named changes off (the first prompt names none): the copy is asked for its plan's change.
+    assert MUTATION_CHANGES[2] not in server.requests[0]["messages"][-1]["content"]
+    assert f"Make this one change to program 1 instead: {MUTATION_CHANGES[2]}." in proposal.repair_errors[0]
 
 
 def test_a_copy_of_a_sibling_gets_a_repair_round(llm, tmp_path) -> None:
@@ -302,7 +306,13 @@ def test_a_copy_of_a_sibling_gets_a_repair_round(llm, tmp_path) -> None:
     proposal = propose(plan(), [view()], "llm", OperatorConfig(), IMPORTS, client=client, siblings=[sibling])
     assert proposal.source == OTHER and proposal.repairs == 1
     assert proposal.repair_errors[0].startswith("Your program is the same as another child already written")
-    assert "Make a different change" in server.requests[1]["messages"][-1]["content"]
+    # A fresh start: the first prompt again, the copy not shown, the copy named, at the highest temperature.
+    first, again = server.requests[0]["messages"], server.requests[1]["messages"]
+    assert len(again) == len(first) and again[:-1] == first[:-1] and not any(m["role"] == "assistant" for m in again)
+    assert again[-1]["content"].startswith(first[-1]["content"])
+    assert "It was the same as another child already written" in again[-1]["content"]
+    assert server.requests[1]["temperature"] == max(OperatorConfig().temperatures)
+    assert "copy repair at T=" in proposal.description
     server, client = llm([Reply(fenced(CHILD))], tmp_path / "fresh-cache")
     alone = propose(plan(), [view()], "llm", OperatorConfig(), IMPORTS, client=client, siblings=[OTHER])
     assert alone.source == CHILD and alone.repairs == 0 and len(server.requests) == 1
@@ -318,7 +328,7 @@ def test_a_mutation_asked_for_a_change_names_it_in_the_prompt_and_in_its_copy_re
     assert f"this ONE change to its architecture: {change}" in first
     assert "for example" not in first  # the open menu is only for a mutation without a change
     assert proposal.repair_errors[0].startswith("Your program is a copy of program 1")
-    assert f"Make the change asked for: {change}" in server.requests[1]["messages"][-1]["content"]
+    assert f"Make this one change to program 1 instead: {change}." in server.requests[1]["messages"][-1]["content"]
     assert f"asked to {change}" in proposal.description
     server, client = llm([Reply(fenced(CHILD))])
     default = propose(asked, [view()], "llm", OperatorConfig(), IMPORTS, client=client)  # named_changes off

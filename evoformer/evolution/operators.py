@@ -249,15 +249,16 @@ def propose(
     if change:
         notes.append(f"asked to {change}")
 
-    def problem(program: str) -> str | None:
+    def problem(program: str) -> tuple[str | None, bool]:
+        """Why ``program`` is not good yet (None: it is), and whether that is because it is a copy."""
         copied = _copy_of(program, parents, siblings, prelude)
         if copied is not None:
-            return copied + (f" Make the change asked for: {change}." if change else "")
-        return check(program) if check is not None else None
+            return f"{copied} {copy_instruction(plan.change)}", True
+        return (check(program) if check is not None else None), False
 
-    error = None
+    error, copied = None, False
     if config.repair_rounds > 0:
-        error = f"Your reply had no program: {no_program}" if source is None else problem(source)
+        error, copied = (f"Your reply had no program: {no_program}", False) if source is None else problem(source)
     conversation = list(messages)
     text = reply.text
     repair_errors: list[str] = []
@@ -266,11 +267,20 @@ def propose(
         sent = error if len(error) <= _SENT_ERROR_CHARS else "..." + error[-_SENT_ERROR_CHARS:]
         first_line = error.strip().splitlines()[0][:160] if error.strip() else ""
         say(f"{plan.child_id}: repair round {len(repair_errors)}/{config.repair_rounds}: {first_line}")
-        conversation += [{"role": "assistant", "content": text}, {"role": "user", "content": repair_message(sent)}]
+        round_temperature = temperature
+        if copied:
+            # A fresh start from the first prompt, with the copy named and one change asked for, at
+            # the highest temperature: a small model shown its own copy in the conversation wrote it
+            # again (the 1.5B model: 5 of 12 children still copies after two such rounds).
+            conversation = with_note(messages, copy_note(error))
+            round_temperature = max(config.temperatures)
+            notes.append(f"copy repair at T={round_temperature}")
+        else:
+            conversation += [{"role": "assistant", "content": text}, {"role": "user", "content": repair_message(sent)}]
         try:
             reply = client.complete(
                 conversation,
-                temperature=temperature,
+                temperature=round_temperature,
                 sample_index=plan.index,
                 seed=(request_seed + len(repair_errors)) % 2**31,  # each round its own cache key
             )
@@ -299,11 +309,11 @@ def propose(
         text = reply.text
         repaired, _, no_program_now = _program_of(text, None)  # repairs are full rewrites
         if repaired is None:
-            error = f"Your reply had no program: {no_program_now}"
+            error, copied = f"Your reply had no program: {no_program_now}", False
             no_program = no_program or no_program_now
             continue
         source = repaired
-        error = problem(source) if len(repair_errors) < config.repair_rounds else None
+        error, copied = problem(source) if len(repair_errors) < config.repair_rounds else (None, False)
     extra = dict(edit=edit_path, repairs=len(repair_errors), repair_errors=repair_errors)
     if repair_errors:
         notes.append(f"{len(repair_errors)} repair round(s)")
@@ -356,17 +366,30 @@ def _copy_of(source: str, parents: list[ParentView], siblings: Sequence[str], pr
     same = "(the same once docstrings, comments and names are ignored), and copies are rejected"
     for number, parent in enumerate(parents, 1):
         if CandidateProgram(name=parent.id, source=parent.source, prelude=prelude).structure_hash() == child:
-            return (
-                f"Your program is a copy of program {number} {same}. "
-                f"Make one concrete change, for example {CHANGE_EXAMPLES}."
-            )
+            return f"Your program is a copy of program {number} {same}."
     for sibling in siblings:
         if CandidateProgram(name="sibling", source=sibling, prelude=prelude).structure_hash() == child:
-            return (
-                f"Your program is the same as another child already written in this generation {same}. "
-                f"Make a different change, for example {CHANGE_EXAMPLES}."
-            )
+            return f"Your program is the same as another child already written in this generation {same}."
     return None
+
+
+def copy_instruction(change: str | None) -> str:
+    """What a copy is asked to do instead: its plan's named change (siblings have different ones), else any."""
+    if change:
+        return f"Make this one change to program 1 instead: {change}."
+    return f"Make one concrete change, for example {CHANGE_EXAMPLES}."
+
+
+def with_note(messages: list[dict[str, str]], note: str) -> list[dict[str, str]]:
+    """``messages`` with ``note`` appended to the last (user) message."""
+    last = messages[-1]
+    return messages[:-1] + [{"role": last["role"], "content": f"{last['content']}\n\n{note}"}]
+
+
+def copy_note(error: str) -> str:
+    """The note a fresh start after a copy adds to the first prompt."""
+    said = error.replace("Your program is", "It was", 1)
+    return f"An earlier reply to this request was rejected. {said} Return the whole program."
 
 
 def recent_failures(individuals: list[Individual], parent_id: str, limit: int) -> list[str]:
