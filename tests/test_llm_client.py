@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import llm_server
 import pytest
 from llm_clients import MESSAGES, Waits, clean_env, make_client
 from llm_server import Error, Raw, Reply
@@ -29,7 +28,6 @@ from evoformer.llm import (
     retry_after_seconds,
 )
 
-scripted_llm_server = llm_server.scripted_llm_server  # the fixture (until conftest registers it)
 __all__ = ["clean_env"]  # the autouse fixture: no ambient OpenAI settings, clients closed
 
 

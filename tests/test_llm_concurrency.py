@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import llm_server
 from llm_clients import CLIENTS, Waits, clean_env, make_client
 
 from evoformer.llm import (
@@ -12,7 +11,6 @@ from evoformer.llm import (
     LLMConfig,
 )
 
-scripted_llm_server = llm_server.scripted_llm_server  # the fixture (until conftest registers it)
 __all__ = ["clean_env"]  # the autouse fixture: no ambient OpenAI settings, clients closed
 
 

@@ -20,7 +20,6 @@ from evoformer.llm import (
 )
 from evoformer.llm.client import is_context_length_message
 
-scripted_llm_server = llm_server.scripted_llm_server  # the fixture (until conftest registers it)
 __all__ = ["clean_env"]  # the autouse fixture: no ambient OpenAI settings, clients closed
 
 

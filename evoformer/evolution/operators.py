@@ -249,16 +249,18 @@ def propose(
     if change:
         notes.append(f"asked to {change}")
 
-    def problem(program: str) -> tuple[str | None, bool]:
-        """Why ``program`` is not good yet (None: it is), and whether that is because it is a copy."""
-        copied = _copy_of(program, parents, siblings, prelude)
-        if copied is not None:
-            return f"{copied} {copy_instruction(plan.change)}", True
-        return (check(program) if check is not None else None), False
+    copies = _copy_descriptions(parents, siblings, prelude) if config.repair_rounds > 0 else {}
 
-    error, copied = None, False
+    def problem(program: str) -> tuple[str | None, str | None]:
+        """Why ``program`` is not good yet (None: it is), and what it copies when it is a copy."""
+        copied = copies.get(CandidateProgram(name="child", source=program, prelude=prelude).structure_hash())
+        if copied is not None:
+            return f"Your program is {copied} {copy_instruction(plan.change)}", copied
+        return (check(program) if check is not None else None), None
+
+    error, copied = None, None
     if config.repair_rounds > 0:
-        error, copied = (f"Your reply had no program: {no_program}", False) if source is None else problem(source)
+        error, copied = (f"Your reply had no program: {no_program}", None) if source is None else problem(source)
     conversation = list(messages)
     text = reply.text
     repair_errors: list[str] = []
@@ -272,7 +274,8 @@ def propose(
             # A fresh start from the first prompt, with the copy named and one change asked for, at
             # the highest temperature: a small model shown its own copy in the conversation wrote it
             # again (the 1.5B model: 5 of 12 children still copies after two such rounds).
-            conversation = with_note(messages, copy_note(error))
+            note = f"It was {copied} {copy_instruction(plan.change)} Return the whole program."
+            conversation = with_note(messages, f"An earlier reply to this request was rejected. {note}")
             round_temperature = max(config.temperatures)
             notes.append(f"copy repair at T={round_temperature}")
         else:
@@ -309,11 +312,11 @@ def propose(
         text = reply.text
         repaired, _, no_program_now = _program_of(text, None)  # repairs are full rewrites
         if repaired is None:
-            error, copied = f"Your reply had no program: {no_program_now}", False
+            error, copied = f"Your reply had no program: {no_program_now}", None
             no_program = no_program or no_program_now
             continue
         source = repaired
-        error, copied = problem(source) if len(repair_errors) < config.repair_rounds else (None, False)
+        error, copied = problem(source) if len(repair_errors) < config.repair_rounds else (None, None)
     extra = dict(edit=edit_path, repairs=len(repair_errors), repair_errors=repair_errors)
     if repair_errors:
         notes.append(f"{len(repair_errors)} repair round(s)")
@@ -357,20 +360,22 @@ def _program_of(text: str, diff_base: str | None) -> tuple[str | None, Literal["
     return None, path, f"{why_no_diff}, and no whole program: {why}" if why_no_diff else why
 
 
-def _copy_of(source: str, parents: list[ParentView], siblings: Sequence[str], prelude: str) -> str | None:
-    """Why ``source`` is rejected as a copy of a parent or of a sibling (the flow's near-copy test), or None.
+def _copy_descriptions(parents: list[ParentView], siblings: Sequence[str], prelude: str) -> dict[str, str]:
+    """Structure hash (the flow's near-copy test) -> what a program with it copies, for the parents
+    and the siblings; each hashed once per proposal, not once per repair round.
 
     Why siblings too: a small model given the same prompt for several children of one parent wrote
     the same child for several of them (the 1.5B model, 3 of 6), and the flow trains only the first."""
-    child = CandidateProgram(name="child", source=source, prelude=prelude).structure_hash()
-    same = "(the same once docstrings, comments and names are ignored), and copies are rejected"
-    for number, parent in enumerate(parents, 1):
-        if CandidateProgram(name=parent.id, source=parent.source, prelude=prelude).structure_hash() == child:
-            return f"Your program is a copy of program {number} {same}."
+    same = "(the same once docstrings, comments and names are ignored), and copies are rejected."
+    copies: dict[str, str] = {}
     for sibling in siblings:
-        if CandidateProgram(name="sibling", source=sibling, prelude=prelude).structure_hash() == child:
-            return f"Your program is the same as another child already written in this generation {same}."
-    return None
+        structure = CandidateProgram(name="sibling", source=sibling, prelude=prelude).structure_hash()
+        copies[structure] = f"the same as another child already written in this generation {same}"
+    for number in range(len(parents), 0, -1):  # a parent's copy is named as such, the first parent first
+        parent = parents[number - 1]
+        structure = CandidateProgram(name=parent.id, source=parent.source, prelude=prelude).structure_hash()
+        copies[structure] = f"a copy of program {number} {same}"
+    return copies
 
 
 def copy_instruction(change: str | None) -> str:
@@ -384,12 +389,6 @@ def with_note(messages: list[dict[str, str]], note: str) -> list[dict[str, str]]
     """``messages`` with ``note`` appended to the last (user) message."""
     last = messages[-1]
     return messages[:-1] + [{"role": last["role"], "content": f"{last['content']}\n\n{note}"}]
-
-
-def copy_note(error: str) -> str:
-    """The note a fresh start after a copy adds to the first prompt."""
-    said = error.replace("Your program is", "It was", 1)
-    return f"An earlier reply to this request was rejected. {said} Return the whole program."
 
 
 def recent_failures(individuals: list[Individual], parent_id: str, limit: int) -> list[str]:
